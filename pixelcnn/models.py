@@ -1,0 +1,253 @@
+"""The models: Gated PixelCNN, the original masked PixelCNN, and the PixelCNN autoencoder.
+
+Every model maps integer sub-pixels x [B, C, H, W] in [0, levels) to logits
+[B, levels, C, H, W], so `F.cross_entropy(logits, x)` is the negative log-likelihood.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .layers import GatedLayer, MaskedConv2d, OutputHead, channel_groups, group_mask
+
+
+class _Conditioned(nn.Module):
+    """Shared plumbing: input checks, the [-1, 1] input embedding, per-layer conditioning."""
+
+    config: ModelConfig
+
+    def _init_conditioning(self, per_layer: int):
+        cfg = self.config
+        width = cfg.layers * per_layer
+        self.class_embed = nn.Embedding(cfg.num_classes, width) if cfg.num_classes else None
+        if self.class_embed is not None:
+            nn.init.normal_(self.class_embed.weight, std=0.1)
+        self.cond_proj = nn.Linear(cfg.cond_dim, width, bias=False) if cfg.cond_dim else None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer sub-pixels -> the network's float input in [-1, 1]."""
+        return x.to(self.dtype) * (2.0 / (self.config.levels - 1)) - 1.0
+
+    def condition(self, y=None, h=None) -> Optional[torch.Tensor]:
+        """Per-layer conditioning biases [B, layers, ...] from a class y and/or a vector h."""
+        out = None
+        if self.class_embed is not None:
+            out = self.class_embed(y)
+        if self.cond_proj is not None:
+            ph = self.cond_proj(h.to(self.dtype))
+            out = ph if out is None else out + ph
+        return out
+
+    def check_inputs(self, x, y=None, h=None, batch=None):
+        """Raise a ValueError naming the argument, the expected and the given."""
+        if x is not None:
+            self.check_x(x)
+            batch = x.shape[0]
+        self.check_y(y, batch)
+        if self._needs_h or h is not None:
+            self.check_h(h, batch)
+
+    def check_x(self, x):
+        cfg = self.config
+        if not isinstance(x, torch.Tensor):
+            raise ValueError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.is_floating_point() or x.is_complex() or x.dtype == torch.bool:
+            raise ValueError(
+                f"x must hold integer sub-pixel values in [0, {cfg.levels}) (e.g. uint8 or "
+                f"long), got dtype {x.dtype}; quantise images first, e.g. "
+                f"(img * {cfg.levels - 1}).round().long() for floats in [0, 1]")
+        if x.dim() != 4 or x.shape[1] != cfg.in_channels:
+            raise ValueError(f"x must have shape [B, {cfg.in_channels}, H, W], got {list(x.shape)}")
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= cfg.levels):
+            raise ValueError(f"x values must lie in [0, {cfg.levels}), got min {int(x.min())} "
+                             f"max {int(x.max())}")
+
+    def check_y(self, y, batch):
+        n = self.config.num_classes
+        if not n:
+            if y is not None:
+                raise ValueError("y was given but this model is not class-conditional "
+                                 "(num_classes=None)")
+            return
+        if y is None:
+            raise ValueError(f"y is required: this model is conditioned on {n} classes; pass an "
+                             f"integer tensor of labels [{batch}]")
+        if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.dim() != 1 \
+                or y.shape[0] != batch:
+            got = f"{y.dtype} {list(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
+            raise ValueError(f"y must be an integer tensor of shape [{batch}], got {got}")
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n):
+            raise ValueError(f"y values must lie in [0, {n}), got min {int(y.min())} "
+                             f"max {int(y.max())}")
+
+    def check_h(self, h, batch):
+        d = self.config.cond_dim
+        if not d:
+            if h is not None:
+                raise ValueError("h was given but this model takes no conditioning vector "
+                                 "(cond_dim=None)")
+            return
+        if h is None:
+            raise ValueError(f"h is required: this model is conditioned on a vector of size {d};"
+                             f" pass a float tensor [{batch}, {d}]")
+        if not isinstance(h, torch.Tensor) or not h.is_floating_point() \
+                or tuple(h.shape) != (batch, d):
+            got = f"{h.dtype} {list(h.shape)}" if isinstance(h, torch.Tensor) else type(h).__name__
+            raise ValueError(f"h must be a float tensor of shape [{batch}, {d}], got {got}")
+
+    _needs_h = True
+
+    def forward(self, x, y=None, h=None):
+        """x: long [B, C, H, W] in [0, levels) -> logits [B, levels, C, H, W]."""
+        self.check_inputs(x, y, h)
+        return self.forward_float(self.embed(x), y, h)
+
+
+class GatedPixelCNN(_Conditioned):
+    """Gated PixelCNN: a vertical and a horizontal stack (no blind spot), gated tanh * sigmoid
+    units, residual and skip connections, conditioned on a class y and/or a vector h."""
+
+    def __init__(self, in_channels=3, levels=256, channels=192, layers=15, kernel_size=5,
+                 num_classes=None, cond_dim=None, *, config: Optional[ModelConfig] = None):
+        super().__init__()
+        self.config = config or ModelConfig(
+            model="gated", in_channels=in_channels, levels=levels, channels=channels,
+            layers=layers, kernel_size=kernel_size, num_classes=num_classes, cond_dim=cond_dim)
+        cfg = self.config
+        groups = cfg.in_channels
+        hidden = channel_groups(cfg.channels, groups)
+        self.layers = nn.ModuleList(
+            GatedLayer(torch.arange(groups) if i == 0 else hidden, cfg.channels,
+                       cfg.kernel_size, groups, first=(i == 0))
+            for i in range(cfg.layers))
+        self.head = OutputHead(cfg.channels, cfg.in_channels, cfg.levels)
+        self._init_conditioning(per_layer=2 * 2 * cfg.channels)   # vertical, horizontal
+
+    def condition(self, y=None, h=None):
+        """[B, layers, 2 (vertical, horizontal), 2 * channels] or None."""
+        out = super().condition(y, h)
+        return None if out is None else out.view(out.shape[0], self.config.layers, 2, -1)
+
+    def forward_float(self, u, y=None, h=None):
+        """u: the embedded image [B, C, H, W] (see `embed`) -> logits [B, levels, C, H, W]."""
+        cond = self.condition(y, h)
+        v, hz, skip = u, u, 0
+        for i, layer in enumerate(self.layers):
+            v, hz, s = layer(v, hz, None if cond is None else cond[:, i])
+            skip = skip + s
+        return self.head(skip)
+
+
+class PixelCNN(_Conditioned):
+    """The original PixelCNN: a k x k mask A convolution, then residual k x k mask B
+    convolutions, then the output head. Its receptive field has the blind spot that the
+    gated model removes."""
+
+    def __init__(self, in_channels=3, levels=256, channels=192, layers=15, kernel_size=5,
+                 num_classes=None, cond_dim=None, *, config: Optional[ModelConfig] = None):
+        super().__init__()
+        self.config = config or ModelConfig(
+            model="pixelcnn", in_channels=in_channels, levels=levels, channels=channels,
+            layers=layers, kernel_size=kernel_size, num_classes=num_classes, cond_dim=cond_dim)
+        cfg = self.config
+        hidden = channel_groups(cfg.channels, cfg.in_channels)
+        k = cfg.kernel_size
+        self.convs = nn.ModuleList(
+            MaskedConv2d(cfg.in_channels if i == 0 else cfg.channels, cfg.channels, k,
+                         spatial_mask(k, torch.arange(cfg.in_channels) if i == 0 else hidden,
+                                      hidden, "A" if i == 0 else "B"))
+            for i in range(cfg.layers))
+        self.head = OutputHead(cfg.channels, cfg.in_channels, cfg.levels)
+        self._init_conditioning(per_layer=cfg.channels)
+
+    def forward_float(self, u, y=None, h=None):
+        cond = self.condition(y, h)
+        if cond is not None:
+            cond = cond.view(cond.shape[0], self.config.layers, -1, 1, 1)
+        p = self.config.kernel_size // 2
+        x = u
+        for i, conv in enumerate(self.convs):
+            out = conv(F.pad(x if i == 0 else F.relu(x), (p, p, p, p)))
+            if cond is not None:
+                out = out + cond[:, i]
+            x = out if i == 0 else x + out
+        return self.head(x)
+
+
+def spatial_mask(k: int, in_groups, out_groups, kind: str) -> torch.Tensor:
+    """[out, in, k, k] mask of a masked convolution: rows above, columns left in the centre
+    row, and the centre tap by colour group."""
+    mask = torch.zeros(len(out_groups), len(in_groups), k, k)
+    c = k // 2
+    mask[:, :, :c] = 1
+    mask[:, :, c, :c] = 1
+    mask[:, :, c, c] = group_mask(out_groups, in_groups, kind)
+    return mask
+
+
+class Encoder(nn.Module):
+    """Convolutional encoder of the PixelCNN autoencoder: image -> code h [B, cond_dim]."""
+
+    def __init__(self, in_channels: int, cond_dim: int, width: int = 64):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(width, width, 3, 1, 1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+            nn.Linear(width * 16, cond_dim))
+
+    def forward(self, u):
+        return self.net(u)
+
+
+class PixelCNNAutoencoder(_Conditioned):
+    """PixelCNN autoencoder (paper §3.4): an encoder maps the image to a code h, and a Gated
+    PixelCNN decoder models the image given h; trained end to end on the NLL."""
+
+    _needs_h = False   # h comes from the encoder
+
+    def __init__(self, in_channels=3, levels=256, channels=192, layers=15, kernel_size=5,
+                 num_classes=None, cond_dim=100, *, config: Optional[ModelConfig] = None):
+        super().__init__()
+        self.config = config or ModelConfig(
+            model="autoencoder", in_channels=in_channels, levels=levels, channels=channels,
+            layers=layers, kernel_size=kernel_size, num_classes=num_classes, cond_dim=cond_dim)
+        self.encoder = Encoder(self.config.in_channels, self.config.cond_dim)
+        self.decoder = GatedPixelCNN(config=self.config.replace(model="gated"))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """x: long [B, C, H, W] -> the code h [B, cond_dim]."""
+        self.check_x(x)
+        return self.encoder(self.embed(x))
+
+    def forward_float(self, u, y=None, h=None):
+        return self.decoder.forward_float(u, y, self.encoder(u) if h is None else h)
+
+    def reconstruct(self, x, y=None, **sample_kwargs) -> torch.Tensor:
+        """Sample images from the decoder given the code of x (paper Fig. 6)."""
+        from .sampling import sample
+        size = tuple(x.shape[-2:])
+        with torch.no_grad():
+            h = self.encode(x)
+        return sample(self.decoder, x.shape[0], size, y=y, h=h, **sample_kwargs)
+
+
+MODELS = {"gated": GatedPixelCNN, "pixelcnn": PixelCNN, "autoencoder": PixelCNNAutoencoder}
+
+
+def build(config: ModelConfig) -> nn.Module:
+    """The model a config describes, freshly initialised."""
+    return MODELS[config.model](config=config)

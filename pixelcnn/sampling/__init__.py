@@ -1,0 +1,3 @@
+"""Samplers."""
+def sample(*a, **k):
+    raise NotImplementedError
