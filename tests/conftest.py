@@ -25,11 +25,11 @@ def randomize(model: torch.nn.Module, seed: int = 0, gain: float = 1.0) -> torch
     return model
 
 
-def make_model(kind="gated", dtype=torch.float64, seed=0, **cfg):
+def make_model(kind="gated", dtype=torch.float64, seed=0, gain=1.0, **cfg):
     """A model from config fields (the tiny preset by default) with random weights."""
     config = pixelcnn.preset("tiny", **{"model": kind, **cfg})
     model = pixelcnn.build(config).to(dtype)
-    return randomize(model, seed).eval()
+    return randomize(model, seed, gain).eval()
 
 
 def conditioning(model, batch, seed=0):

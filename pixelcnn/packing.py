@@ -1,0 +1,99 @@
+"""The packed weight layout shared by every incremental sampler (cached, triton, native).
+
+A GatedPixelCNN's convolutions become plain matrices with the colour-group masks baked in,
+stacked over layers. The first layer's input (the image, C channels) is zero-padded to the
+hidden width so that every layer has the same shapes:
+
+    per layer l (stacked along dim 0, L layers; H hidden channels, p = k // 2):
+    wv      [L, (p+1)*k*H, 2H]  vertical stack, im2col order (row, column, channel)
+    bv      [L, 2H]
+    wlink   [L, 2H, 2H]         vertical pre-activation of row i-1 -> horizontal stack
+    wh_prev [L, p*H, 2H]        horizontal taps j-p .. j-1, order (column, channel)
+    wh_cur  [L, H, 2H]          horizontal tap j, mask A (l = 0) / B baked in
+    bh      [L, 2H]
+    wres    [L, H, H], bres [L, H]   1x1 to the residual (layer 0: the output itself)
+    wskip   [L, H, H], bskip [H]     1x1 to the skip connections (biases summed over layers)
+    w1 [H, H], b1 [H], w2 [H, C*levels], b2 [C*levels]   the output head
+
+Activations are row vectors: out = in @ W. Conditioning enters as per-image biases from
+`model.condition(y, h)`: [B, L, 2 (vertical, horizontal), 2H].
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class PackedGated:
+    in_channels: int
+    levels: int
+    hidden: int
+    layers: int
+    kernel_size: int
+    wv: torch.Tensor
+    bv: torch.Tensor
+    wlink: torch.Tensor
+    wh_prev: torch.Tensor
+    wh_cur: torch.Tensor
+    bh: torch.Tensor
+    wres: torch.Tensor
+    bres: torch.Tensor
+    wskip: torch.Tensor
+    bskip: torch.Tensor
+    w1: torch.Tensor
+    b1: torch.Tensor
+    w2: torch.Tensor
+    b2: torch.Tensor
+
+    @property
+    def pad(self) -> int:
+        return self.kernel_size // 2
+
+    def tensors(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if isinstance(getattr(self, f.name), torch.Tensor)}
+
+    def to(self, device=None, dtype=None) -> "PackedGated":
+        moved = {k: v.to(device=device, dtype=dtype) for k, v in self.tensors().items()}
+        return PackedGated(self.in_channels, self.levels, self.hidden, self.layers,
+                           self.kernel_size, **moved)
+
+
+def _pad_in(w: torch.Tensor, hidden: int) -> torch.Tensor:
+    """Zero-pad the input-channel dim (1) of a conv weight to the hidden width."""
+    return F.pad(w, (0, 0, 0, 0, 0, hidden - w.shape[1]))
+
+
+@torch.no_grad()
+def pack(model) -> PackedGated:
+    """Pack a GatedPixelCNN's weights (masks applied) in the layout above."""
+    cfg = model.config
+    H, k, p = cfg.channels, cfg.kernel_size, cfg.kernel_size // 2
+    per_layer = {name: [] for name in
+                 ("wv", "bv", "wlink", "wh_prev", "wh_cur", "bh", "wres", "bres", "wskip")}
+    bskip = 0
+    for layer in model.layers:
+        wv = _pad_in(layer.v_conv.weight, H)                        # [2H, H, p+1, k]
+        wh = _pad_in(layer.h_conv.masked_weight, H)                 # [2H, H, 1, p+1]
+        wo = layer.out.masked_weight[:, :, 0, 0]                    # [2H, H]
+        bo = layer.out.bias
+        per_layer["wv"].append(wv.permute(2, 3, 1, 0).reshape(-1, 2 * H))
+        per_layer["bv"].append(layer.v_conv.bias)
+        per_layer["wlink"].append(layer.link.weight[:, :, 0, 0].t())
+        per_layer["wh_prev"].append(wh[:, :, 0, :p].permute(2, 1, 0).reshape(-1, 2 * H))
+        per_layer["wh_cur"].append(wh[:, :, 0, p].t())
+        per_layer["bh"].append(layer.h_conv.bias)
+        per_layer["wres"].append(wo[:H].t())
+        per_layer["bres"].append(bo[:H])
+        per_layer["wskip"].append(wo[H:].t())
+        bskip = bskip + bo[H:]
+    head = model.head
+    return PackedGated(
+        cfg.in_channels, cfg.levels, H, cfg.layers, k,
+        **{name: torch.stack(ts).contiguous() for name, ts in per_layer.items()},
+        bskip=bskip.contiguous(),
+        w1=head.hidden.masked_weight[:, :, 0, 0].t().contiguous(), b1=head.hidden.bias.clone(),
+        w2=head.logits.masked_weight[:, :, 0, 0].t().contiguous(), b2=head.logits.bias.clone())

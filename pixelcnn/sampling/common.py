@@ -1,0 +1,113 @@
+"""What every sampler shares: argument checks, the uniforms, and inverse-CDF sampling."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+
+
+@dataclass
+class Job:
+    """A checked sampling request. x holds the image being written (x0's pixels before
+    `start`, zeros after); uniforms has one value per sub-pixel, in the sampling dtype."""
+    model: torch.nn.Module
+    x: torch.Tensor                    # long [n, C, H, W], on the model's device
+    uniforms: torch.Tensor             # [n, C, H, W], float32 (float64 for float64 models)
+    y: Optional[torch.Tensor]
+    h: Optional[torch.Tensor]
+    temperature: float
+    start: int
+
+    @property
+    def shape(self):
+        return tuple(self.x.shape)
+
+
+def sampling_dtype(model_dtype: torch.dtype) -> torch.dtype:
+    """Softmax and the CDF run in float64 for float64 models, float32 otherwise."""
+    return torch.float64 if model_dtype == torch.float64 else torch.float32
+
+
+def inverse_cdf(logits: torch.Tensor, u: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """logits [B, levels], u [B] -> long [B]: #{v : cdf(v) < u} (clamped to levels - 1) under
+    softmax(logits / temperature)."""
+    logits = logits.to(sampling_dtype(logits.dtype))
+    if temperature != 1.0:
+        logits = logits / temperature
+    cdf = torch.softmax(logits, -1).cumsum_(-1)
+    return (cdf < u[:, None]).sum(-1).clamp_(max=logits.shape[-1] - 1)
+
+
+def _size(size):
+    if isinstance(size, int):
+        size = (size, size)
+    try:
+        height, width = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be (H, W) or an int, got {size!r}") from None
+    if height < 1 or width < 1 or (height, width) != tuple(size):
+        raise ValueError(f"size must be two positive integers (H, W), got {size!r}")
+    return height, width
+
+
+def prepare(model, n, size, y=None, h=None, uniforms=None, generator=None, temperature=1.0,
+            x0=None, start=0) -> Job:
+    """Check every argument of `sample` against the model and build the Job."""
+    from ..models import PixelCNNAutoencoder, _Conditioned
+    if isinstance(model, PixelCNNAutoencoder):
+        if h is None:
+            raise ValueError("sampling a PixelCNNAutoencoder needs its code h: pass "
+                             "h=model.encode(x), or use model.reconstruct(x)")
+        model = model.decoder
+    if not isinstance(model, _Conditioned):
+        raise ValueError(f"model must be a pixelcnn model, got {type(model).__name__}")
+    cfg = model.config
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n (the number of images) must be an integer >= 1, got {n!r}")
+    height, width = _size(size)
+    shape = (n, cfg.in_channels, height, width)
+    device, dtype = model.device, sampling_dtype(model.dtype)
+    if not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
+    model.check_y(y, n)
+    model.check_h(h, n)
+    if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= height * width:
+        raise ValueError(f"start must be an integer raster pixel index in [0, {height * width}] "
+                         f"(H * W), got {start!r}")
+    if x0 is None:
+        if start > 0:
+            raise ValueError(f"start={start} completes the image from x0: pass x0 [n, C, H, W]")
+        x = torch.zeros(shape, dtype=torch.long, device=device)
+    else:
+        model.check_x(x0)
+        if tuple(x0.shape) != shape:
+            raise ValueError(f"x0 must have shape {list(shape)} (n, C, H, W), got "
+                             f"{list(x0.shape)}")
+        x = x0.to(device=device, dtype=torch.long).clone()
+        x.view(n, cfg.in_channels, -1)[:, :, start:] = 0    # the sampler writes these
+    if uniforms is None:
+        uniforms = torch.rand(shape, generator=generator, dtype=torch.float64)
+    elif not isinstance(uniforms, torch.Tensor) or not uniforms.is_floating_point() \
+            or tuple(uniforms.shape) != shape:
+        got = f"{uniforms.dtype} {list(uniforms.shape)}" if isinstance(uniforms, torch.Tensor) \
+            else type(uniforms).__name__
+        raise ValueError(f"uniforms must be a float tensor of shape {list(shape)} "
+                         f"(n, C, H, W), got {got}")
+    elif uniforms.numel() and not (uniforms.min() >= 0 and uniforms.max() < 1):
+        raise ValueError(f"uniforms must lie in [0, 1), got min {float(uniforms.min())} "
+                         f"max {float(uniforms.max())}")
+    uniforms = uniforms.to(device=device, dtype=dtype)
+    if y is not None:
+        y = y.to(device)
+    if h is not None:
+        h = h.to(device=device, dtype=model.dtype)
+    return Job(model, x, uniforms, y, h, float(temperature), start)
+
+
+def progress_bar(job: Job, enabled: bool):
+    """A tqdm bar counting sub-pixels (disabled: a no-op with the same interface)."""
+    from tqdm.auto import tqdm
+    n, C, H, W = job.shape
+    return tqdm(total=C * (H * W - job.start), unit="sub-pixel", disable=not enabled,
+                desc="sampling", leave=False)
