@@ -20,17 +20,23 @@ def _run(method: str, job: Job, progress: bool) -> torch.Tensor:
     if method == "cached":
         from .cached import sample_cached
         return sample_cached(job, progress)
-    raise ValueError(f"method={method!r} is not available yet")
+    if method == "triton":
+        from .triton import sample_triton
+        return sample_triton(job, progress)
+    from .native import sample_native
+    return sample_native(job, progress)
 
 
 def available_methods(model) -> list:
     """The methods that can sample this model on its device, fastest first."""
     from ..models import GatedPixelCNN, PixelCNNAutoencoder
+    from . import native, triton
     if isinstance(model, PixelCNNAutoencoder):
         model = model.decoder
     if not isinstance(model, GatedPixelCNN):
         return ["naive"]
-    return ["cached", "naive"]
+    fused = [m for m, mod in (("triton", triton), ("native", native)) if mod.available(model)]
+    return fused + ["cached", "naive"]
 
 
 @torch.no_grad()
