@@ -15,6 +15,11 @@ from .config import ModelConfig
 from .layers import GatedLayer, MaskedConv2d, OutputHead, channel_groups, group_mask
 
 
+def embed(x: torch.Tensor, levels: int, dtype: torch.dtype) -> torch.Tensor:
+    """Integer sub-pixels in [0, levels) -> floats in [-1, 1], the network's input."""
+    return x.to(dtype) * (2.0 / (levels - 1)) - 1.0
+
+
 class _Conditioned(nn.Module):
     """Shared plumbing: input checks, the [-1, 1] input embedding, per-layer conditioning."""
 
@@ -38,7 +43,7 @@ class _Conditioned(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Integer sub-pixels -> the network's float input in [-1, 1]."""
-        return x.to(self.dtype) * (2.0 / (self.config.levels - 1)) - 1.0
+        return embed(x, self.config.levels, self.dtype)
 
     def condition(self, y=None, h=None) -> Optional[torch.Tensor]:
         """Per-layer conditioning biases [B, layers, ...] from a class y and/or a vector h."""

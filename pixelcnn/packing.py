@@ -97,3 +97,14 @@ def pack(model) -> PackedGated:
         bskip=bskip.contiguous(),
         w1=head.hidden.masked_weight[:, :, 0, 0].t().contiguous(), b1=head.hidden.bias.clone(),
         w2=head.logits.masked_weight[:, :, 0, 0].t().contiguous(), b2=head.logits.bias.clone())
+
+
+def layer_biases(packed: PackedGated, cond, batch: int):
+    """Per-image biases of the vertical and horizontal stacks, [L, batch, 2H] each: the layers'
+    biases plus the conditioning cond [batch, L, 2, 2H] (None: unconditioned)."""
+    bias_v = packed.bv[:, None].expand(-1, batch, -1)
+    bias_h = packed.bh[:, None].expand(-1, batch, -1)
+    if cond is not None:
+        bias_v = bias_v + cond[:, :, 0].transpose(0, 1)
+        bias_h = bias_h + cond[:, :, 1].transpose(0, 1)
+    return bias_v.contiguous(), bias_h.contiguous()

@@ -60,16 +60,17 @@ def test_cache_steps_match_full_forward(fields, size):
         logits, f = full_forward_features(model, x, y, h)
         cache = GatedCache(pack(model), model.condition(y, h)).setup(B, H, W)
         bias_h = cache.bias_h                                      # [L, B, 2H]
+        # the fused samplers drive the same cache through these steps (kernels.reference)
         groups = channel_groups(Hd, C)
         xe = model.embed(x)
         for i in range(H):
-            cache.row(xe[:, :, i - 1] if i else None)
+            cache.row(i, xe[:, :, i - 1] if i else None)
             for l in range(L):
-                # vertical buffer: rows i-p-1 .. i-1 of layer l's vertical input (zero above)
-                for r in range(p + 1):
-                    row = i - 1 - p + r
+                # vertical ring buffer: rows i-p-1 .. i-1 of layer l's vertical input (zero
+                # above the image), row r in slot r % (p + 1)
+                for row in range(i - 1 - p, i):
                     want = f["v_in"][l][:, :, row].transpose(1, 2) if row >= 0 else 0
-                    got = cache.vbuf[l, :, r, p:p + W, :f["v_in"][l].shape[1]]
+                    got = cache.vbuf[l, :, row % (p + 1), p:p + W, :f["v_in"][l].shape[1]]
                     torch.testing.assert_close(got, want + torch.zeros_like(got), rtol=0, atol=1e-12)
                 torch.testing.assert_close(
                     cache.row_bias[l], f["link"][l][:, :, i].transpose(1, 2) + bias_h[l, :, None],

@@ -1,10 +1,13 @@
 """The incremental sampler in PyTorch (DESIGN §4): per-layer row and pixel caches, so that
 each sub-pixel costs one pixel of the horizontal stacks instead of a whole forward pass.
 
-Once per row: the vertical stack of the previous row for every layer (from a rolling buffer
-of the last p + 1 rows of each layer's vertical input), and through the link the horizontal
+Once per row: the vertical stack of the previous row for every layer (from a ring buffer of
+the last p + 1 rows of each layer's vertical input), and through the link the horizontal
 stack's pre-activation from above. Once per pixel: the horizontal taps left of it. Once per
 sub-pixel: the current tap, the gates and residuals of every layer, the head, the sample.
+
+`GatedCache` holds the state and its PyTorch steps; the fused samplers (triton, native) read
+and write the same buffers. `sample_rows` is the loop every incremental method runs.
 """
 from __future__ import annotations
 
@@ -12,14 +15,17 @@ from typing import Optional
 
 import torch
 
-from ..packing import PackedGated, pack
+from ..models import embed
+from ..packing import PackedGated, layer_biases, pack
 from .common import Job, inverse_cdf, progress_bar
 
 
 class GatedCache:
     """The caches of one sampling call, allocated once by `setup(batch, H, W)`.
 
-    vbuf     [L, B, p+1, W+2p, H]  last p + 1 rows of each layer's vertical input (padded)
+    vbuf     [L, B, p+1, W+2p, H]  ring of the last p + 1 rows of each layer's vertical
+                                   input (zero-padded columns); image row r in slot r % (p+1)
+    v_pre    [L, B, W, 2H]         vertical pre-activations of the row above
     row_bias [L, B, W, 2H]         horizontal pre-activation from above: link + bias + cond
     hbuf     [L, B, p+W, H]        each layer's horizontal input along the current row
     base     [L, B, 2H]            row_bias + the taps left of the current pixel
@@ -27,21 +33,16 @@ class GatedCache:
     """
 
     def __init__(self, packed: PackedGated, cond: Optional[torch.Tensor] = None):
-        self.w = packed
-        w = packed
-        bias_v, bias_h = w.bv[:, None], w.bh[:, None]               # [L, 1, 2H]
-        if cond is not None:                                        # [B, L, 2, 2H]
-            bias_v = bias_v + cond[:, :, 0].transpose(0, 1)
-            bias_h = bias_h + cond[:, :, 1].transpose(0, 1)
-        self.bias_v, self.bias_h = bias_v, bias_h                   # [L, B or 1, 2H]
-        self.wskip = w.wskip.reshape(w.layers * w.hidden, w.hidden)
+        self.w, self.cond = packed, cond
 
     def setup(self, batch: int, height: int, width: int):
         w, p = self.w, self.w.pad
         L, H = w.layers, w.hidden
         new = lambda *shape: w.wv.new_zeros(shape)
         self.batch, self.width = batch, width
+        self.bias_v, self.bias_h = layer_biases(w, self.cond, batch)
         self.vbuf = new(L, batch, p + 1, width + 2 * p, H)
+        self.v_pre = new(L, batch, width, 2 * H)
         self.row_bias = new(L, batch, width, 2 * H)
         self.hbuf = new(L, batch, p + width, H)
         self.base = new(L, batch, 2 * H)
@@ -50,29 +51,33 @@ class GatedCache:
         return self
 
     def reset(self):
-        for t in (self.vbuf, self.row_bias, self.hbuf, self.base, self.gated, self.cur):
+        for t in (self.vbuf, self.v_pre, self.row_bias, self.hbuf, self.base, self.gated,
+                  self.cur):
             t.zero_()
 
-    def row(self, above: Optional[torch.Tensor]):
-        """Start a row. above: the embedded image row above it [B, C, W], None for row 0."""
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return embed(x, self.w.levels, self.w.wv.dtype)
+
+    def row(self, i: int, above: Optional[torch.Tensor]):
+        """Start row i. above: the embedded image row i - 1 [B, C, W] (None for row 0)."""
         w, p, k = self.w, self.w.pad, self.w.kernel_size
         L, H, B, W = w.layers, w.hidden, self.batch, self.width
-        if above is None:
+        if i == 0:
             self.vbuf.zero_()
             self.row_bias.copy_(self.bias_h[:, :, None].expand_as(self.row_bias))
             return
-        self.vbuf[:, :, :-1] = self.vbuf[:, :, 1:].clone()           # roll up one row
+        slot = (i - 1) % (p + 1)
+        rows = [(i + r) % (p + 1) for r in range(p + 1)]            # slots, oldest row first
         v_in = self.vbuf.new_zeros(B, W, H)
         v_in[..., :w.in_channels] = above.transpose(1, 2)
-        v_pre = []
         for l in range(L):
-            buf = self.vbuf[l]                                      # [B, p+1, W+2p, H]
-            buf[:, -1, p:p + W] = v_in
-            win = buf.unfold(2, k, 1).permute(0, 2, 1, 4, 3)        # [B, W, p+1, k, H]
-            pre = (win.reshape(B * W, -1) @ w.wv[l]).view(B, W, 2 * H) + self.bias_v[l, :, None]
-            v_pre.append(pre.view(B * W, 2 * H))
+            self.vbuf[l, :, slot, p:p + W] = v_in
+            win = self.vbuf[l][:, rows].unfold(2, k, 1).permute(0, 2, 1, 4, 3)  # [B, W, p+1, k, H]
+            pre = torch.addmm(self.bias_v[l].repeat_interleave(W, 0), win.reshape(B * W, -1),
+                              w.wv[l]).view(B, W, 2 * H)
+            self.v_pre[l] = pre
             v_in = torch.tanh(pre[..., :H]) * torch.sigmoid(pre[..., H:])
-        link = torch.bmm(torch.stack(v_pre), w.wlink).view(L, B, W, 2 * H)
+        link = torch.bmm(self.v_pre.view(L, B * W, 2 * H), w.wlink).view(L, B, W, 2 * H)
         torch.add(link, self.bias_h[:, :, None], out=self.row_bias)
 
     def begin_pixel(self, j: int):
@@ -99,7 +104,8 @@ class GatedCache:
     def logits(self, c: int) -> torch.Tensor:
         """The head at the current sub-pixel: logits [B, levels] of channel c."""
         w = self.w
-        skip = torch.addmm(w.bskip, self.gated.view(self.batch, -1), self.wskip)
+        wskip = w.wskip.view(w.layers * w.hidden, w.hidden)
+        skip = torch.addmm(w.bskip, self.gated.view(self.batch, -1), wskip)
         a = torch.relu(torch.addmm(w.b1, torch.relu(skip), w.w1))
         cols = slice(c * w.levels, (c + 1) * w.levels)
         return torch.addmm(w.b2[cols], a, w.w2[:, cols])
@@ -109,26 +115,45 @@ class GatedCache:
         self.hbuf[0, :, j + self.w.pad, :self.w.in_channels] = pixel
 
 
+def row_step(cache: GatedCache, x: torch.Tensor, i: int):
+    """Start row i of image x (long [B, C, H, W])."""
+    cache.row(i, cache.embed(x[:, :, i - 1]) if i else None)
+
+
+def pixel_step(cache: GatedCache, x, u, temperature: float, i: int, j: int, c: Optional[int]):
+    """Sample sub-pixel (c, i, j) of x from uniforms u, or with c=None take pixel (i, j) as
+    given (completion) and only update the caches."""
+    if not c:                                                       # 0 or None: a new pixel
+        cache.begin_pixel(j)
+    cache.step(j, cache.embed(x[:, :, i, j]))
+    if c is not None:
+        x[:, c, i, j] = inverse_cdf(cache.logits(c), u[:, c, i, j], temperature)
+    if c is None or c == x.shape[1] - 1:
+        cache.end_pixel(j, cache.embed(x[:, :, i, j]))
+
+
+def sample_rows(job: Job, cache, rows, row_step=row_step, pixel_step=pixel_step):
+    """Run the incremental sampler over image rows `rows` (all of them in order, over calls)."""
+    x, u = job.x, job.uniforms
+    _, C, _, W = x.shape
+    for i in rows:
+        row_step(cache, x, i)
+        for j in range(W):
+            pos = i * W + j
+            if pos < job.start:
+                if pos >= job.start - job.start % W:                # the start row: prime
+                    pixel_step(cache, x, u, job.temperature, i, j, None)
+                continue
+            for c in range(C):
+                pixel_step(cache, x, u, job.temperature, i, j, c)
+
+
 @torch.no_grad()
 def sample_cached(job: Job, progress: bool = False) -> torch.Tensor:
-    model, x, u = job.model, job.x, job.uniforms
-    n, C, H, W = x.shape
-    cache = GatedCache(pack(model), model.condition(job.y, job.h)).setup(n, H, W)
-    start_row = job.start // W
+    n, C, H, W = job.shape
+    cache = GatedCache(pack(job.model), job.model.condition(job.y, job.h)).setup(n, H, W)
     with progress_bar(job, progress) as bar:
         for i in range(H):
-            cache.row(model.embed(x[:, :, i - 1]) if i else None)
-            if i < start_row:
-                continue
-            for j in range(W):
-                cache.begin_pixel(j)
-                if i * W + j < job.start:                # completion: prime with x0's pixel
-                    cache.step(j, model.embed(x[:, :, i, j]))
-                else:
-                    for c in range(C):
-                        cache.step(j, model.embed(x[:, :, i, j]))
-                        x[:, c, i, j] = inverse_cdf(cache.logits(c), u[:, c, i, j],
-                                                    job.temperature)
-                    bar.update(C)
-                cache.end_pixel(j, model.embed(x[:, :, i, j]))
-    return x
+            sample_rows(job, cache, [i])
+            bar.update(C * max(0, min(W, (i + 1) * W - job.start)))
+    return job.x
