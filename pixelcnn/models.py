@@ -125,8 +125,10 @@ class GatedPixelCNN(_Conditioned):
     units, residual and skip connections, conditioned on a class y and/or a vector h."""
 
     def __init__(self, in_channels=3, levels=256, channels=192, layers=15, kernel_size=5,
-                 num_classes=None, cond_dim=None, *, config: Optional[ModelConfig] = None):
+                 num_classes=None, cond_dim=None, *, config: Optional[ModelConfig] = None,
+                 backend: str = "torch"):
         super().__init__()
+        self.backend = backend
         self.config = config or ModelConfig(
             model="gated", in_channels=in_channels, levels=levels, channels=channels,
             layers=layers, kernel_size=kernel_size, num_classes=num_classes, cond_dim=cond_dim)
@@ -145,9 +147,46 @@ class GatedPixelCNN(_Conditioned):
         out = super().condition(y, h)
         return None if out is None else out.view(out.shape[0], self.config.layers, 2, -1)
 
+    BACKENDS = ("torch", "triton", "auto")
+
+    @property
+    def backend(self) -> str:
+        """"torch" (the PyTorch layers; trains), "triton" (fused kernels; inference only) or
+        "auto" (triton for inference on a GPU, torch otherwise)."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str):
+        if value not in self.BACKENDS:
+            raise ValueError(f"backend must be one of {self.BACKENDS}, got {value!r}")
+        self._backend = value
+
+    def _fused(self, u) -> bool:
+        needs_grad = torch.is_grad_enabled() and (
+            u.requires_grad or any(p.requires_grad for p in self.parameters()))
+        if self.backend == "triton":
+            if needs_grad:
+                raise ValueError("backend='triton' runs inference only: wrap the call in "
+                                 "torch.no_grad(), or use backend='torch' (or 'auto') to train")
+            return True
+        return (self.backend == "auto" and u.is_cuda and not needs_grad
+                and u.dtype in (torch.float32, torch.bfloat16))
+
+    def packed(self):
+        """The weights in the fused kernels' layout (pixelcnn.packing), re-packed only when a
+        parameter has changed since the last call."""
+        from .packing import pack
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if getattr(self, "_packed_key", None) != key:
+            self._packed_cache, self._packed_key = pack(self), key
+        return self._packed_cache
+
     def forward_float(self, u, y=None, h=None):
         """u: the embedded image [B, C, H, W] (see `embed`) -> logits [B, levels, C, H, W]."""
         cond = self.condition(y, h)
+        if self._fused(u):
+            from .kernels.gated_pixelcnn import gated_forward
+            return gated_forward(self.packed(), u, cond)
         v, hz, skip = u, u, 0
         for i, layer in enumerate(self.layers):
             v, hz, s = layer(v, hz, None if cond is None else cond[:, i])

@@ -56,10 +56,10 @@ class PackedGated:
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if isinstance(getattr(self, f.name), torch.Tensor)}
 
-    def to(self, device=None, dtype=None) -> "PackedGated":
-        moved = {k: v.to(device=device, dtype=dtype) for k, v in self.tensors().items()}
+    def apply(self, fn) -> "PackedGated":
+        """A copy with fn applied to every tensor (e.g. lambda t: t.to(device) or t.clone())."""
         return PackedGated(self.in_channels, self.levels, self.hidden, self.layers,
-                           self.kernel_size, **moved)
+                           self.kernel_size, **{k: fn(v) for k, v in self.tensors().items()})
 
 
 def _pad_in(w: torch.Tensor, hidden: int) -> torch.Tensor:

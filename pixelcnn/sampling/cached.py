@@ -30,6 +30,8 @@ class GatedCache:
     hbuf     [L, B, p+W, H]        each layer's horizontal input along the current row
     base     [L, B, 2H]            row_bias + the taps left of the current pixel
     gated    [B, L, H]             every layer's gated unit at the current sub-pixel
+    cur      [B, H]                the first layer's input: the current pixel, embedded
+    scratch  [B, 2H]               the fused pixel kernel's head activations
     """
 
     def __init__(self, packed: PackedGated, cond: Optional[torch.Tensor] = None):
@@ -48,11 +50,15 @@ class GatedCache:
         self.base = new(L, batch, 2 * H)
         self.gated = new(batch, L, H)
         self.cur = new(batch, H)
+        self.scratch = new(batch, 2 * H)
         return self
 
+    def buffers(self) -> tuple:
+        return (self.vbuf, self.v_pre, self.row_bias, self.hbuf, self.base, self.gated,
+                self.cur, self.scratch)
+
     def reset(self):
-        for t in (self.vbuf, self.v_pre, self.row_bias, self.hbuf, self.base, self.gated,
-                  self.cur):
+        for t in self.buffers():
             t.zero_()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,8 +68,9 @@ class GatedCache:
         """Start row i. above: the embedded image row i - 1 [B, C, W] (None for row 0)."""
         w, p, k = self.w, self.w.pad, self.w.kernel_size
         L, H, B, W = w.layers, w.hidden, self.batch, self.width
-        if i == 0:
+        if i == 0:                                                  # above: zero padding
             self.vbuf.zero_()
+            self.v_pre.zero_()
             self.row_bias.copy_(self.bias_h[:, :, None].expand_as(self.row_bias))
             return
         slot = (i - 1) % (p + 1)

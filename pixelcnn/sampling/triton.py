@@ -1,9 +1,110 @@
-"""The incremental sampler on fused Triton kernels: placeholder until the kernels land."""
+"""The incremental sampler on fused Triton kernels: one launch per row step (all layers) and
+one per sub-pixel (all layers, head, softmax, sample), on the same caches as `cached`.
+
+On a GPU the loop is captured as CUDA graphs (one per image row, so that progress can be
+shown) the first time a (model, shape, start, temperature) is sampled, and replayed on later
+calls with the new weights, conditioning, uniforms and x0 copied into the static buffers. On a
+CPU the kernels run only in Triton's interpreter (TRITON_INTERPRET=1), eagerly.
+"""
+from __future__ import annotations
+
+import weakref
+
+import torch
+
+from ..packing import layer_biases
+from .cached import GatedCache, sample_rows
+from .common import Job, progress_bar
+
+_RUNNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _kernels():
+    from ..kernels.common import check_device, launch_flags
+    from ..kernels.sampler_pixel import sampler_pixel
+    from ..kernels.sampler_row import sampler_row
+    return check_device, launch_flags, sampler_row, sampler_pixel
 
 
 def available(model) -> bool:
-    return False
+    """A CUDA model in float32 or bf16, with Triton installed."""
+    if model.device.type != "cuda" or model.dtype not in (torch.float32, torch.bfloat16):
+        return False
+    try:
+        _kernels()
+    except ImportError:
+        return False
+    return True
 
 
-def sample_triton(job, progress=False):
-    raise RuntimeError("method='triton' is not built yet")
+class _GraphRunner:
+    """Static buffers and the per-row CUDA graphs of one sampling configuration."""
+
+    def __init__(self, job: Job, sampler_row, sampler_pixel):
+        n, C, H, W = job.shape
+        self.job = Job(job.model, job.x.clone(), job.uniforms.clone(), None, None,
+                       job.temperature, job.start)
+        static = job.model.packed().apply(torch.clone)
+        self.cache = GatedCache(static, None).setup(n, H, W)
+        self.steps = (sampler_row, sampler_pixel)
+        self.graphs = None
+
+    def load(self, job: Job):
+        """Copy this call's inputs into the static buffers."""
+        model, cache = job.model, self.cache
+        for name, t in model.packed().tensors().items():
+            getattr(cache.w, name).copy_(t)
+        bias_v, bias_h = layer_biases(cache.w, model.condition(job.y, job.h), job.shape[0])
+        cache.bias_v.copy_(bias_v)
+        cache.bias_h.copy_(bias_h)
+        self.job.x.copy_(job.x)
+        self.job.uniforms.copy_(job.uniforms)
+        cache.reset()
+
+    def run(self, bar):
+        H = self.job.shape[2]
+        if self.graphs is None:        # first call: run eagerly (compiles), then capture
+            for i in range(H):
+                sample_rows(self.job, self.cache, [i], *self.steps)
+                bar.update(self._count(i))
+            result = self.job.x.clone()
+            self.graphs = []
+            for i in range(H):
+                g = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(g):
+                    sample_rows(self.job, self.cache, [i], *self.steps)
+                self.graphs.append(g)
+            return result
+        for i, g in enumerate(self.graphs):
+            g.replay()
+            if not bar.disable:
+                torch.cuda.synchronize()
+                bar.update(self._count(i))
+        return self.job.x.clone()
+
+    def _count(self, i):
+        _, C, _, W = self.job.shape
+        return C * max(0, min(W, (i + 1) * W - self.job.start))
+
+
+@torch.no_grad()
+def sample_triton(job: Job, progress: bool = False) -> torch.Tensor:
+    check_device, launch_flags, sampler_row, sampler_pixel = _kernels()
+    model = job.model
+    launch_flags(model.dtype)                  # float32 / bf16 only: a clear error otherwise
+    check_device(job.x)
+    n, C, H, W = job.shape
+    with progress_bar(job, progress) as bar:
+        if not job.x.is_cuda:                  # Triton's interpreter on the CPU: eagerly
+            cache = GatedCache(model.packed(), model.condition(job.y, job.h)).setup(n, H, W)
+            for i in range(H):
+                sample_rows(job, cache, [i], sampler_row, sampler_pixel)
+                bar.update(C * max(0, min(W, (i + 1) * W - job.start)))
+            return job.x
+        key = (job.shape, job.start, job.temperature, model.dtype, job.x.device)
+        runners = _RUNNERS.setdefault(model, {})
+        if key not in runners:
+            runners[key] = _GraphRunner(job, sampler_row, sampler_pixel)
+        runner = runners[key]
+        runner.load(job)
+        return runner.run(bar)

@@ -1,0 +1,89 @@
+"""Helpers shared by the fused kernels: the matrix product, the gate, a convolution tap.
+
+Activations are float32 in registers; weights are loaded in their storage dtype (float32 or
+bf16). Products accumulate in float32: exact float32 ("ieee", not tf32) for float32 models,
+bf16 operands on the tensor cores for bf16 models.
+"""
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def check_device(*tensors: torch.Tensor):
+    """Fused kernels run on a CUDA GPU, or on the CPU in Triton's interpreter."""
+    for t in tensors:
+        if not t.is_cuda and not interpreting():
+            raise RuntimeError(
+                "the Triton kernels need a CUDA GPU; on a CPU they run only in Triton's "
+                "interpreter (set TRITON_INTERPRET=1 before importing pixelcnn, slow) - or use "
+                "the PyTorch path (backend='torch', method='cached')")
+
+
+def launch_flags(dtype: torch.dtype) -> dict:
+    if dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"the Triton kernels take float32 or bfloat16 models, got {dtype}; "
+                         "use the PyTorch path for float64")
+    return dict(BF16=dtype == torch.bfloat16, INTERPRET=interpreting())
+
+
+def pow2(n: int, least: int = 16) -> int:
+    """Block size: the next power of two >= n (tl.dot needs >= 16)."""
+    return max(least, triton.next_power_of_2(n))
+
+
+@triton.jit
+def mm(a, w, acc, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """acc + a @ w with float32 accumulation; a: float32 [M, K], w: weights [K, N]."""
+    if BF16:
+        a = a.to(tl.bfloat16)
+        if INTERPRET:   # the interpreter's bf16 dot is wrong; same products in float32
+            return tl.dot(a.to(tl.float32), w.to(tl.float32), acc, input_precision="ieee")
+        return tl.dot(a, w, acc)
+    return tl.dot(a, w, acc, input_precision="ieee")
+
+
+@triton.jit
+def gate(f, g):
+    """tanh(f) * sigmoid(g), with tanh(f) = 2 sigmoid(2f) - 1 (portable, interpreter too)."""
+    return (2 * tl.sigmoid(2 * f) - 1) * tl.sigmoid(g)
+
+
+@triton.jit
+def matmul_rows(acc, a_ptrs, a_ok, w_ptr, K, n, n_ok, w_stride,
+                BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """acc + A @ W[:, n]: row r of A is K contiguous values at a_ptrs[r] (rows masked by a_ok
+    read as zero: padding); W is [K, *] with row stride w_stride."""
+    k = tl.arange(0, BK)
+    for k0 in range(0, K, BK):
+        kk = k0 + k
+        k_ok = kk < K
+        a = tl.load(a_ptrs[:, None] + kk[None, :], mask=a_ok[:, None] & k_ok[None, :],
+                    other=0.0).to(tl.float32)
+        w = tl.load(w_ptr + kk[:, None] * w_stride + n[None, :],
+                    mask=k_ok[:, None] & n_ok[None, :], other=0.0)
+        acc = mm(a, w, acc, BF16, INTERPRET)
+    return acc
+
+
+@triton.jit
+def gated_matmul_rows(acc_f, acc_g, a_ptrs, a_ok, w_ptr, K, n, n_ok, HD,
+                      BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """Both halves of a pre-activation: acc_f + A @ W[:, n], acc_g + A @ W[:, HD + n], with W
+    [K, 2 HD] (tanh half, then sigmoid half) and A as in matmul_rows, loaded once."""
+    k = tl.arange(0, BK)
+    for k0 in range(0, K, BK):
+        kk = k0 + k
+        k_ok = kk < K
+        a = tl.load(a_ptrs[:, None] + kk[None, :], mask=a_ok[:, None] & k_ok[None, :],
+                    other=0.0).to(tl.float32)
+        wp = w_ptr + kk[:, None] * (2 * HD) + n[None, :]
+        w_ok = k_ok[:, None] & n_ok[None, :]
+        acc_f = mm(a, tl.load(wp, mask=w_ok, other=0.0), acc_f, BF16, INTERPRET)
+        acc_g = mm(a, tl.load(wp + HD, mask=w_ok, other=0.0), acc_g, BF16, INTERPRET)
+    return acc_f, acc_g

@@ -1,0 +1,200 @@
+"""Every fused Triton kernel against its PyTorch reference (on the CPU: Triton's interpreter,
+set up by conftest.py), on awkward shapes, with outputs poisoned by NaN so that an element a
+kernel fails to write cannot pass."""
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import pixelcnn
+from conftest import conditioning, make_model
+from pixelcnn.kernels import reference
+from pixelcnn.kernels.horizontal_stack import horizontal_stack
+from pixelcnn.kernels.sampler_pixel import sampler_pixel
+from pixelcnn.kernels.sampler_row import sampler_row
+from pixelcnn.kernels.vertical_stack import vertical_stack
+from pixelcnn.packing import layer_biases, pack
+from pixelcnn.sampling.cached import GatedCache, pixel_step, row_step
+
+DTYPES = {"float32": (torch.float32, dict(rtol=1e-5, atol=1e-5)),
+          "bf16": (torch.bfloat16, dict(rtol=2e-2, atol=2e-2))}
+
+
+@pytest.fixture
+def poison(monkeypatch):
+    """torch.Tensor.new_empty returns NaN-filled tensors: unwritten outputs show up."""
+    new_empty = torch.Tensor.new_empty
+
+    def nan_empty(self, *size, **kw):
+        return new_empty(self, *size, **kw).fill_(float("nan"))
+    monkeypatch.setattr(torch.Tensor, "new_empty", nan_empty)
+
+
+def layer_inputs(seed, B, H, W, channels, in_channels, kernel_size, dtype, classes=3):
+    """A random model's packed layer-1 weights (layer 0 for the first layer) and inputs."""
+    model = make_model(dtype=torch.float32, seed=seed, in_channels=in_channels,
+                       channels=channels, kernel_size=kernel_size, layers=2,
+                       num_classes=classes)
+    packed = pack(model).apply(lambda t: t.to(dtype))
+    y = torch.arange(B) % classes
+    bias_v, bias_h = layer_biases(packed, model.condition(y, None).to(dtype), B)
+    g = torch.Generator().manual_seed(seed)
+    rand = lambda *s: torch.randn(*s, generator=g).to(dtype)
+    return packed, bias_v, bias_h, rand
+
+
+SHAPES = [(1, 1), (1, 5), (5, 7), (13, 13), (7, 1)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=list(DTYPES))
+@pytest.mark.parametrize("H,W", SHAPES, ids=[f"{h}x{w}" for h, w in SHAPES])
+@pytest.mark.parametrize("kernel_size,channels,cin", [(3, 15, 3), (5, 12, 12), (7, 6, 1)],
+                         ids=["k3-c15-rgb", "k5-c12-hidden", "k7-c6-grey"])
+def test_vertical_stack(poison, kernel_size, channels, cin, H, W, dtype):
+    dt, tol = DTYPES[dtype]
+    B = 2
+    packed, bias_v, _, rand = layer_inputs(1, B, H, W, channels, 3 if cin == 3 else 1,
+                                           kernel_size, dt)
+    v_in = rand(B, H, W, cin)
+    layer = 0 if cin != channels else 1
+    out = vertical_stack(v_in, packed.wv[layer], bias_v[layer], kernel_size)
+    ref = reference.vertical_stack(v_in, packed.wv[layer], bias_v[layer], kernel_size)
+    for o, r in zip(out, ref):
+        assert not o.isnan().any()
+        torch.testing.assert_close(o.float(), r.float(), **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=list(DTYPES))
+@pytest.mark.parametrize("H,W", SHAPES, ids=[f"{h}x{w}" for h, w in SHAPES])
+@pytest.mark.parametrize("first", [True, False], ids=["first", "later"])
+@pytest.mark.parametrize("kernel_size,channels", [(3, 15), (5, 6)], ids=["k3-c15", "k5-c6"])
+def test_horizontal_stack(poison, kernel_size, channels, first, H, W, dtype):
+    dt, tol = DTYPES[dtype]
+    B = 2
+    packed, _, bias_h, rand = layer_inputs(2, B, H, W, channels, 3, kernel_size, dt)
+    layer = 0 if first else 1
+    h_in = rand(B, H, W, 3 if first else channels)
+    v_pre = rand(B, H, W, 2 * channels)
+    skip = torch.randn(B, H, W, channels)
+    skip_ref = skip.clone()
+    w = [packed.wh_prev[layer], packed.wh_cur[layer], packed.wlink[layer], bias_h[layer],
+         packed.wres[layer], packed.bres[layer], packed.wskip[layer]]
+    out = horizontal_stack(h_in, v_pre, *w, skip, first)
+    ref = reference.horizontal_stack(h_in, v_pre, *w, skip_ref, first)
+    assert not out.isnan().any()
+    torch.testing.assert_close(out.float(), ref.float(), **tol)
+    torch.testing.assert_close(skip, skip_ref, **tol)
+
+
+FORWARD = [
+    ("rgb-k3-class", dict(in_channels=3, kernel_size=3, channels=15, num_classes=3)),
+    ("grey-k5-vector", dict(in_channels=1, kernel_size=5, channels=5, cond_dim=4, levels=2)),
+]
+
+
+@pytest.mark.parametrize("fields", [f[1] for f in FORWARD], ids=[f[0] for f in FORWARD])
+def test_triton_forward_matches_torch(fields):
+    model = make_model(dtype=torch.float32, layers=3, **fields)
+    y, h = conditioning(model, 2)
+    x = torch.randint(0, model.config.levels, (2, model.config.in_channels, 6, 5))
+    with torch.no_grad():
+        ref = model(x, y, h)
+        model.backend = "triton"
+        out = model(x, y, h)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_triton_backend_is_inference_only():
+    model = make_model(dtype=torch.float32, layers=2)
+    model.backend = "triton"
+    x = torch.randint(0, 256, (1, 3, 3, 3))
+    with pytest.raises(ValueError, match="inference only"):
+        model(x)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        model.backend = "cuda"
+
+
+# ---- the incremental sampler's steps ------------------------------------------------------
+
+SAMPLER = [
+    ("rgb-k3-c15-class", dict(in_channels=3, kernel_size=3, channels=15, num_classes=3), (4, 5)),
+    ("grey-k5-c6-2", dict(in_channels=1, kernel_size=5, channels=6, levels=2), (3, 6)),
+    ("rgb-k3-c6-vector-1xW", dict(in_channels=3, kernel_size=3, channels=6, cond_dim=3), (1, 5)),
+    ("grey-k3-c5-Hx1", dict(in_channels=1, kernel_size=3, channels=5, levels=7), (4, 1)),
+]
+WRITTEN = ("v_pre", "row_bias", "base", "gated", "scratch")   # fully written before read
+
+
+@pytest.mark.parametrize("fields,size", [(s[1], s[2]) for s in SAMPLER], ids=[s[0] for s in SAMPLER])
+@torch.no_grad()
+def test_sampler_steps_match_reference(fields, size):
+    """Row and pixel kernels against the PyTorch steps in lockstep, cache contents and the
+    sampled image compared after every step."""
+    model = make_model(dtype=torch.float32, layers=2, **fields)
+    C = model.config.in_channels
+    H, W = size
+    B = 3
+    y, h = conditioning(model, B)
+    g = torch.Generator().manual_seed(5)
+    u = torch.rand(B, C, H, W, generator=g)
+    caches = [GatedCache(pack(model), model.condition(y, h)).setup(B, H, W) for _ in range(2)]
+    for name in WRITTEN:
+        getattr(caches[1], name).fill_(float("nan"))
+    xs = [torch.zeros(B, C, H, W, dtype=torch.long) for _ in range(2)]
+    written = ["vbuf", "v_pre", "row_bias", "hbuf"]                  # by the row step
+
+    def same(where):
+        assert torch.equal(xs[0], xs[1]), where
+        for name in written:
+            torch.testing.assert_close(getattr(caches[1], name), getattr(caches[0], name),
+                                       rtol=1e-5, atol=1e-5, msg=lambda m: f"{where} {name}: {m}")
+    for i in range(H):
+        row_step(caches[0], xs[0], i)
+        sampler_row(caches[1], xs[1], i)
+        same(f"row {i}")
+        for j in range(W):
+            for c in range(C):
+                pixel_step(caches[0], xs[0], u, 0.8, i, j, c)
+                sampler_pixel(caches[1], xs[1], u, 0.8, i, j, c)
+                written[4:] = ["base", "gated", "cur"]                # by the pixel step
+                same(f"sub-pixel {(c, i, j)}")
+    assert xs[0].float().std() > 0
+
+
+@pytest.mark.parametrize("start", [0, 6])
+def test_triton_sampler_same_images(start, record_property):
+    """method='triton' end to end against naive and cached, float32, with completion."""
+    model = make_model(dtype=torch.float32, layers=2, channels=9, num_classes=3)
+    n, size = 3, (3, 4)
+    y, _ = conditioning(model, n)
+    g = torch.Generator().manual_seed(9)
+    u = torch.rand(n, 3, *size, generator=g)
+    x0 = torch.randint(0, 256, (n, 3, *size), generator=g)
+    kw = dict(y=y, uniforms=u, x0=x0, start=start)
+    out = pixelcnn.sample(model, n, size, method="triton", **kw)
+    mismatches = {m: int((pixelcnn.sample(model, n, size, method=m, **kw) != out).sum())
+                  for m in ("naive", "cached")}
+    record_property("triton_mismatches", mismatches)
+    print(f"\ntriton vs naive/cached (float32, {out.numel()} sub-pixels): {mismatches}")
+    assert mismatches == {"naive": 0, "cached": 0}
+
+
+def test_no_gpu_no_interpreter_clear_error():
+    """Without a GPU and without TRITON_INTERPRET: a clear error, and auto picks cached."""
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    code = (
+        "import torch, pixelcnn\n"
+        "from pixelcnn.sampling import available_methods\n"
+        "m = pixelcnn.GatedPixelCNN(3, 256, 6, 2, 3)\n"
+        "assert available_methods(m)[0] in ('cached', 'native'), available_methods(m)\n"
+        "pixelcnn.sample(m, 1, (2, 2), method='auto')\n"
+        "try:\n"
+        "    pixelcnn.sample(m, 1, (2, 2), method='triton')\n"
+        "except RuntimeError as e:\n"
+        "    assert 'TRITON_INTERPRET=1' in str(e), e\n"
+        "else:\n"
+        "    raise SystemExit('no error')\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TRITON_INTERPRET"}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
