@@ -51,6 +51,9 @@ class GatedCache:
         self.gated = new(batch, L, H)
         self.cur = new(batch, H)
         self.scratch = new(batch, 2 * H)
+        # per-layer views, taken once: indexing in the per-sub-pixel loop costs more than math
+        self.per_layer = list(zip(self.base, w.wh_cur, self.gated.unbind(1), self.hbuf,
+                                  w.wres, w.bres))
         return self
 
     def buffers(self) -> tuple:
@@ -99,14 +102,15 @@ class GatedCache:
         w, p, H = self.w, self.w.pad, self.w.hidden
         cur = self.cur
         cur[:, :w.in_channels] = pixel
-        for l in range(w.layers):
-            pre = torch.addmm(self.base[l], cur, w.wh_cur[l])
-            g = torch.mul(torch.tanh(pre[:, :H]), torch.sigmoid(pre[:, H:]), out=self.gated[:, l])
+        last = w.layers - 1
+        for l, (base, wh_cur, gated, hbuf, wres, bres) in enumerate(self.per_layer):
+            f, g = torch.addmm(base, cur, wh_cur).split(H, 1)
+            g = torch.mul(f.tanh_(), g.sigmoid_(), out=gated)
             if l > 0:
-                self.hbuf[l, :, j + p] = cur
-            if l + 1 < w.layers:
-                res = torch.addmm(w.bres[l], g, w.wres[l])
-                cur = res if l == 0 else cur + res
+                hbuf[:, j + p] = cur
+            if l < last:
+                res = torch.addmm(bres, g, wres)
+                cur = res if l == 0 else res.add_(cur)
 
     def logits(self, c: int) -> torch.Tensor:
         """The head at the current sub-pixel: logits [B, levels] of channel c."""
