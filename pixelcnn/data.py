@@ -1,0 +1,424 @@
+"""Data sets as integer images: MNIST, binarized MNIST, Fashion-MNIST, CIFAR-10, image folders.
+
+Every data set is held in memory as one uint8 tensor [N, C, H, W] of sub-pixels in
+[0, levels) plus long labels [N], and yields (x, y) pairs. Files are found under one data
+root (`data_dir`, else $PIXELCNN_DATA, else ./data), in our layout or torchvision's; where
+a network exists, missing files are downloaded from the standard URLs. Every file is checked
+against the original's md5: a mismatch warns, and `dataset.data_verified` (which every
+result must carry) is True only when every file matched a known checksum.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import tarfile
+import urllib.request
+import warnings
+import zlib
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+MNIST_URLS = ["https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"]
+FASHION_URLS = ["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"]
+CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+IDX_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+             "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+MD5 = {  # the sums torchvision checks
+    "MNIST": {"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+              "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+              "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+              "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
+    "FashionMNIST": {"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                     "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+                     "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+                     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
+    "cifar": {"cifar-10-python.tar.gz": "c58f30108f718f92721af3b95e74349a",
+              "data_batch_1": "c99cafc152244af753f735de768cd75f",
+              "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+              "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+              "data_batch_4": "634d18415352ddfa80567beed471001a",
+              "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+              "test_batch": "40351d587109b95175f43aff81a1287e"},
+    # The exact subset (../shared/datasets/cifar10/build_cifar10.py: the first 1,017 original
+    # images of every batch) is re-pickled, so its files have no original sums: these are
+    # md5(data bytes + uint8 labels) of its contents.
+    "cifar-exact": {"data_batch_1": "269df4d92718901bed09021908159da9",
+                    "data_batch_2": "03d298056a1119bd7f1860bfd7500e79",
+                    "data_batch_3": "d0ab1b83cfe83d6414126367cc6045be",
+                    "data_batch_4": "30298118fd06e2c87eb9fb942ec8fa53",
+                    "data_batch_5": "a3e99a3bb47a79690e3309f326956b85",
+                    "test_batch": "9cc4b8b1fd1424b0f6c7bb4f3729a6c8"},
+}
+CIFAR_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+DATASETS = ("mnist", "binarized-mnist", "fashion-mnist", "cifar", "cifar-exact", "folder:PATH")
+ALIASES = {"bmnist": "binarized-mnist", "binary-mnist": "binarized-mnist",
+           "fashion": "fashion-mnist", "fmnist": "fashion-mnist", "cifar10": "cifar",
+           "cifar10-exact": "cifar-exact"}
+TIMEOUT = 10  # seconds per download request: never hang without a network
+
+
+class DataUnavailable(FileNotFoundError):
+    """The data set's files are not on disk and could not be downloaded."""
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """Integer images in memory: item i is (x uint8 [C, H, W] in [0, levels), y long).
+
+    Indexing with a list of indices returns a whole batch at once (see `make_loader`).
+    `binarize`: the images hold intensities 0..255 and each item is a Bernoulli(intensity/255)
+    draw; the training split redraws them every epoch (`set_epoch`), other splits draw once
+    from a fixed seed so the test set is the same every time.
+    """
+
+    def __init__(self, images, labels, *, name, split, levels, num_classes, data_verified,
+                 binarize=False, seed=0):
+        self.images, self.labels = images, labels          # uint8 [N, C, H, W], long [N]
+        self.name, self.split, self.levels = name, split, levels
+        self.num_classes, self.data_verified = num_classes, data_verified
+        self.binarize, self.seed = binarize, seed
+        self.in_channels, self.image_size = images.shape[1], tuple(images.shape[2:])
+        self.set_epoch(0, force=True)
+
+    def set_epoch(self, epoch: int, force: bool = False):
+        """Redraw the dynamic binarization for this epoch (training split only)."""
+        if not self.binarize or not (force or self.split == "train"):
+            self._x = self.images
+            return
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        u = torch.randint(0, 255, self.images.shape, generator=g, dtype=torch.uint8)
+        self._x = (u < self.images).to(torch.uint8)         # P(1) = intensity / 255
+
+    def take(self, n: Optional[int]) -> "ImageDataset":
+        """The first n images (all if n is None)."""
+        if n is None or n >= len(self):
+            return self
+        return ImageDataset(self.images[:n], self.labels[:n], name=self.name, split=self.split,
+                            levels=self.levels, num_classes=self.num_classes,
+                            data_verified=self.data_verified, binarize=self.binarize,
+                            seed=self.seed)
+
+    def info(self) -> dict:
+        """What a result computed on this data must record."""
+        return {"dataset": self.name, "split": self.split, "n": len(self), "levels": self.levels,
+                "image_size": list(self.image_size), "data_verified": self.data_verified}
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self._x[i], self.labels[i]
+
+
+# ---------------------------------------------------------------------------- locating files
+
+def data_root(data_dir=None) -> Path:
+    """--data-dir, else $PIXELCNN_DATA, else ./data."""
+    return Path(data_dir or os.environ.get("PIXELCNN_DATA") or "data").expanduser()
+
+
+def md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(path: Path, expected: Optional[str], what: str) -> bool:
+    """True if path's md5 is the original's; otherwise warn and return False."""
+    got = md5(path) if expected else None
+    if got == expected:
+        return True
+    why = f"md5 {got} does not match the original {what} file ({expected})" if expected \
+        else f"there is no known md5 for it ({what})"
+    warnings.warn(f"{path}: {why}; results computed on this data are marked "
+                  "data_verified=false", stacklevel=3)
+    return False
+
+
+def download(urls, dest: Path, expected: Optional[str]) -> Optional[str]:
+    """Fetch dest.name from the first mirror that serves it with the right md5; None if done,
+    else the reason it failed. Short timeouts: no network means a quick failure."""
+    tmp = dest.with_name(dest.name + ".part")
+    errors = []
+    for base in urls:
+        url = base + dest.name if base.endswith("/") else base
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as r, open(tmp, "wb") as f:
+                while block := r.read(1 << 20):
+                    f.write(block)
+        except OSError as e:       # URLError, timeouts, refused connections, disk errors
+            errors.append(f"{url}: {getattr(e, 'reason', e)}")
+            continue
+        if expected and md5(tmp) != expected:
+            errors.append(f"{url}: md5 mismatch")
+            continue
+        os.replace(tmp, dest)
+        print(f"downloaded {url} -> {dest}")
+        return None
+    tmp.unlink(missing_ok=True)
+    return "; ".join(errors)
+
+
+def root_origin(data_dir=None) -> str:
+    return "--data-dir" if data_dir else "$PIXELCNN_DATA" if os.environ.get("PIXELCNN_DATA") \
+        else "the default ./data"
+
+
+def not_found(what: str, root: Path, origin: str, searched, reason: str,
+              extra: str = "") -> DataUnavailable:
+    lines = [f"{what} not found under the data root {root} (from {origin}). Searched:"]
+    lines += [f"  {p}" for p in searched]
+    lines.append(f"Download: {reason}.")
+    if extra:
+        lines.append(extra)
+    lines.append("Fix: pass --data-dir DIR (e.g. --data-dir ../shared/datasets) or set "
+                 "PIXELCNN_DATA=DIR, where DIR holds the files in one of the layouts above.")
+    return DataUnavailable("\n".join(lines))
+
+
+# ---------------------------------------------------------------------------- MNIST-like
+
+def read_idx(path: Path) -> np.ndarray:
+    """An idx file (gzipped or not): images uint8 [N, H, W] or labels uint8 [N]."""
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            raise ValueError(f"{path} is a corrupt or truncated gzip file ({e}); delete it "
+                             "and download it again") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] != 8:
+        raise ValueError(f"{path} is not a uint8 idx file (bad header {raw[:4].hex()})")
+    dims = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims))
+    data = np.frombuffer(raw, np.uint8, offset=4 + 4 * dims)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"{path} is truncated: header says {shape}, found {data.size} values")
+    return data.reshape(shape)
+
+
+def load_idx_pair(folder: str, split: str, root: Path, origin: str, download_ok: bool, urls):
+    """images uint8 [N, 1, 28, 28], labels, verified for MNIST ("MNIST") or "FashionMNIST"."""
+    names = IDX_FILES[split]
+    dirs = [root / folder / "raw", root / folder, root / folder.lower(), root]
+
+    def find():
+        for d in dirs:
+            found = [d / n if (d / n).is_file() else d / n[:-3] for n in names]
+            if all(p.is_file() for p in found):
+                return found
+    paths = find()
+    reason = "disabled (download=False)"
+    if paths is None and download_ok:
+        reason = None
+        for n in names:
+            reason = reason or download(urls, dirs[0] / n, MD5[folder][n])
+        paths = find()
+    if paths is None:
+        raise not_found(f"{folder} ({split} split)", root, origin,
+                        [f"{d}/{{{', '.join(names)}}}" for d in dirs], reason or "failed")
+    ok = all(verify(p, MD5[folder].get(p.name), folder) for p in paths)
+    images, labels = (read_idx(p) for p in paths)
+    return torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64)), ok
+
+
+# ---------------------------------------------------------------------------- CIFAR-10
+
+def unpickle_batch(blob: bytes, where):
+    """A CIFAR-10 python batch -> data uint8 [N, 3, 32, 32], labels int64 [N]."""
+    try:
+        d = pickle.loads(blob, encoding="bytes")
+        data = np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(d[b"labels"], np.int64)
+        assert len(labels) == len(data)
+    except Exception as e:   # unpickling errors, missing keys, wrong sizes
+        raise ValueError(f"{where} is not a readable CIFAR-10 batch ({type(e).__name__}: "
+                         f"{str(e)[:100]}); delete it and rebuild or download it") from None
+    return data, labels
+
+
+def load_cifar(split: str, root: Path, origin: str, download_ok: bool, exact: bool):
+    """images uint8 [N, 3, 32, 32], labels, verified; from a batches folder or the tarball."""
+    batches = CIFAR_BATCHES[split]
+    if exact:
+        dirs = [root / "cifar-10-exact-subset" / "cifar-10-batches-py",
+                root / "cifar10" / "cifar-10-exact-subset" / "cifar-10-batches-py"]
+        tars = []
+    else:
+        dirs = [root / "cifar-10-batches-py", root / "cifar10" / "cifar-10-batches-py",
+                root / "CIFAR10" / "cifar-10-batches-py"]
+        tars = [root / "cifar-10-python.tar.gz", root / "cifar10" / "cifar-10-python.tar.gz"]
+
+    def find():
+        for d in dirs:
+            if all((d / b).is_file() for b in batches):
+                return d
+        return next((t for t in tars if t.is_file()), None)
+    where = find()
+    reason = "disabled (download=False)" if not exact else \
+        "not available (the exact subset is built locally, see below)"
+    if where is None and download_ok and not exact:
+        reason = download([CIFAR_URL], tars[0], MD5["cifar"]["cifar-10-python.tar.gz"])
+        if reason is None:
+            with tarfile.open(tars[0]) as t:
+                t.extractall(root, filter="data")
+        where = find()
+    if where is None:
+        builder = root / "cifar10" / "build_cifar10.py"
+        hint = (f"CIFAR-10 here exists only as stand-ins: run `python {builder} data/cifar10` "
+                "(it writes the hybrid full set, whose md5s do NOT match, and the exact subset "
+                "that --dataset cifar-exact reads); ./data is the default root."
+                if builder.is_file() else "")
+        raise not_found(f"CIFAR-10{' exact subset' if exact else ''} ({split} split)", root, origin,
+                        [f"{d}/{{{', '.join(batches)}}}" for d in dirs] + [str(t) for t in tars],
+                        reason or "failed", hint)
+    parts, ok = [], True
+    if where.is_dir():
+        for b in batches:
+            blob = (where / b).read_bytes()
+            data, labels = unpickle_batch(blob, where / b)
+            if exact:
+                got = hashlib.md5(data.tobytes() + labels.astype(np.uint8).tobytes()).hexdigest()
+                if got != MD5["cifar-exact"][b]:
+                    ok = False
+                    warnings.warn(f"{where / b}: contents (md5 {got}) are not the exact CIFAR-10 "
+                                  "subset; results computed on this data are marked "
+                                  "data_verified=false", stacklevel=2)
+            else:
+                ok &= verify(where / b, MD5["cifar"][b], "CIFAR-10")
+            parts.append((data, labels))
+    else:
+        ok = verify(where, MD5["cifar"][where.name], "CIFAR-10")
+        try:
+            with tarfile.open(where) as t:
+                for b in batches:
+                    blob = t.extractfile(f"cifar-10-batches-py/{b}").read()
+                    parts.append(unpickle_batch(blob, f"{where}:{b}"))
+        except (tarfile.TarError, OSError, EOFError, KeyError, zlib.error) as e:
+            raise ValueError(f"{where} is not a readable CIFAR-10 tarball ({e}); delete it and "
+                             "download it again") from None
+    images = torch.from_numpy(np.concatenate([p[0] for p in parts]))
+    labels = torch.from_numpy(np.concatenate([p[1] for p in parts]))
+    return images, labels, ok
+
+
+# ---------------------------------------------------------------------------- image folders
+
+def load_folder(path: Path, split: str, image_size: int):
+    """Images under path (or path/<split> if it exists), resized (shorter side) and
+    centre-cropped to image_size. Class = the sub-folder an image is in (none if flat).
+    Without path/train and path/test, every 10th image (sorted by path) is the test split."""
+    from PIL import Image
+    if not path.is_dir():
+        raise DataUnavailable(f"image folder {path} does not exist; pass --dataset folder:DIR "
+                              "with DIR holding images (optionally in class sub-folders, and "
+                              "optionally split into DIR/train and DIR/test)")
+    base = path / split if (path / split).is_dir() else path
+    files = sorted(p for p in base.rglob("*") if p.suffix.lower() in IMAGE_EXTS and p.is_file())
+    if base == path:
+        files = [f for i, f in enumerate(files) if (i % 10 == 9) == (split == "test")]
+    if not files:
+        raise DataUnavailable(f"no {split} images ({', '.join(sorted(IMAGE_EXTS))}) in {base}"
+                              + ("" if base != path else " (the test split is every 10th image: "
+                                 "use 10 or more, or make train/ and test/ sub-folders)"))
+    classes = sorted({str(f.parent.relative_to(base)) for f in files})
+    pil = [Image.open(f) for f in files]
+    grey = all(im.mode in ("1", "L", "LA", "I", "I;16") for im in pil)
+    out = np.empty((len(files), 1 if grey else 3, image_size, image_size), np.uint8)
+    for k, im in enumerate(pil):
+        im = im.convert("L" if grey else "RGB")
+        w, h = im.size
+        s = image_size / min(w, h)
+        im = im.resize((max(image_size, round(w * s)), max(image_size, round(h * s))),
+                       Image.BICUBIC)
+        left, top = (im.size[0] - image_size) // 2, (im.size[1] - image_size) // 2
+        a = np.asarray(im.crop((left, top, left + image_size, top + image_size)))
+        out[k] = a[None] if grey else a.transpose(2, 0, 1)
+    labels = [classes.index(str(f.parent.relative_to(base))) for f in files]
+    num_classes = len(classes) if classes != ["."] else None
+    return torch.from_numpy(out), torch.tensor(labels), num_classes
+
+
+# ---------------------------------------------------------------------------- public API
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 [N, C, H, W] -> uint8 [N, C, size, size] (antialiased bilinear)."""
+    if tuple(images.shape[2:]) == (size, size):
+        return images
+    out = [torch.nn.functional.interpolate(images[i:i + 4096].float(), (size, size),
+                                           mode="bilinear", antialias=True, align_corners=False)
+           for i in range(0, len(images), 4096)]
+    return torch.cat(out).round().clamp(0, 255).to(torch.uint8)
+
+
+def canonical(name: str) -> str:
+    """The data set's canonical name (aliases resolved); ValueError if unknown."""
+    name = ALIASES.get(name.lower(), name.lower()) if not name.startswith("folder:") else name
+    if name not in DATASETS[:-1] and not name.startswith("folder:"):
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} "
+                         f"(aliases: {', '.join(sorted(ALIASES))})")
+    return name
+
+
+def load_dataset(name: str, split: str = "train", data_dir=None, levels: Optional[int] = None,
+                 image_size: Optional[int] = None, download: bool = True,
+                 seed: int = 0) -> ImageDataset:
+    """The named data set's split as an ImageDataset.
+
+    name: mnist | binarized-mnist | fashion-mnist | cifar | cifar-exact | folder:PATH.
+    levels: values per sub-pixel (default 256; binarized MNIST: 2), reduced from 256 by
+    x * levels // 256. image_size: resize to image_size x image_size (folders: default 32).
+    seed: the binarization seed of the training split (the test split always uses seed 0).
+    """
+    name = canonical(name)
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    root, origin = data_root(data_dir).resolve(), root_origin(data_dir)
+    binarize = name == "binarized-mnist"
+    default_levels = 2 if binarize else 256
+    levels = levels or default_levels
+    if binarize and levels != 2:
+        raise ValueError(f"binarized-mnist has levels=2, got levels={levels}")
+    if not 2 <= levels <= 256:
+        raise ValueError(f"levels must be in [2, 256], got {levels}")
+    num_classes = 10
+    if name in ("mnist", "binarized-mnist"):
+        images, labels, ok = load_idx_pair("MNIST", split, root, origin, download, MNIST_URLS)
+    elif name == "fashion-mnist":
+        images, labels, ok = load_idx_pair("FashionMNIST", split, root, origin, download, FASHION_URLS)
+    elif name in ("cifar", "cifar-exact"):
+        images, labels, ok = load_cifar(split, root, origin, download, exact=name == "cifar-exact")
+    else:
+        path = Path(name[len("folder:"):]).expanduser()
+        images, labels, num_classes = load_folder(path, split, image_size or 32)
+        ok = False   # no original checksums exist for a user's folder
+    if image_size:
+        images = resize(images, image_size)
+    if levels < 256 and not binarize:
+        images = (images.to(torch.int16) * levels // 256).to(torch.uint8)
+    return ImageDataset(images, labels, name=name, split=split, levels=levels,
+                        num_classes=num_classes, data_verified=ok, binarize=binarize,
+                        seed=seed if split == "train" else 0)
+
+
+def make_loader(dataset: ImageDataset, batch_size: int, shuffle: bool = False,
+                seed: Optional[int] = None, workers: int = 0, device=None,
+                drop_last: bool = False) -> torch.utils.data.DataLoader:
+    """A DataLoader of (x uint8 [B, C, H, W], y long [B]) batches. Whole batches are indexed
+    at once (no per-item collation); `seed` fixes the shuffle order."""
+    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    base = torch.utils.data.RandomSampler(dataset, generator=g) if shuffle \
+        else torch.utils.data.SequentialSampler(dataset)
+    batches = torch.utils.data.BatchSampler(base, batch_size, drop_last)
+    pin = device is not None and torch.device(device).type == "cuda"
+    return torch.utils.data.DataLoader(dataset, sampler=batches, batch_size=None,
+                                       num_workers=workers, pin_memory=pin)

@@ -1,0 +1,309 @@
+"""Train a PixelCNN on a data set.
+
+    python -m pixelcnn.train --dataset mnist --preset small --epochs 1 --data-dir ../shared/datasets
+
+Adam with warmup and a per-step learning-rate schedule, gradient-norm clipping, bf16 autocast
+on a GPU; every epoch: test bits/dim, a checkpoint (with the optimizer and RNG state, so
+`--resume` continues exactly as if never stopped) and, every --sample-every epochs, a PNG
+grid of samples. Metrics go to OUT/metrics.jsonl (and TensorBoard when installed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .config import MODEL_KINDS, PRESETS, preset
+from .data import DATASETS, canonical, load_dataset, make_loader
+from .evaluate import describe, evaluate, resolve_device
+from .images import save_grid
+from .likelihood import bits_per_dim
+from .models import build
+
+MODEL_FLAGS = ("model", "cond", "preset", "layers", "channels", "kernel_size", "levels",
+               "cond_dim", "image_size")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pixelcnn.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default="gated", choices=[k for k in MODEL_KINDS if k != "autoencoder"],
+                   help="gated (Gated PixelCNN) or pixelcnn (the original masked model)")
+    m.add_argument("--cond", default="none", choices=["none", "class", "autoencoder"],
+                   help="class labels, or the PixelCNN autoencoder (encoder -> code h)")
+    m.add_argument("--preset", default="small", choices=sorted(PRESETS),
+                   help=", ".join(f"{k}: {v}" for k, v in PRESETS.items()))
+    m.add_argument("--layers", type=int, help="override the preset")
+    m.add_argument("--channels", type=int, help="override the preset (a multiple of the image channels)")
+    m.add_argument("--kernel-size", type=int, help="override the preset (odd)")
+    m.add_argument("--levels", type=int, help="values per sub-pixel (default: 256; binarized-mnist: 2)")
+    m.add_argument("--cond-dim", type=int, help="autoencoder code size (default 10 grey, 100 colour)")
+    d = p.add_argument_group("data")
+    d.add_argument("--dataset", default="mnist", help=" | ".join(DATASETS))
+    d.add_argument("--data-dir", help="data root (default: $PIXELCNN_DATA, else ./data)")
+    d.add_argument("--image-size", type=int, help="resize images to this size (folders: 32)")
+    d.add_argument("--limit-train", type=int, help="train on the first N images only")
+    d.add_argument("--limit-test", type=int, help="evaluate on the first N test images only")
+    d.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    d.add_argument("--no-download", action="store_true", help="never try to download data")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=1, help="total epochs (0: only evaluate and sample)")
+    o.add_argument("--batch-size", type=int, default=64)
+    o.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (Adam)")
+    o.add_argument("--schedule", default="exp", choices=["exp", "cosine", "constant"],
+                   help="exp: lr * lr_decay**step; cosine: to lr/10 at the last step of --epochs")
+    o.add_argument("--lr-decay", type=float, default=0.99999, help="per-step decay of --schedule exp")
+    o.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
+    o.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (0: off)")
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    o.add_argument("--no-amp", action="store_true", help="no bf16 autocast on a GPU")
+    w = p.add_argument_group("output")
+    w.add_argument("--out", help="output folder (default runs/DATASET-MODEL-COND-PRESET; "
+                                 "with --resume: the checkpoint's folder)")
+    w.add_argument("--resume", help="continue from this checkpoint (its model and settings; "
+                                    "flags given explicitly override the settings)")
+    w.add_argument("--sample-every", type=int, default=1, help="sample grid every N epochs (0: at the end only)")
+    w.add_argument("--n-samples", type=int, default=16)
+    w.add_argument("--sample-method", default="auto", help="naive | cached | triton | auto")
+    w.add_argument("--eval-batch-size", type=int, default=256)
+    w.add_argument("--log-every", type=int, default=50, help="steps between metrics lines")
+    w.add_argument("--progress", default="auto", choices=["auto", "on", "off"],
+                   help="tqdm bar (auto: only on a terminal)")
+    return p
+
+
+def explicit_flags(argv) -> set:
+    """The destinations of the flags actually given in argv (not defaulted)."""
+    p = build_parser()
+    for a in p._actions:
+        a.default, a.required = argparse.SUPPRESS, False
+    return set(vars(p.parse_args(argv)))
+
+
+def resolve_args(parser, argv):
+    """Parse argv; with --resume, start from the checkpoint's saved flags and apply only the
+    explicitly given ones. Returns (args, resume payload or None)."""
+    args = parser.parse_args(argv)
+    payload = None
+    if args.resume:
+        payload = checkpoint.load_payload(args.resume)
+        saved = payload.get("metadata", {}).get("args")
+        if not isinstance(saved, dict):
+            raise ValueError(f"{args.resume} was not written by pixelcnn.train (no saved "
+                             "training state): it cannot be resumed")
+        given = explicit_flags(argv)
+        changed = [f for f in MODEL_FLAGS if f in given and getattr(args, f) != saved.get(f)]
+        if changed:
+            raise ValueError(f"--resume continues the checkpoint's model; these flags differ "
+                             f"from it: {', '.join('--' + f.replace('_', '-') for f in changed)}")
+        merged = {**vars(args), **{k: v for k, v in saved.items() if k in vars(args)}}
+        merged.update({k: getattr(args, k) for k in given})
+        merged["resume"] = args.resume
+        if "out" not in given:
+            merged["out"] = str(Path(args.resume).parent)
+        args = argparse.Namespace(**merged)
+    for flag in ("epochs", "limit_train", "limit_test", "workers", "sample_every", "warmup"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 0:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 0")
+    for flag in ("batch_size", "n_samples", "eval_batch_size", "log_every", "limit_train",
+                 "limit_test"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
+    if not args.lr > 0 or not 0 < args.lr_decay <= 1:
+        raise ValueError("--lr must be > 0 and --lr-decay in (0, 1]")
+    args.dataset = canonical(args.dataset)
+    return args, payload
+
+
+def model_config(args, data):
+    """The ModelConfig the flags and the data set describe."""
+    cond_dim = args.cond_dim
+    if args.cond == "autoencoder" and cond_dim is None:
+        cond_dim = 10 if data.in_channels == 1 else 100
+    if args.cond == "class" and not data.num_classes:
+        raise ValueError(f"--cond class: {data.name} has no class labels")
+    if args.cond == "autoencoder" and args.model != "gated":
+        raise ValueError("--cond autoencoder uses a gated decoder: drop --model pixelcnn")
+    return preset(args.preset, model="autoencoder" if args.cond == "autoencoder" else args.model,
+                  in_channels=data.in_channels, levels=data.levels,
+                  num_classes=data.num_classes if args.cond == "class" else None,
+                  cond_dim=cond_dim if args.cond == "autoencoder" else None,
+                  layers=args.layers, channels=args.channels, kernel_size=args.kernel_size)
+
+
+def lr_at(step: int, args, total_steps: int) -> float:
+    """Linear warmup, then the schedule (a function of the step alone, so resuming is exact)."""
+    warm = min(1.0, (step + 1) / args.warmup) if args.warmup else 1.0
+    if args.schedule == "exp":
+        return args.lr * warm * args.lr_decay ** step
+    if args.schedule == "cosine":
+        t = min(1.0, step / max(1, total_steps - 1))
+        return args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+    return args.lr * warm
+
+
+class Logger:
+    """Metrics as JSON lines (OUT/metrics.jsonl) and, when installed, TensorBoard scalars."""
+
+    def __init__(self, out: Path):
+        self.file = open(out / "metrics.jsonl", "a")
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(out / "tb"))
+        except Exception:   # tensorboard not installed
+            self.tb = None
+
+    def log(self, **row):
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k not in ("step", "epoch"):
+                    self.tb.add_scalar(k, v, row.get("step", 0))
+
+    def close(self):
+        self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+@torch.no_grad()
+def sample_grid(model, args, test, epoch, path, device):
+    """n samples (class-conditional: labels 0, 1, ...; autoencoder: test images beside their
+    reconstructions) as a PNG grid; a fixed generator per epoch."""
+    from .sampling import sample
+    cfg, n = model.config, args.n_samples
+    g = torch.Generator().manual_seed(args.seed * 1000 + epoch)
+    size = test.image_size
+    if cfg.model == "autoencoder":
+        x = test[list(range(min(n, len(test))))][0].to(device)
+        y = torch.arange(len(x), device=device) % cfg.num_classes if cfg.num_classes else None
+        rec = model.reconstruct(x, y=y, method=args.sample_method, generator=g)
+        images, nrow = torch.stack([x.long(), rec], 1).flatten(0, 1), 2 * math.ceil(math.sqrt(len(x)))
+    else:
+        y = torch.arange(n, device=device) % cfg.num_classes if cfg.num_classes else None
+        images = sample(model, n, size=size, y=y, method=args.sample_method, generator=g)
+        nrow = None
+    return save_grid(images, path, cfg.levels, nrow=nrow)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args, payload = resolve_args(parser, argv)
+        device = resolve_device(args.device)
+        torch.manual_seed(args.seed)
+        common = dict(data_dir=args.data_dir, levels=args.levels, image_size=args.image_size,
+                      download=not args.no_download)
+        train = load_dataset(args.dataset, "train", seed=args.seed, **common).take(args.limit_train)
+        test = load_dataset(args.dataset, "test", **common).take(args.limit_test)
+        config = model_config(args, train)
+        if payload is not None:
+            model, meta = checkpoint.load(args.resume, return_metadata=True)
+            if model.config != config:
+                raise ValueError(f"{args.resume} holds {model.config}, but the data set gives "
+                                 f"{config}")
+        else:
+            model, meta = build(config), {}
+    except (ValueError, FileNotFoundError) as e:
+        parser.error(str(e))
+    out = Path(args.out or f"runs/{args.dataset.replace(':', '_').replace('/', '_')}-"
+                          f"{args.model}-{args.cond}-{args.preset}")
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(device)
+    print(json.dumps({"args": vars(args), "config": config.to_dict(), "device": str(device),
+                      "train": train.info(), "test": test.info(),
+                      "parameters": sum(p.numel() for p in model.parameters())}, indent=2))
+    (out / "config.json").write_text(json.dumps({"args": vars(args), "config": config.to_dict()},
+                                                indent=2) + "\n")
+    amp = device.type == "cuda" and not args.no_amp
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    epoch, step = 0, 0
+    if payload is not None:
+        opt.load_state_dict(meta["optimizer"])
+        epoch, step = meta["epoch"], meta["step"]
+        torch.set_rng_state(meta["rng"]["torch"])
+        if device.type == "cuda" and meta["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(meta["rng"]["cuda"], device)
+        print(f"resumed from {args.resume}: epoch {epoch}, step {step}")
+    steps_per_epoch = math.ceil(len(train) / args.batch_size)
+    total_steps = args.epochs * steps_per_epoch
+    test_loader = make_loader(test, args.eval_batch_size, workers=args.workers, device=device)
+    logger = Logger(out)
+    no_bar = {"auto": None, "on": False, "off": True}[args.progress]   # tqdm's disable=
+    result = None
+    from tqdm.auto import tqdm
+
+    while epoch < args.epochs:
+        model.train()
+        train.set_epoch(epoch)
+        loader = make_loader(train, args.batch_size, shuffle=True, seed=args.seed * 1000 + epoch,
+                             workers=args.workers, device=device)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=no_bar)
+        t0, seen, ema = time.time(), 0, None
+        for x, y in bar:
+            x = x.to(device, non_blocking=True)
+            y = y.to(device) if config.num_classes else None
+            lr = lr_at(step, args, total_steps)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(x, y=y)
+            loss = bits_per_dim(logits, x)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                                  args.clip if args.clip > 0 else float("inf"))
+            opt.step()
+            step, seen = step + 1, seen + len(x)
+            if step % 10 == 1 or step % args.log_every == 0:
+                value = loss.item()
+                ema = value if ema is None else 0.9 * ema + 0.1 * value
+                bar.set_postfix(bpd=f"{ema:.3f}", lr=f"{lr:.2e}")
+            if step % args.log_every == 0:
+                logger.log(step=step, epoch=epoch + 1, train_bpd=loss.item(), lr=lr,
+                           grad_norm=float(norm), images_per_s=seen / (time.time() - t0))
+        bar.close()
+        train_time = time.time() - t0
+        epoch += 1
+        result = evaluate(model, test_loader, device)
+        logger.log(step=step, epoch=epoch, test_bpd=result["bits_per_dim"],
+                   test_stderr=result["stderr"], epoch_time_s=train_time,
+                   images_per_s=seen / train_time, data_verified=test.data_verified)
+        print(f"epoch {epoch}: {seen / train_time:.1f} images/s, {train_time:.0f} s; "
+              + describe(result, test.info()))
+        if epoch == args.epochs or (args.sample_every and epoch % args.sample_every == 0):
+            path = sample_grid(model, args, test, epoch, out / f"samples_epoch{epoch:03d}.png", device)
+            print(f"samples: {path}")
+        checkpoint.save(model, out / "checkpoint.pt", dataset=args.dataset, split="test",
+                        epoch=epoch, step=step, bits_per_dim=result["bits_per_dim"],
+                        bits_per_dim_stderr=result["stderr"], test_n=result["n"],
+                        data_verified=test.data_verified and train.data_verified,
+                        image_size=list(test.image_size), args=vars(args),
+                        optimizer=opt.state_dict(),
+                        rng={"torch": torch.get_rng_state(),
+                             "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
+        print(f"checkpoint: {out / 'checkpoint.pt'}")
+
+    if result is None:   # --epochs 0 (or already trained that far): evaluate and sample only
+        result = evaluate(model, test_loader, device)
+        print(describe(result, test.info()))
+        path = sample_grid(model, args, test, epoch, out / "samples.png", device)
+        print(f"samples: {path}")
+    final = {**result, **test.info(), "epoch": epoch, "step": step, "config": config.to_dict()}
+    (out / "results.json").write_text(json.dumps(final, indent=2) + "\n")
+    logger.close()
+    return final
+
+
+if __name__ == "__main__":
+    main()
