@@ -20,7 +20,7 @@ VERSION = 1
 
 def versions() -> dict:
     import numpy
-    out = {"torch": torch.__version__, "numpy": numpy.__version__,
+    out = {"torch": str(torch.__version__), "numpy": str(numpy.__version__),
            "python": platform.python_version()}
     try:
         from . import __version__

@@ -88,8 +88,10 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def set_epoch(self, epoch: int, force: bool = False):
         """Redraw the dynamic binarization for this epoch (training split only)."""
-        if not self.binarize or not (force or self.split == "train"):
+        if not self.binarize:
             self._x = self.images
+            return
+        if not (force or self.split == "train"):
             return
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         u = torch.randint(0, 255, self.images.shape, generator=g, dtype=torch.uint8)
@@ -134,7 +136,7 @@ def md5(path: Path) -> str:
 def verify(path: Path, expected: Optional[str], what: str) -> bool:
     """True if path's md5 is the original's; otherwise warn and return False."""
     got = md5(path) if expected else None
-    if got == expected:
+    if expected and got == expected:
         return True
     why = f"md5 {got} does not match the original {what} file ({expected})" if expected \
         else f"there is no known md5 for it ({what})"

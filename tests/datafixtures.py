@@ -1,0 +1,86 @@
+"""Tiny on-disk data sets in the real formats (idx .gz, CIFAR pickles and tarball, image
+folders), and where the real data sets live (../shared/datasets, or $PIXELCNN_TEST_DATA)."""
+import gzip
+import io
+import os
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(os.environ.get("PIXELCNN_TEST_DATA",
+                             Path(__file__).parents[1] / ".." / "shared" / "datasets")).resolve()
+needs_real_mnist = pytest.mark.skipif(
+    not (SHARED / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason=f"real MNIST not found under {SHARED} (set PIXELCNN_TEST_DATA)")
+needs_real_fashion = pytest.mark.skipif(
+    not (SHARED / "FashionMNIST" / "raw" / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason=f"real Fashion-MNIST not found under {SHARED} (set PIXELCNN_TEST_DATA)")
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """uint8 array -> idx file bytes (magic 0x08, ndim, big-endian sizes)."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(s).to_bytes(4, "big") for s in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_mnist(root: Path, folder="MNIST/raw", n_train=40, n_test=12, size=8, seed=0):
+    """The four idx .gz files under root/folder; returns the arrays written."""
+    rng = np.random.default_rng(seed)
+    d = root / folder
+    d.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
+        images = rng.integers(0, 256, (n, size, size), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        (d / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images)))
+        (d / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+        arrays[split] = (images, labels)
+    return arrays
+
+
+def cifar_batch(n, seed, name):
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    labels = [int(v) for v in rng.integers(0, 10, n)]
+    return {b"batch_label": name.encode(), b"labels": labels, b"data": data}
+
+
+def write_cifar(d: Path, n=6):
+    """The six CIFAR-10 python batches (n images each) in folder d; returns them by name."""
+    d.mkdir(parents=True, exist_ok=True)
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    batches = {b: cifar_batch(n, i, b) for i, b in enumerate(names)}
+    for b, content in batches.items():
+        (d / b).write_bytes(pickle.dumps(content))
+    return batches
+
+
+def write_cifar_tarball(path: Path, n=6):
+    """cifar-10-python.tar.gz with the batches under cifar-10-batches-py/."""
+    batches = {f"data_batch_{i}": cifar_batch(n, i, "x") for i in range(1, 6)}
+    batches["test_batch"] = cifar_batch(n, 9, "test")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as t:
+        for b, content in batches.items():
+            blob = pickle.dumps(content)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{b}")
+            info.size = len(blob)
+            t.addfile(info, io.BytesIO(blob))
+    return batches
+
+
+def write_folder(d: Path, n=12, classes=("cats", "dogs"), mode="RGB", seed=0):
+    """n PNG images of assorted sizes spread over class sub-folders (flat if classes=None)."""
+    from PIL import Image
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        w, h = int(rng.integers(10, 40)), int(rng.integers(10, 40))
+        shape = (h, w, 3) if mode == "RGB" else (h, w)
+        img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8))
+        sub = d / classes[k % len(classes)] if classes else d
+        sub.mkdir(parents=True, exist_ok=True)
+        img.save(sub / f"img{k:03d}.png")
+    return d
