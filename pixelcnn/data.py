@@ -228,7 +228,7 @@ def load_idx_pair(folder: str, split: str, root: Path, origin: str, download_ok:
     if paths is None:
         raise not_found(f"{folder} ({split} split)", root, origin,
                         [f"{d}/{{{', '.join(names)}}}" for d in dirs], reason or "failed")
-    ok = all(verify(p, MD5[folder].get(p.name), folder) for p in paths)
+    ok = all([verify(p, MD5[folder].get(p.name), folder) for p in paths])   # warn for each
     images, labels = (read_idx(p) for p in paths)
     return torch.from_numpy(images.copy())[:, None], torch.from_numpy(labels.astype(np.int64)), ok
 
