@@ -1,0 +1,68 @@
+"""Seconds per batch of `cached` and `native` on the CPU (issue #6): the small and cifar presets
+at 32x32x3, batch 1 and 16, random weights (the time does not depend on them).
+
+    python -m bench.native_cpu [--threads 2] [--repeat 3] [--rows 32] [--methods cached native]
+
+Each figure is the best of --repeat runs (the median is printed too: a shared machine makes
+single runs noisy). --rows N < 32 times the first N rows of each image and scales by 32 / N
+(every row costs the same but row 0, which has no vertical stack to compute). Writes
+bench/results/native_cpu.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import pixelcnn
+
+
+def seconds_per_batch(model, method, batch, rows, repeat, width=32, height=32):
+    times = []
+    for r in range(repeat):
+        g = torch.Generator().manual_seed(r)
+        t = time.perf_counter()
+        pixelcnn.sample(model, batch, (rows, width), method=method, generator=g)
+        times.append((time.perf_counter() - t) * height / rows)
+    return min(times), statistics.median(times)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=32, help="rows timed per image (scaled to 32)")
+    parser.add_argument("--presets", nargs="+", default=["small", "cifar"])
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16])
+    parser.add_argument("--methods", nargs="+", default=["cached", "native"])
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "native_cpu.json"))
+    args = parser.parse_args()
+    print(vars(args))
+    torch.set_num_threads(args.threads)
+    results = []
+    for preset in args.presets:
+        model = pixelcnn.build(pixelcnn.preset(preset, in_channels=3, levels=256)).eval()
+        for batch in args.batches:
+            row = {"preset": preset, "batch": batch}
+            for method in args.methods:
+                pixelcnn.sample(model, batch, (2, 32), method=method)         # warm up
+                best, median = seconds_per_batch(model, method, batch, args.rows, args.repeat)
+                row[method] = {"best_s": best, "median_s": median}
+                print(f"{preset:6s} batch {batch:3d} {method:7s} {best:8.3f} s/batch "
+                      f"(median {median:.3f})", flush=True)
+            if "cached" in row and "native" in row:
+                row["speedup"] = row["cached"]["best_s"] / row["native"]["best_s"]
+                print(f"{preset:6s} batch {batch:3d} native speed-up {row['speedup']:.1f}x")
+            results.append(row)
+    meta = {"threads": args.threads, "rows_timed": args.rows, "repeat": args.repeat,
+            "torch": torch.__version__, "size": [32, 32], "channels": 3}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

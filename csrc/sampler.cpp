@@ -1,0 +1,329 @@
+// The cached sampler's loop (pixelcnn/sampling/cached.py, DESIGN §4) in C++: the torch
+// operator pixelcnn_native::sample_rows, called by pixelcnn/sampling/native.py.
+//
+// It reads the packed weights of pixelcnn/packing.py and reads and writes the buffers of
+// GatedCache (same shapes and meaning), so a call carries on where the previous one stopped.
+// Each row: the vertical stacks of the row above for the whole batch (ATen: one large product
+// per layer, threaded by the BLAS), then the row's pixels (Block), with no allocation or
+// dispatch per sub-pixel: torch's threads (at::parallel_for) take whole images when the
+// batch is at least the thread count, and otherwise share each image's products (Team).
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <deque>
+#include <vector>
+
+#include "kernels.h"
+#include "team.h"
+
+namespace pixelcnn_native {
+namespace {
+
+using at::Tensor;
+
+// The operator's arguments; sizes as in packing.py (L layers, H hidden, p = k // 2).
+struct Args {
+  Tensor wv, wlink, wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2;
+  Tensor bias_v, bias_h;                             // [L, B, 2H]: biases + conditioning
+  Tensor vbuf, v_pre, row_bias, hbuf, base, gated;   // GatedCache
+  Tensor x, uniforms;                                // [B, C, height, width]
+  double temperature;
+  int64_t start;
+  int64_t B, C, height, width, L, H, p, levels;
+};
+
+// Integer sub-pixels -> the network's input in [-1, 1], as pixelcnn.models.embed.
+Tensor embed(const Tensor& x, const Args& a) {
+  return x.to(a.wv.scalar_type()) * (2.0 / (a.levels - 1)) - 1.0;
+}
+
+// Start row i (GatedCache.row): push the row above into each layer's ring of vertical inputs
+// (image row r in slot r % (p + 1)), run the vertical stacks over it, and through the links
+// set the horizontal stacks' pre-activation from above.
+void row_step(const Args& a, int64_t i) {
+  const int64_t B = a.B, W = a.width, H = a.H, p = a.p;
+  if (i == 0) {
+    a.vbuf.zero_();
+    a.row_bias.copy_(a.bias_h.unsqueeze(2).expand_as(a.row_bias));
+    return;
+  }
+  std::vector<int64_t> slots(p + 1);  // oldest row first
+  for (int64_t r = 0; r <= p; ++r) slots[r] = (i + r) % (p + 1);
+  const Tensor order = at::tensor(slots, at::kLong);
+  Tensor v_in = at::zeros({B, W, H}, a.vbuf.options());
+  v_in.narrow(2, 0, a.C).copy_(embed(a.x.select(2, i - 1), a).transpose(1, 2));
+  for (int64_t l = 0; l < a.L; ++l) {
+    const Tensor buf = a.vbuf[l];                                        // [B, p+1, W+2p, H]
+    buf.select(1, (i - 1) % (p + 1)).narrow(1, p, W).copy_(v_in);
+    // layer 0's input is the image: its channels past C are zeros, left out of the product
+    const int64_t cin = l == 0 ? a.C : H;
+    const Tensor win = buf.narrow(3, 0, cin).index_select(1, order).unfold(2, 2 * p + 1, 1)
+                           .permute({0, 2, 1, 4, 3}).reshape({B * W, -1});  // [B*W, (p+1)k cin]
+    const Tensor wv = a.wv[l].view({-1, H, 2 * H}).narrow(1, 0, cin).reshape({-1, 2 * H});
+    Tensor pre = a.v_pre[l].view({B * W, 2 * H});
+    at::addmm_out(pre, a.bias_v[l].repeat_interleave(W, 0), win, wv);
+    v_in = (at::tanh(pre.narrow(1, 0, H)) * at::sigmoid(pre.narrow(1, H, H))).view({B, W, H});
+  }
+  const Tensor link = at::bmm(a.v_pre.view({a.L, B * W, 2 * H}), a.wlink);
+  Tensor row_bias = a.row_bias;
+  at::add_out(row_bias, link.view({a.L, B, W, 2 * H}), a.bias_h.unsqueeze(2));
+}
+
+// Sizes and raw pointers of the weights and the GatedCache buffers, shared by all threads.
+template <typename T>
+struct Net {
+  explicit Net(const Args& a)
+      : B(a.B), C(a.C), height(a.height), W(a.width), L(a.L), H(a.H), p(a.p),
+        levels(a.levels), start(a.start), wh_prev(ptr(a.wh_prev)), wh_cur(ptr(a.wh_cur)),
+        wres(ptr(a.wres)), bres(ptr(a.bres)), wskip(ptr(a.wskip)), bskip(ptr(a.bskip)),
+        w1(ptr(a.w1)), b1(ptr(a.b1)), w2(ptr(a.w2)), b2(ptr(a.b2)), row_bias(ptr(a.row_bias)),
+        u(ptr(a.uniforms)), hbuf_(ptr(a.hbuf)), base_(ptr(a.base)), gated_(ptr(a.gated)),
+        x(a.x.data_ptr<int64_t>()), inv_temperature(T(1) / T(a.temperature)) {
+    const Tensor table = embed(at::arange(levels, at::kLong), a);
+    embedding.assign(table.data_ptr<T>(), table.data_ptr<T>() + levels);
+  }
+
+  static T* ptr(const Tensor& t) { return t.data_ptr<T>(); }
+  int64_t index(int64_t b, int64_t c, int64_t i, int64_t j) const {  // x, u: [B, C, height, W]
+    return ((b * C + c) * height + i) * W + j;
+  }
+  T* hbuf(int64_t l, int64_t b, int64_t col) const {  // [L, B, p+W, H]
+    return hbuf_ + ((l * B + b) * (p + W) + col) * H;
+  }
+  T* base(int64_t l, int64_t b) const { return base_ + (l * B + b) * 2 * H; }  // [L, B, 2H]
+  T* gated(int64_t b, int64_t l) const { return gated_ + (b * L + l) * H; }    // [B, L, H]
+
+  const int64_t B, C, height, W, L, H, p, levels, start;
+  const T *wh_prev, *wh_cur, *wres, *bres, *wskip, *bskip, *w1, *b1, *w2, *b2, *row_bias, *u;
+  T *hbuf_, *base_, *gated_;
+  int64_t* x;
+  const T inv_temperature;
+  std::vector<T> embedding;  // embed(v), v < levels
+};
+
+// One team's images b0 .. b1 - 1 along row i: GatedCache.begin_pixel, step, logits and
+// end_pixel, and the inverse-CDF sample, the products split over the team's threads.
+//
+// Sampling channel c needs only the hidden units of colour groups <= c (the masks keep the
+// groups apart and the logits of c see groups <= c only), so step and head compute those
+// and skip the rest: (1 + 4 + 9) / 27 of the work of three full steps for RGB. The last
+// channel's step computes every group, leaving the caches as GatedCache leaves them.
+template <typename T>
+class Block {
+ public:
+  Block(const Net<T>& net, Team& team, int64_t i, int64_t b0, int64_t b1)
+      : n_(net), team_(team), i_(i), b0_(b0), M_(b1 - b0), cur_(M_ * net.H),
+        pre_(M_ * 2 * net.H), skip_(M_ * net.H), hidden_(M_ * net.H), logits_(M_ * net.levels),
+        probs_(net.levels) {}
+
+  void run() {
+    for (int64_t j = 0; j < n_.W; ++j) {
+      begin_pixel(j);
+      if (i_ * n_.W + j < n_.start) {  // completion: the pixel is x0's, only the caches move on
+        step(j, n_.C - 1);
+      } else {
+        for (int64_t c = 0; c < n_.C; ++c) {
+          step(j, c);
+          head(c);
+          for (int64_t m = 0; m < M_; ++m) {
+            const int64_t sub = n_.index(b0_ + m, c, i_, j);
+            n_.x[sub] = inverse_cdf(n_.levels, &logits_[m * n_.levels], n_.inv_temperature,
+                                    n_.u[sub], probs_.data());
+          }
+        }
+      }
+      end_pixel(j);
+    }
+  }
+
+ private:
+  // fn(n0, n1) over column blocks of [0, n), one block per thread (multiples of 16).
+  template <typename F>
+  void columns(int64_t n, const F& fn) {
+    const int64_t size = (n + 16 * team_.members() - 1) / (16 * team_.members()) * 16;
+    team_.run((n + size - 1) / size,
+              [&](int64_t chunk) { fn(chunk * size, std::min(n, (chunk + 1) * size)); });
+  }
+
+  // Hidden units of colour groups <= c: the first (c + 1) H / C of each H.
+  int64_t groups_upto(int64_t c) const { return (c + 1) * n_.H / n_.C; }
+
+  // base[l] = row_bias[l, :, j] + the horizontal taps j - p .. j - 1, a layer per chunk.
+  void begin_pixel(int64_t j) {
+    const int64_t H = n_.H, p = n_.p;
+    team_.run(n_.L, [&](int64_t l) {
+      for (int64_t m = 0; m < M_; ++m) {
+        const T* bias = n_.row_bias + ((l * n_.B + b0_ + m) * n_.W + j) * 2 * H;
+        std::copy(bias, bias + 2 * H, n_.base(l, b0_ + m));
+      }
+      const int64_t cin = l == 0 ? n_.C : H;  // layer 0: the image's C channels, then zeros
+      for (int64_t tap = 0; tap < p; ++tap)
+        matmul_acc(M_, 2 * H, cin, n_.hbuf(l, b0_, j + tap), (p + n_.W) * H,
+                   n_.wh_prev + (l * p + tap) * H * 2 * H, 2 * H, n_.base(l, b0_), 2 * H);
+    });
+  }
+
+  // Every layer's horizontal stack at (i, j), groups <= c, given the pixel so far (channels
+  // not yet sampled are hidden by the masks): the gated units, and each layer's input
+  // into hbuf.
+  void step(int64_t j, int64_t c) {
+    const int64_t H = n_.H, L = n_.L, nc = groups_upto(c);
+    T* cur = cur_.data();
+    std::fill(cur_.begin(), cur_.end(), T(0));
+    for (int64_t m = 0; m < M_; ++m)
+      for (int64_t ch = 0; ch < n_.C; ++ch)
+        cur[m * H + ch] = n_.embedding[n_.x[n_.index(b0_ + m, ch, i_, j)]];
+    for (int64_t l = 0; l < L; ++l) {
+      const int64_t K = l == 0 ? n_.C : nc;  // layer 0's input: the pixel, zero-padded to H
+      const T* w = n_.wh_cur + l * H * 2 * H;
+      columns(nc, [&](int64_t n0, int64_t n1) {
+        for (int64_t half : {n0, H + n0}) {  // tanh and sigmoid pre-activations
+          for (int64_t m = 0; m < M_; ++m)
+            std::copy(n_.base(l, b0_ + m) + half, n_.base(l, b0_ + m) + half + n1 - n0,
+                      &pre_[m * 2 * H + half]);
+          matmul_acc(M_, n1 - n0, K, cur, H, w + half, 2 * H, &pre_[half], 2 * H);
+        }
+        for (int64_t m = 0; m < M_; ++m) {
+          const T* pre = &pre_[m * 2 * H];
+          gate(n1 - n0, pre + n0, pre + H + n0, n_.gated(b0_ + m, l) + n0);
+          if (l > 0) std::copy(cur + m * H + n0, cur + m * H + n1, n_.hbuf(l, b0_ + m, j + n_.p) + n0);
+        }
+      });
+      if (l + 1 == L) break;
+      columns(nc, [&](int64_t n0, int64_t n1) {  // the residual (layer 0: replaces the pixel)
+        for (int64_t m = 0; m < M_; ++m)
+          for (int64_t n = n0; n < n1; ++n)
+            cur[m * H + n] = (l == 0 ? T(0) : cur[m * H + n]) + n_.bres[l * H + n];
+        matmul_acc(M_, n1 - n0, nc, n_.gated(b0_, l), L * H, n_.wres + l * H * H + n0, H,
+                   cur + n0, H);
+      });
+    }
+  }
+
+  // The head at the current sub-pixel: logits_ [M, levels] of channel c.
+  void head(int64_t c) {
+    const int64_t H = n_.H, nc = groups_upto(c), levels = n_.levels;
+    const auto bias_relu = [&](const T* bias, T* out, int64_t n0, int64_t n1, auto&& products) {
+      for (int64_t m = 0; m < M_; ++m) std::copy(bias + n0, bias + n1, out + m * H + n0);
+      products();
+      for (int64_t m = 0; m < M_; ++m)
+        for (int64_t n = n0; n < n1; ++n) out[m * H + n] = std::max(out[m * H + n], T(0));
+    };
+    columns(nc, [&](int64_t n0, int64_t n1) {
+      bias_relu(n_.bskip, skip_.data(), n0, n1, [&] {
+        for (int64_t l = 0; l < n_.L; ++l)
+          matmul_acc(M_, n1 - n0, nc, n_.gated(b0_, l), n_.L * H, n_.wskip + l * H * H + n0,
+                     H, &skip_[n0], H);
+      });
+    });
+    columns(nc, [&](int64_t n0, int64_t n1) {
+      bias_relu(n_.b1, hidden_.data(), n0, n1, [&] {
+        matmul_acc(M_, n1 - n0, nc, skip_.data(), H, n_.w1 + n0, H, &hidden_[n0], H);
+      });
+    });
+    columns(levels, [&](int64_t v0, int64_t v1) {
+      const T* b2 = n_.b2 + c * levels;
+      for (int64_t m = 0; m < M_; ++m) std::copy(b2 + v0, b2 + v1, &logits_[m * levels + v0]);
+      matmul_acc(M_, v1 - v0, nc, hidden_.data(), H, n_.w2 + c * levels + v0, n_.C * levels,
+                 &logits_[v0], levels);
+    });
+  }
+
+  // The pixel is complete: it becomes the first layer's horizontal input at column j.
+  void end_pixel(int64_t j) {
+    for (int64_t m = 0; m < M_; ++m)
+      for (int64_t c = 0; c < n_.C; ++c)
+        n_.hbuf(0, b0_ + m, j + n_.p)[c] = n_.embedding[n_.x[n_.index(b0_ + m, c, i_, j)]];
+  }
+
+  const Net<T>& n_;
+  Team& team_;
+  const int64_t i_, b0_, M_;
+  std::vector<T> cur_, pre_, skip_, hidden_, logits_, probs_;  // [M, H], [M, 2H], ...
+};
+
+// The pixels of row i: the batch split into teams, min(B, threads) of them, each a leader and,
+// at batch < threads with hidden >= kTeamHidden, helpers that share its products.
+constexpr int64_t kTeamHidden = 96;
+
+template <typename T>
+void row_pixels(const Net<T>& net, int64_t i) {
+  const int64_t threads = at::get_num_threads(), teams = std::min(net.B, threads);
+  const int64_t members = net.H >= kTeamHidden ? threads / teams : 1;
+  std::deque<Team> team;
+  for (int64_t t = 0; t < teams; ++t) team.emplace_back(members);
+  at::parallel_for(0, teams * members, 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {  // the leader's slot before its helpers'
+      Team& mine = team[s / members];
+      if (s % members) {
+        mine.help();
+        continue;
+      }
+      const int64_t t = s / members;
+      struct Finish {
+        Team& team;
+        ~Finish() { team.finish(); }
+      } finish{mine};
+      Block<T>(net, mine, i, t * net.B / teams, (t + 1) * net.B / teams).run();
+    }
+  });
+}
+
+void check(const Args& a) {
+  const auto dtype = a.wv.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble,
+              "pixelcnn_native: float32 or float64 weights, got ", dtype);
+  for (const Tensor* t : {&a.wv, &a.wlink, &a.wh_prev, &a.wh_cur, &a.wres, &a.bres, &a.wskip,
+                          &a.bskip, &a.w1, &a.b1, &a.w2, &a.b2, &a.bias_v, &a.bias_h, &a.vbuf,
+                          &a.v_pre, &a.row_bias, &a.hbuf, &a.base, &a.gated, &a.uniforms})
+    TORCH_CHECK(t->scalar_type() == dtype && t->is_contiguous() && t->device().is_cpu(),
+                "pixelcnn_native: every tensor must be a contiguous CPU ", dtype, " tensor");
+  TORCH_CHECK(a.x.scalar_type() == at::kLong && a.x.is_contiguous() && a.x.dim() == 4,
+              "pixelcnn_native: x must be a contiguous long tensor [B, C, H, W]");
+  TORCH_CHECK(a.uniforms.sizes() == a.x.sizes(), "pixelcnn_native: uniforms must match x");
+  TORCH_CHECK(a.hbuf.dim() == 4 && a.hbuf.size(0) == a.L && a.hbuf.size(1) == a.B &&
+                  a.hbuf.size(2) == a.p + a.width && a.hbuf.size(3) == a.H,
+              "pixelcnn_native: the cache does not match the weights and x: set it up with "
+              "GatedCache(...).setup(B, H, W)");
+}
+
+void sample_rows(Tensor wv, Tensor wlink, Tensor wh_prev, Tensor wh_cur, Tensor wres,
+                 Tensor bres, Tensor wskip, Tensor bskip, Tensor w1, Tensor b1, Tensor w2,
+                 Tensor b2, Tensor bias_v, Tensor bias_h, Tensor vbuf, Tensor v_pre,
+                 Tensor row_bias, Tensor hbuf, Tensor base, Tensor gated, Tensor x,
+                 Tensor uniforms, double temperature, int64_t start, int64_t row_begin,
+                 int64_t row_end) {
+  const int64_t H = wh_cur.size(1);
+  Args a{wv, wlink, wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, bias_v, bias_h,
+         vbuf, v_pre, row_bias, hbuf, base, gated, x, uniforms, temperature, start,
+         x.size(0), x.size(1), x.size(2), x.size(3), wv.size(0), H, wh_prev.size(1) / H,
+         w2.size(1) / x.size(1)};
+  check(a);
+  TORCH_CHECK(0 <= row_begin && row_begin <= row_end && row_end <= a.height,
+              "pixelcnn_native: rows out of range");
+  AT_DISPATCH_FLOATING_TYPES(wv.scalar_type(), "pixelcnn_native::sample_rows", [&] {
+    const Net<scalar_t> net(a);
+    for (int64_t i = row_begin; i < row_end; ++i) {
+      row_step(a, i);
+      if (i >= start / a.width) row_pixels(net, i);  // rows before the start row are x0's
+    }
+  });
+}
+
+}  // namespace
+}  // namespace pixelcnn_native
+
+TORCH_LIBRARY(pixelcnn_native, m) {
+  m.def("sample_rows(Tensor wv, Tensor wlink, Tensor wh_prev, Tensor wh_cur, Tensor wres, "
+        "Tensor bres, Tensor wskip, Tensor bskip, Tensor w1, Tensor b1, Tensor w2, Tensor b2, "
+        "Tensor bias_v, Tensor bias_h, Tensor(a!) vbuf, Tensor(b!) v_pre, "
+        "Tensor(c!) row_bias, Tensor(d!) hbuf, Tensor(e!) base, Tensor(f!) gated, "
+        "Tensor(g!) x, Tensor uniforms, float temperature, int start, int row_begin, "
+        "int row_end) -> ()");
+}
+
+TORCH_LIBRARY_IMPL(pixelcnn_native, CPU, m) {
+  m.impl("sample_rows", &pixelcnn_native::sample_rows);
+}
