@@ -1,0 +1,220 @@
+"""What the benchmarks share: the machine line, the model (the shipped default checkpoint),
+which sampling methods can run and why not, the test data, and a timer.
+
+Kept apart from the CLI so that tests and other benchmarks (bench/native_cpu.py) can reuse it.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+import pixelcnn
+from pixelcnn.sampling import METHODS, available_methods
+
+ROOT = Path(__file__).resolve().parent.parent                  # the repository
+SHARED_DATA = ROOT.parent / "shared" / "datasets"              # the offline copies, if present
+DEFAULT_CHECKPOINTS = {"cifar": ROOT / "checkpoints" / "cifar.pt"}
+DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
+TEST_SETS = {   # data set -> the test splits to score it on, in order of preference
+    "cifar": ["cifar", "cifar-exact"],   # real CIFAR-10 only when verified, else the exact subset
+}
+DESCRIPTIONS = {"cifar": "CIFAR-10 test",
+                "cifar-exact": "CIFAR-10 test, exact subset of {n} images",
+                "mnist": "MNIST test", "fashion-mnist": "Fashion-MNIST test",
+                "binarized-mnist": "binarized MNIST test"}
+
+
+# ---------------------------------------------------------------------------- machine
+
+def commit() -> str:
+    """The checkout's commit (with -dirty when tracked files are modified), or 'unknown'."""
+    try:
+        return subprocess.check_output(["git", "describe", "--always", "--dirty"], cwd=ROOT,
+                                       text=True, stderr=subprocess.DEVNULL).strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(device: torch.device, dtype: str) -> dict:
+    """Everything a timing depends on: device, library versions, commit, threads, dtype."""
+    try:
+        import triton
+        triton_version = triton.__version__
+    except ImportError:
+        triton_version = None
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" \
+        else f"{cpu_name()} ({os.cpu_count()} cores)"
+    return {"device": device.type, "device_name": name, "torch": str(torch.__version__),
+            "triton": triton_version, "python": platform.python_version(), "commit": commit(),
+            "threads": torch.get_num_threads(), "dtype": dtype}
+
+
+def machine_line(m: dict) -> str:
+    return (f"machine: {m['device']} ({m['device_name']}) | torch {m['torch']} | triton "
+            f"{m['triton'] or 'not installed'} | commit {m['commit']} | threads {m['threads']} "
+            f"| {m['dtype']}")
+
+
+# ---------------------------------------------------------------------------- model
+
+def load_model(checkpoint: Optional[str], dataset: Optional[str], device, dtype: str):
+    """(model in eval mode on device and dtype, metadata, path). Without a checkpoint: the
+    shipped model of the data set; ValueError saying what to do when there is none."""
+    if checkpoint is None:
+        name = dataset or "cifar"
+        path = DEFAULT_CHECKPOINTS.get(name)
+        if path is None or not path.is_file():
+            shipped = ", ".join(f"{k} ({v.relative_to(ROOT)})" for k, v in
+                                DEFAULT_CHECKPOINTS.items()) or "none"
+            raise ValueError(
+                f"no shipped model for --dataset {name} (shipped: {shipped}"
+                f"{'' if path is None else ', but ' + str(path) + ' is missing'}): pass "
+                f"--checkpoint PATH, e.g. one trained with `python -m pixelcnn.train --dataset "
+                f"{name} --preset small --epochs 1` (runs/.../checkpoint.pt)")
+    else:
+        path = Path(checkpoint)
+    model, meta = pixelcnn.load(path, map_location=device, return_metadata=True)
+    cfg = model.config
+    if cfg.cond_dim:
+        raise ValueError(f"{path}: the benchmark samples unconditional and class-conditional "
+                         f"models; this one needs a vector h (cond_dim={cfg.cond_dim})")
+    return model.to(DTYPES[dtype]).eval(), meta, path
+
+
+def model_info(model, meta: dict, path: Path) -> dict:
+    """What the results record about the model: file, config, size, training metadata."""
+    keep = ("dataset", "image_size", "epoch", "epochs", "train_command", "test_bits_per_dim",
+            "data_verified", "training_data")
+    try:
+        shown = str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        shown = str(path)
+    return {"checkpoint": shown, "config": model.config.to_dict(),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            **{k: meta[k] for k in keep if k in meta}}
+
+
+def labels(model, n: int) -> Optional[torch.Tensor]:
+    """Class labels for n samples of a class-conditional model (cycling), else None."""
+    k = model.config.num_classes
+    return torch.arange(n, device=model.device) % k if k else None
+
+
+# ---------------------------------------------------------------------------- methods
+
+def why_unavailable(model, method: str) -> str:
+    """Why `method` cannot sample this model here ('' when it can)."""
+    if method in available_methods(model):
+        return ""
+    if method == "triton":
+        if model.device.type != "cuda":
+            return ("CUDA only (on a CPU Triton runs only in its interpreter, "
+                    "TRITON_INTERPRET=1, far too slow to time)")
+        return "needs Triton and a float32 or bf16 GatedPixelCNN"
+    if method == "native":
+        if model.device.type != "cpu":
+            return "CPU only (the C++ loop)"
+        if model.dtype not in (torch.float32, torch.float64):
+            return f"float32/float64 only, not {model.dtype}"
+        return ("the C++ extension is not built (see pixelcnn/sampling/native.py: "
+                "cmake ... or PIXELCNN_BUILD_NATIVE=1 pip install -e .)")
+    return f"samples GatedPixelCNN models only, not {type(model).__name__}"
+
+
+def select_methods(model, requested: Optional[list], default: list):
+    """(methods to run, naive first; {method: reason} skipped). Requested methods must exist
+    and be available (ValueError saying why not); default ones are skipped with a reason."""
+    names = requested or default
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}: choose from {list(METHODS)}")
+    run, skipped = ["naive"], {}
+    for m in names:
+        reason = why_unavailable(model, m)
+        if reason and requested:
+            raise ValueError(f"--methods {m}: not available here: {reason}")
+        if reason:
+            skipped[m] = reason
+        elif m not in run:
+            run.append(m)
+    return run, skipped
+
+
+# ---------------------------------------------------------------------------- data
+
+def _load(name, root, levels, image_size, download):
+    from pixelcnn.data import load_dataset
+    with warnings.catch_warnings():              # an md5 mismatch: recorded as data_verified
+        warnings.simplefilter("ignore")
+        return load_dataset(name, "test", root, levels=levels, image_size=image_size,
+                            download=download)
+
+
+def test_data(dataset: str, data_dir: Optional[str], levels: int, image_size: Optional[int],
+              download: bool):
+    """(test ImageDataset or None, reason when None). Looks under --data-dir (else
+    $PIXELCNN_DATA, else ./data), then ../shared/datasets; CIFAR-10 is scored on the real test
+    set only when its md5s match, else on the exact subset, never on the stand-in."""
+    from pixelcnn.data import DataUnavailable, canonical, data_root
+    name = canonical(dataset)
+    roots = [data_root(data_dir)]
+    if SHARED_DATA.is_dir() and SHARED_DATA.resolve() != roots[0].resolve():
+        roots.append(SHARED_DATA)
+    reasons = []
+    for candidate in TEST_SETS.get(name, [name]):
+        for i, root in enumerate(roots):
+            try:
+                data = _load(candidate, root, levels, image_size, download and i == 0)
+            except (DataUnavailable, ValueError) as e:
+                reasons.append(str(e).splitlines()[0])
+                continue
+            if candidate == "cifar" and not data.data_verified:
+                reasons.append(f"{root}: CIFAR-10 there is the unverified stand-in (md5 "
+                               "mismatch): its bits/dim is not a CIFAR-10 result")
+                continue
+            return data, ""
+    hint = " Build CIFAR-10's exact subset with `python ../shared/datasets/cifar10/" \
+           "build_cifar10.py data`." if name == "cifar" else ""
+    return None, "no test data: " + "; ".join(dict.fromkeys(reasons)) + hint
+
+
+def describe_data(data, used: Optional[int] = None) -> str:
+    """e.g. 'cifar-exact (CIFAR-10 test, exact subset of 1017 images)', with '; the first
+    N' when only `used` of them are scored."""
+    what = DESCRIPTIONS.get(data.name, f"{data.name} test").format(n=len(data))
+    if used is not None and used < len(data):
+        what += f"; the first {used}"
+    return f"{data.name} ({what})"
+
+
+# ---------------------------------------------------------------------------- timing
+
+def sync(device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device):
+    """(seconds, result) of fn(), the device synchronized before and after."""
+    sync(device)
+    t = time.perf_counter()
+    out = fn()
+    sync(device)
+    return time.perf_counter() - t, out

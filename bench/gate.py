@@ -1,0 +1,94 @@
+"""The correctness gate: before any method is timed, check on a small batch that it computes
+what the reference does. No speed is reported for a method that fails.
+
+Two checks per method:
+- samples: the same uniforms through `naive` and through the method, at a reduced image size
+  (naive stays cheap); the rate of identical sub-pixels must reach a floor (float32: 0.999,
+  since rounding at a CDF boundary may rarely flip one; in bf16 the methods round
+  differently and one flip changes the rest of its image, so the rate is reported only);
+- logits: the reference forward against the method's own forward on the same images at full
+  size: teacher forcing through the incremental cache (`cached`), the fused kernels
+  (`triton`); n/a for a method that exposes no logits (`native`).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+import pixelcnn
+from pixelcnn.sampling.cached import GatedCache
+
+RTOL = {"float32": 1e-4, "bf16": 3e-2}        # max |Δlogits| / max(1, max |logits|)
+MIN_IDENTICAL = {"float32": 0.999, "bf16": 0.0}
+
+
+@torch.no_grad()
+def teacher_forced_logits(model, x: torch.Tensor, y=None) -> torch.Tensor:
+    """Logits [B, levels, C, H, W] of every sub-pixel of x (long [B, C, H, W]) computed by the
+    cached sampler's steps, fed the true previous sub-pixels (as tests/test_sampling_cache)."""
+    B, C, H, W = x.shape
+    cache = GatedCache(model.packed(), model.condition(y, None)).setup(B, H, W)
+    xe = cache.embed(x)
+    out = xe.new_empty(B, model.config.levels, C, H, W)
+    for i in range(H):
+        cache.row(i, xe[:, :, i - 1] if i else None)
+        for j in range(W):
+            cache.begin_pixel(j)
+            for c in range(C):
+                cache.step(j, xe[:, :, i, j])       # channels >= c are masked out
+                out[:, :, c, i, j] = cache.logits(c)
+            cache.end_pixel(j, xe[:, :, i, j])
+    return out
+
+
+@torch.no_grad()
+def fast_logits(model, method: str, x: torch.Tensor, y=None) -> Optional[torch.Tensor]:
+    """The method's own logits for images x, or None if it exposes none."""
+    if method == "cached":
+        return teacher_forced_logits(model, x, y)
+    if method == "triton":
+        model.backend = "triton"
+        try:
+            return model(x, y)
+        finally:
+            model.backend = "torch"
+    return None
+
+
+def run_gate(model, methods: list, images: torch.Tensor, gate_size, dtype: str,
+             min_identical: Optional[float] = None, seed: int = 0) -> dict:
+    """{method: {identical_rate, identical_images, max_abs_dlogits, passed, why}} for every
+    method (naive, the reference, passes by definition), and the logits of the reference on
+    `images` (for the teacher-forced bits/dim) under key None."""
+    floor = MIN_IDENTICAL[dtype] if min_identical is None else min_identical
+    n = len(images)
+    C = model.config.in_channels
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand((n, C, *gate_size), generator=g, dtype=torch.float64)
+    y = None if not model.config.num_classes else \
+        torch.arange(n, device=model.device) % model.config.num_classes
+    with torch.no_grad():
+        ref_logits = model(images, y).float()
+    ref = pixelcnn.sample(model, n, gate_size, y=y, uniforms=u, method="naive")
+    scale = max(1.0, float(ref_logits.abs().max()))
+    out = {None: ref_logits}
+    for m in methods:
+        if m == "naive":
+            out[m] = {"identical_rate": 1.0, "identical_images": n, "max_abs_dlogits": 0.0,
+                      "passed": True, "why": "the reference"}
+            continue
+        got = pixelcnn.sample(model, n, gate_size, y=y, uniforms=u, method=m)
+        same = got == ref
+        rate = float(same.double().mean())
+        logits = fast_logits(model, m, images, y)
+        dlogits = None if logits is None else float((logits.float() - ref_logits).abs().max())
+        why = []
+        if rate < floor:
+            why.append(f"identical-sample rate {rate:.4f} < {floor}")
+        if dlogits is not None and dlogits > RTOL[dtype] * scale:
+            why.append(f"max |Δlogits| {dlogits:.2e} > {RTOL[dtype] * scale:.2e}")
+        out[m] = {"identical_rate": rate, "identical_images": int(same.flatten(1).all(1).sum()),
+                  "max_abs_dlogits": dlogits, "passed": not why, "why": "; ".join(why),
+                  "logits": logits}
+    return out

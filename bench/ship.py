@@ -1,0 +1,96 @@
+"""Turn a training run's checkpoint into the shipped default model (checkpoints/DATASET.pt):
+score it on the reported test set, and re-save only the weights and the facts a user needs
+(no optimizer or RNG state, so the file stays small).
+
+    python -m bench.ship runs/cifar-small/checkpoint.pt checkpoints/cifar.pt --data-dir data
+
+The metadata records the training command (rebuilt from the run's saved flags: those that
+differ from pixelcnn.train's defaults), the epochs and training time, what it was trained
+on, and the test bits/dim with its standard error on --test-dataset (for CIFAR-10 here: the
+exact subset, named as such, since the full test set exists only as a stand-in).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import pixelcnn
+from pixelcnn.data import load_dataset, make_loader
+from pixelcnn.evaluate import evaluate
+
+from .common import describe_data
+
+STAND_INS = {   # data sets that exist here only as stand-ins
+    "cifar": "the CIFAR-10 stand-in built by ../shared/datasets/cifar10/build_cifar10.py "
+             "(original order and labels; rows 0-1016 of each batch exact, the rest decoded "
+             "from JPEG copies: md5 mismatch)",
+}
+
+
+def training_data(dataset: str, limit) -> str:
+    which = f"the first {limit:,} training images" if limit else "all training images"
+    return f"{which} of {STAND_INS.get(dataset, dataset)}"
+
+
+def train_command(args: dict) -> str:
+    """`python -m pixelcnn.train --dataset D --preset P ...` with the other flags that differ
+    from their defaults."""
+    from pixelcnn.train import build_parser
+    defaults = vars(build_parser().parse_args([]))
+    parts = ["python", "-m", "pixelcnn.train", "--dataset", args["dataset"],
+             "--preset", args["preset"]]
+    for k, v in args.items():
+        if k in defaults and v != defaults[k] and k not in ("dataset", "preset", "resume"):
+            flag = "--" + k.replace("_", "-")
+            parts += [flag] if v is True else [flag, str(v)]
+    return shlex.join(parts)
+
+
+def training_seconds(run_dir: Path) -> float:
+    """The sum of the run's epoch times (metrics.jsonl), 0 if unknown."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return 0.0
+    return sum(json.loads(line).get("epoch_time_s", 0.0) for line in lines if line.strip())
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m bench.ship", description=__doc__.split("\n")[0])
+    p.add_argument("run_checkpoint", help="checkpoint.pt written by pixelcnn.train")
+    p.add_argument("out", help="where to write the shipped model (e.g. checkpoints/cifar.pt)")
+    p.add_argument("--test-dataset", default="cifar-exact", help="data set of the reported "
+                   "test bits/dim (default: cifar-exact)")
+    p.add_argument("--data-dir", help="data root (default: $PIXELCNN_DATA, else ./data)")
+    args = p.parse_args(argv)
+    try:
+        model, meta = pixelcnn.load(args.run_checkpoint, return_metadata=True)
+        if "args" not in meta:
+            raise ValueError(f"{args.run_checkpoint} was not written by pixelcnn.train")
+        test = load_dataset(args.test_dataset, "test", args.data_dir, levels=model.config.levels,
+                            image_size=meta["image_size"][0], download=False)
+    except (ValueError, FileNotFoundError) as e:
+        p.error(str(e))
+    result = evaluate(model, make_loader(test, 64))
+    dataset = meta["dataset"]
+    facts = {
+        "dataset": dataset, "image_size": meta["image_size"],
+        "train_command": train_command(meta["args"]), "epochs": meta["epoch"],
+        "steps": meta["step"], "training_seconds": round(training_seconds(
+            Path(args.run_checkpoint).parent)),
+        "training_data": training_data(dataset, meta["args"].get("limit_train")),
+        "data_verified": bool(meta.get("data_verified")),
+        "test_bits_per_dim": {"name": describe_data(test), **result,
+                              "data_verified": test.data_verified},
+    }
+    path = pixelcnn.save(model, args.out, **facts)
+    print(json.dumps(facts, indent=2))
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return facts
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

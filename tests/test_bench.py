@@ -1,0 +1,162 @@
+"""The benchmark code itself (bench/): `python -m bench.sample` end to end on a tiny model,
+with and without test data, its result files and errors; `python -m bench.compare`; the
+shipped default model."""
+import json
+
+import pytest
+import torch
+
+import pixelcnn
+from bench import compare, sample, ship
+from bench.common import DEFAULT_CHECKPOINTS
+from conftest import make_model
+from datafixtures import write_cifar, write_mnist
+
+RECORD_KEYS = {"method", "batch_size", "dtype", "device", "seconds_per_batch", "images_per_s",
+               "us_per_step", "speedup_vs_naive", "naive_timing"}
+# --threads 1: a small model's matrix products gain nothing from threads, and on a busy
+# 2-core machine OpenMP's synchronisation made these tests 20x slower
+FAST = ["--size", "6", "6", "--batch-sizes", "1,2", "--naive-steps", "2", "--repeat", "1",
+        "--gate-size", "4", "4", "--gate-batch", "2", "--device", "cpu", "--no-download",
+        "--threads", "1"]
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    threads = torch.get_num_threads()      # bench.sample --threads sets them process-wide
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    pixelcnn.save(make_model(dtype=torch.float32), path, dataset="cifar", image_size=[32, 32])
+    return path
+
+
+def run(tmp_path, checkpoint, *extra):
+    return sample.main(["--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"),
+                        *FAST, *extra])
+
+
+def test_sample_with_data(tmp_path, tiny_checkpoint, capsys):
+    write_cifar(tmp_path / "data" / "cifar-10-exact-subset" / "cifar-10-batches-py")
+    result = run(tmp_path, tiny_checkpoint, "--data-dir", str(tmp_path / "data"))
+    stdout = capsys.readouterr().out
+    assert "machine: cpu" in stdout and "correctness gate" in stdout and "speedup" in stdout
+    assert not result["failed"]
+    methods = [m for m in ("naive", "cached", "native") if m not in result["skipped_methods"]]
+    assert "triton" in result["skipped_methods"]                  # CPU: skipped with a reason
+    assert all(result["gate"][m]["passed"] for m in methods)
+    assert result["gate"]["cached"]["identical_rate"] == 1.0
+    assert result["gate"]["cached"]["max_abs_dlogits"] < 1e-4
+    assert [(r["method"], r["batch_size"]) for r in result["records"]] == \
+        [(m, b) for b in (1, 2) for m in methods]
+    for r in result["records"]:
+        assert RECORD_KEYS <= set(r) and r["naive_timing"] == "extrapolated:2"
+        assert r["seconds_per_batch"] > 0 and r["speedup_vs_naive"] > 0
+    assert result["data"]["name"].startswith("cifar-exact (CIFAR-10 test, exact subset of 6")
+    assert result["data"]["data_verified"] is False                # random stand-in files
+    bits = result["bits_per_dim"]
+    assert bits["test"]["n"] == 6 and bits["test"]["forwards"]["torch"]["bits_per_dim"] > 0
+    tf = bits["teacher_forced"]["bits_per_dim"]
+    assert tf["cached"] == pytest.approx(tf["torch"], abs=1e-5)
+    assert bits["samples"]["methods"]["cached"]["n"] == 3           # 1 + 2 drawn while timing
+    assert "skipped" in bits["samples"]["methods"]["naive"]
+
+    files = sorted(p.name for p in (tmp_path / "out").iterdir())
+    stem = files[0].split("-cpu-")[0] + "-cpu-cifar"
+    assert f"{stem}.json" in files and f"{stem}.md" in files and f"{stem}-cached.png" in files
+    saved = json.loads((tmp_path / "out" / f"{stem}.json").read_text())
+    assert set(saved) >= {"machine", "model", "data", "records", "bits_per_dim", "gate"}
+    assert {"device", "torch", "triton", "commit", "threads", "dtype"} <= set(saved["machine"])
+    assert "| cached | 1 |" in (tmp_path / "out" / f"{stem}.md").read_text()
+
+
+def test_sample_without_data(tmp_path, tiny_checkpoint, capsys):
+    result = run(tmp_path, tiny_checkpoint, "--data-dir", str(tmp_path / "empty"),
+                 "--methods", "cached")
+    assert "no test data" in result["bits_per_dim"]["test"]["skipped"]
+    assert "skipped" in result["data"] and result["data"]["data_verified"] is False
+    assert {r["method"] for r in result["records"]} == {"naive", "cached"}
+    assert result["bits_per_dim"]["teacher_forced"]["images"] == "random"
+    assert "test bits/dim: skipped (no test data" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--checkpoint", "TINY", "--methods", "fast"], "unknown method"),
+    (["--checkpoint", "TINY", "--methods", "triton"], "CUDA only"),
+    (["--checkpoint", "TINY", "--batch-sizes", "0"], "--batch-sizes must be positive"),
+    (["--dataset", "mnist"], "no shipped model for --dataset mnist"),
+])
+def test_sample_bad_input(tmp_path, tiny_checkpoint, capsys, args, message):
+    argv = [str(tiny_checkpoint) if a == "TINY" else a for a in args]
+    with pytest.raises(SystemExit):
+        sample.main(argv + ["--out", str(tmp_path), "--device", "cpu"])
+    assert message in capsys.readouterr().err
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        sample.main(["--checkpoint", str(tmp_path / "nope.pt")])
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_shipped_model():
+    """The default model ships, small, with its training command and exact-subset bits/dim."""
+    path = DEFAULT_CHECKPOINTS["cifar"]
+    assert path.stat().st_size < 20e6
+    model, meta = pixelcnn.load(path, return_metadata=True)
+    assert meta["dataset"] == "cifar" and meta["image_size"] == [32, 32]
+    assert "python -m pixelcnn.train" in meta["train_command"]
+    test = meta["test_bits_per_dim"]
+    assert test["name"].startswith("cifar-exact") and test["n"] == 1017
+    assert 2.5 < test["bits_per_dim"] < 8 and meta["data_verified"] is False
+
+
+@pytest.mark.filterwarnings("ignore:.*md5")                  # random stand-in MNIST files
+def test_ship(tmp_path):
+    """A training run's checkpoint -> a small shipped model with its facts."""
+    from pixelcnn import train
+    write_mnist(tmp_path / "data")
+    train.main(["--dataset", "mnist", "--preset", "tiny", "--data-dir", str(tmp_path / "data"),
+                "--out", str(tmp_path / "run"), "--batch-size", "8", "--limit-train", "16",
+                "--epochs", "1", "--n-samples", "2", "--no-download", "--progress", "off"])
+    facts = ship.main([str(tmp_path / "run" / "checkpoint.pt"), str(tmp_path / "m.pt"),
+                       "--test-dataset", "mnist", "--data-dir", str(tmp_path / "data")])
+    model, meta = pixelcnn.load(tmp_path / "m.pt", return_metadata=True)
+    assert meta["train_command"] == facts["train_command"]
+    command = meta["train_command"]
+    assert command.startswith("python -m pixelcnn.train --dataset mnist --preset tiny")
+    assert "--limit-train 16" in command and "--resume" not in command
+    assert meta["test_bits_per_dim"]["n"] == 12 and meta["epochs"] == 1
+    assert "optimizer" not in meta
+    assert (tmp_path / "m.pt").stat().st_size < (tmp_path / "run" / "checkpoint.pt").stat().st_size
+
+
+def bench_json(path, ratio, median, cpu="cpu A"):
+    path.write_text(json.dumps({"machine_info": {"cpu": {"brand_raw": cpu}}, "benchmarks": [
+        {"fullname": "t::a", "stats": {"median": median}, "extra_info": {"ratio": ratio}}]}))
+    return str(path)
+
+
+@pytest.mark.parametrize("ratio, median, flags, code, verdict", [
+    (10.0, 1.1, [], 0, "ok"),
+    (7.0, 1.0, [], 1, "REGRESSION: ratio lower"),
+    (10.0, 1.5, [], 1, "REGRESSION: slower"),
+    (10.0, 1.5, ["--ratio-only"], 0, "ok"),
+    (10.0, 1.5, ["--threshold", "0.6"], 0, "ok"),
+])
+def test_compare(tmp_path, capsys, ratio, median, flags, code, verdict):
+    base = bench_json(tmp_path / "base.json", 10.0, 1.0)
+    new = bench_json(tmp_path / "run.json", ratio, median)
+    assert compare.main([base, new, *flags]) == code
+    assert verdict in capsys.readouterr().out
+
+
+def test_compare_missing_test(tmp_path, capsys):
+    base = bench_json(tmp_path / "base.json", 10.0, 1.0)
+    (tmp_path / "run.json").write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
+    assert compare.main([base, str(tmp_path / "run.json")]) == 1
+    assert "MISSING" in capsys.readouterr().out
