@@ -2,10 +2,10 @@
 // gated unit and inverse-CDF sampling. At batch 1 they run once per layer per sub-pixel on a
 // few hundred numbers, where a library call's dispatch would cost more than the arithmetic.
 //
-// Plain loops (GCC/Clang vector extensions where the blocking matters) that the compiler
-// vectorises. On x86-64 Linux with GCC each kernel is also compiled for x86-64-v3 (AVX2, FMA)
-// and picked at load time (function multiversioning), so the library runs on any x86-64 CPU
-// and uses AVX2 where there is one.
+// Plain loops that the compiler vectorises, with GCC/Clang vector extensions where the
+// register blocking matters. Each kernel is compiled twice: for the x86-64 / ARM baseline with
+// 16-byte vectors, and on x86-64 also for AVX2 + FMA with 32-byte vectors; `best_kernels`
+// picks a set at run time, so the library runs on any CPU and uses AVX2 where there is one.
 //
 // Rounding: every output element of `matmul_acc` is one chain of multiply-adds over k in
 // order, whatever the blocking, so an image's values do not depend on the other images in
@@ -13,39 +13,36 @@
 #pragma once
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <type_traits>
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define PIXELCNN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define PIXELCNN_MULTIVERSION
-#endif
 #if defined(__GNUC__)
 #define PIXELCNN_INLINE inline __attribute__((always_inline))
 #else
 #define PIXELCNN_INLINE inline
 #endif
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define PIXELCNN_AVX2 1
+#endif
 
 namespace pixelcnn_native {
 
-// 32 bytes of T (an AVX register; two SSE registers in the baseline build): GCC/Clang vector
-// extensions, so that the register blocking below is what the compiler emits.
-template <typename T> struct Simd {
-  typedef T V __attribute__((vector_size(32)));
-  static constexpr int width = 32 / sizeof(T);
+// A vector of Bytes bytes of T.
+template <typename T, int Bytes> struct Simd {
+  typedef T V __attribute__((vector_size(Bytes)));
+  static constexpr int width = Bytes / sizeof(T);
 };
 
 // out[m, :NV*width] += x[m, :K] @ w[:K, :NV*width] for MR rows, MR * NV accumulators held in
 // registers across k (the loops are unrolled so that the arrays become registers).
-template <typename T, int MR, int NV>
+template <typename T, int Bytes, int MR, int NV>
 PIXELCNN_INLINE void tile(int64_t K, const T* x, int64_t ldx, const T* w, int64_t ldw, T* out,
                           int64_t ldo) {
-  using V = typename Simd<T>::V;
-  constexpr int width = Simd<T>::width;
+  using V = typename Simd<T, Bytes>::V;
+  constexpr int width = Simd<T, Bytes>::width;
   V acc[MR][NV];
 #pragma GCC unroll 8
   for (int r = 0; r < MR; ++r)
@@ -66,41 +63,41 @@ PIXELCNN_INLINE void tile(int64_t K, const T* x, int64_t ldx, const T* w, int64_
     for (int v = 0; v < NV; ++v) std::memcpy(out + r * ldo + v * width, &acc[r][v], sizeof(V));
 }
 
-// The same for the last columns (fewer than a vector), one row at a time.
-template <typename T>
-PIXELCNN_INLINE void tile_edge(int64_t K, int64_t nr, const T* x, const T* w, int64_t ldw,
-                               T* out) {
-  for (int64_t n = 0; n < nr; ++n) {
-    T acc = out[n];
-    for (int64_t k = 0; k < K; ++k) acc += x[k] * w[k * ldw + n];
-    out[n] = acc;
-  }
-}
-
-// out[M, N] += x[M, K] @ w[K, N], row-major with leading dimensions ldx, ldw, ldo. Column
-// panels of NV vectors, rows MR at a time so that each loaded weight serves MR rows; at batch
-// 1 (M = 1) wider panels keep more independent accumulators in flight.
-template <typename T, int MR, int NV>
+// Column panels of NV vectors from column n on, rows MR at a time so that each loaded weight
+// serves MR rows, k in blocks whose panel slice stays in the L1 cache while the rows pass.
+template <typename T, int Bytes, int MR, int NV>
 PIXELCNN_INLINE void panels(int64_t M, int64_t& n, int64_t N, int64_t K, const T* x,
                             int64_t ldx, const T* w, int64_t ldw, T* out, int64_t ldo) {
-  constexpr int64_t cols = NV * Simd<T>::width;
+  constexpr int64_t cols = NV * Simd<T, Bytes>::width, kblock = 256;
   for (; n + cols <= N; n += cols) {
-    int64_t m = 0;
-    for (; m + MR <= M; m += MR)
-      tile<T, MR, NV>(K, x + m * ldx, ldx, w + n, ldw, out + m * ldo + n, ldo);
-    for (; m < M; ++m) tile<T, 1, NV>(K, x + m * ldx, ldx, w + n, ldw, out + m * ldo + n, ldo);
+    for (int64_t k = 0; k < K; k += kblock) {
+      const int64_t kb = std::min(kblock, K - k);
+      const T* wb = w + k * ldw + n;
+      int64_t m = 0;
+      for (; m + MR <= M; m += MR)
+        tile<T, Bytes, MR, NV>(kb, x + m * ldx + k, ldx, wb, ldw, out + m * ldo + n, ldo);
+      for (; m < M; ++m)
+        tile<T, Bytes, 1, NV>(kb, x + m * ldx + k, ldx, wb, ldw, out + m * ldo + n, ldo);
+    }
   }
 }
 
-template <typename T>
-PIXELCNN_MULTIVERSION void matmul_acc(int64_t M, int64_t N, int64_t K, const T* x, int64_t ldx,
-                                      const T* w, int64_t ldw, T* out, int64_t ldo) {
+// out[M, N] += x[M, K] @ w[K, N], row-major with leading dimensions ldx, ldw, ldo. At batch 1
+// (M = 1) wider panels keep more independent accumulators in flight; the last columns (less
+// than a vector) one at a time.
+template <typename T, int Bytes>
+PIXELCNN_INLINE void matmul_acc(int64_t M, int64_t N, int64_t K, const T* x, int64_t ldx,
+                                const T* w, int64_t ldw, T* out, int64_t ldo) {
   int64_t n = 0;
-  if (M == 1) panels<T, 1, 8>(M, n, N, K, x, ldx, w, ldw, out, ldo);
-  panels<T, 4, 2>(M, n, N, K, x, ldx, w, ldw, out, ldo);
-  panels<T, 4, 1>(M, n, N, K, x, ldx, w, ldw, out, ldo);
+  if (M == 1) panels<T, Bytes, 1, 8>(M, n, N, K, x, ldx, w, ldw, out, ldo);
+  panels<T, Bytes, 4, 2>(M, n, N, K, x, ldx, w, ldw, out, ldo);
+  panels<T, Bytes, 4, 1>(M, n, N, K, x, ldx, w, ldw, out, ldo);
   for (int64_t m = 0; m < M; ++m)
-    tile_edge(K, N - n, x + m * ldx, w + n, ldw, out + m * ldo + n);
+    for (int64_t c = n; c < N; ++c) {
+      T acc = out[m * ldo + c];
+      for (int64_t k = 0; k < K; ++k) acc += x[m * ldx + k] * w[k * ldw + c];
+      out[m * ldo + c] = acc;
+    }
 }
 
 constexpr double kInvFactorial[] = {1., 1., 1. / 2, 1. / 6, 1. / 24, 1. / 120, 1. / 720,
@@ -141,7 +138,7 @@ PIXELCNN_INLINE T exp_(T x) {
 // The gated unit: out[n] = tanh(f[n]) * sigmoid(g[n]), n < N, to about an ulp of 1 (tanh as
 // 2 sigmoid(2f) - 1: absolute, not relative, precision near 0, like the products it feeds).
 template <typename T>
-PIXELCNN_MULTIVERSION void gate(int64_t N, const T* f, const T* g, T* out) {
+PIXELCNN_INLINE void gate(int64_t N, const T* f, const T* g, T* out) {
   for (int64_t n = 0; n < N; ++n) {
     const T t = T(2) / (T(1) + exp_(T(-2) * f[n])) - T(1);
     out[n] = t / (T(1) + exp_(-g[n]));
@@ -152,8 +149,8 @@ PIXELCNN_MULTIVERSION void gate(int64_t N, const T* f, const T* g, T* out) {
 // running sum of the probabilities, as pixelcnn.sampling.common.inverse_cdf. probs: scratch
 // [levels].
 template <typename T>
-PIXELCNN_MULTIVERSION int64_t inverse_cdf(int64_t levels, const T* logits, T inv_temperature,
-                                          T u, T* probs) {
+PIXELCNN_INLINE int64_t inverse_cdf(int64_t levels, const T* logits, T inv_temperature, T u,
+                                    T* probs) {
   T top = -std::numeric_limits<T>::infinity();
   for (int64_t v = 0; v < levels; ++v) top = std::max(top, logits[v] * inv_temperature);
   T sum = 0;
@@ -169,6 +166,50 @@ PIXELCNN_MULTIVERSION int64_t inverse_cdf(int64_t levels, const T* logits, T inv
     if (!(cdf < u)) break;
   }
   return v;
+}
+
+// One compiled set of the kernels.
+template <typename T>
+struct Kernels {
+  void (*matmul_acc)(int64_t M, int64_t N, int64_t K, const T* x, int64_t ldx, const T* w,
+                     int64_t ldw, T* out, int64_t ldo);
+  void (*gate)(int64_t N, const T* f, const T* g, T* out);
+  int64_t (*inverse_cdf)(int64_t levels, const T* logits, T inv_temperature, T u, T* probs);
+};
+
+// kernels_ISA<T>: the kernels compiled with the function attribute TARGET and vectors of
+// BYTES bytes.
+#define PIXELCNN_KERNEL_SET(ISA, TARGET, BYTES)                                              \
+  template <typename T>                                                                      \
+  TARGET void matmul_acc_##ISA(int64_t M, int64_t N, int64_t K, const T* x, int64_t ldx,     \
+                               const T* w, int64_t ldw, T* out, int64_t ldo) {               \
+    matmul_acc<T, BYTES>(M, N, K, x, ldx, w, ldw, out, ldo);                                 \
+  }                                                                                          \
+  template <typename T>                                                                      \
+  TARGET void gate_##ISA(int64_t N, const T* f, const T* g, T* out) { gate(N, f, g, out); }  \
+  template <typename T>                                                                      \
+  TARGET int64_t inverse_cdf_##ISA(int64_t levels, const T* logits, T inv_temperature, T u,  \
+                                   T* probs) {                                               \
+    return inverse_cdf(levels, logits, inv_temperature, u, probs);                           \
+  }                                                                                          \
+  template <typename T>                                                                      \
+  constexpr Kernels<T> kernels_##ISA{matmul_acc_##ISA<T>, gate_##ISA<T>, inverse_cdf_##ISA<T>};
+
+PIXELCNN_KERNEL_SET(baseline, , 16)
+#ifdef PIXELCNN_AVX2
+PIXELCNN_KERNEL_SET(avx2, __attribute__((target("avx2,fma"))), 32)
+#endif
+
+// The fastest set this CPU runs, or the baseline set if $PIXELCNN_NATIVE_KERNELS is
+// "baseline" (to test it on any machine).
+template <typename T>
+Kernels<T> best_kernels() {
+  const char* forced = std::getenv("PIXELCNN_NATIVE_KERNELS");
+  if (forced && std::strcmp(forced, "baseline") == 0) return kernels_baseline<T>;
+#ifdef PIXELCNN_AVX2
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return kernels_avx2<T>;
+#endif
+  return kernels_baseline<T>;
 }
 
 }  // namespace pixelcnn_native

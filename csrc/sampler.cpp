@@ -3,10 +3,12 @@
 //
 // It reads the packed weights of pixelcnn/packing.py and reads and writes the buffers of
 // GatedCache (same shapes and meaning), so a call carries on where the previous one stopped.
-// Each row: the vertical stacks of the row above for the whole batch (ATen: one large product
-// per layer, threaded by the BLAS), then the row's pixels (Block), with no allocation or
-// dispatch per sub-pixel: torch's threads (at::parallel_for) take whole images when the
-// batch is at least the thread count, and otherwise share each image's products (Team).
+// One parallel region (at::parallel_for over torch's threads) runs the whole call: the batch
+// is cut into blocks of images, one per team of threads (Team), and each team runs its
+// images through every row (vertical stacks) and every sub-pixel (horizontal stacks, head,
+// sample) on the raw-array kernels of kernels.h, with no allocation or dispatch in the loop.
+// At batch >= threads each thread is a team of its own and never waits for another; at a
+// smaller batch the threads of a team share each product.
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -39,48 +41,21 @@ Tensor embed(const Tensor& x, const Args& a) {
   return x.to(a.wv.scalar_type()) * (2.0 / (a.levels - 1)) - 1.0;
 }
 
-// Start row i (GatedCache.row): push the row above into each layer's ring of vertical inputs
-// (image row r in slot r % (p + 1)), run the vertical stacks over it, and through the links
-// set the horizontal stacks' pre-activation from above.
-void row_step(const Args& a, int64_t i) {
-  const int64_t B = a.B, W = a.width, H = a.H, p = a.p;
-  if (i == 0) {
-    a.vbuf.zero_();
-    a.row_bias.copy_(a.bias_h.unsqueeze(2).expand_as(a.row_bias));
-    return;
-  }
-  std::vector<int64_t> slots(p + 1);  // oldest row first
-  for (int64_t r = 0; r <= p; ++r) slots[r] = (i + r) % (p + 1);
-  const Tensor order = at::tensor(slots, at::kLong);
-  Tensor v_in = at::zeros({B, W, H}, a.vbuf.options());
-  v_in.narrow(2, 0, a.C).copy_(embed(a.x.select(2, i - 1), a).transpose(1, 2));
-  for (int64_t l = 0; l < a.L; ++l) {
-    const Tensor buf = a.vbuf[l];                                        // [B, p+1, W+2p, H]
-    buf.select(1, (i - 1) % (p + 1)).narrow(1, p, W).copy_(v_in);
-    // layer 0's input is the image: its channels past C are zeros, left out of the product
-    const int64_t cin = l == 0 ? a.C : H;
-    const Tensor win = buf.narrow(3, 0, cin).index_select(1, order).unfold(2, 2 * p + 1, 1)
-                           .permute({0, 2, 1, 4, 3}).reshape({B * W, -1});  // [B*W, (p+1)k cin]
-    const Tensor wv = a.wv[l].view({-1, H, 2 * H}).narrow(1, 0, cin).reshape({-1, 2 * H});
-    Tensor pre = a.v_pre[l].view({B * W, 2 * H});
-    at::addmm_out(pre, a.bias_v[l].repeat_interleave(W, 0), win, wv);
-    v_in = (at::tanh(pre.narrow(1, 0, H)) * at::sigmoid(pre.narrow(1, H, H))).view({B, W, H});
-  }
-  const Tensor link = at::bmm(a.v_pre.view({a.L, B * W, 2 * H}), a.wlink);
-  Tensor row_bias = a.row_bias;
-  at::add_out(row_bias, link.view({a.L, B, W, 2 * H}), a.bias_h.unsqueeze(2));
-}
-
 // Sizes and raw pointers of the weights and the GatedCache buffers, shared by all threads.
 template <typename T>
 struct Net {
   explicit Net(const Args& a)
-      : B(a.B), C(a.C), height(a.height), W(a.width), L(a.L), H(a.H), p(a.p),
-        levels(a.levels), start(a.start), wh_prev(ptr(a.wh_prev)), wh_cur(ptr(a.wh_cur)),
+      : B(a.B), C(a.C), height(a.height), W(a.width), L(a.L), H(a.H), p(a.p), k(2 * a.p + 1),
+        levels(a.levels), start(a.start),
+        // layer 0's vertical input is the image: only its first C channels are non-zero
+        wv0_(a.wv[0].view({-1, H, 2 * H}).narrow(1, 0, C).contiguous()), wv(ptr(a.wv)),
+        wv0(ptr(wv0_)), wlink(ptr(a.wlink)), wh_prev(ptr(a.wh_prev)), wh_cur(ptr(a.wh_cur)),
         wres(ptr(a.wres)), bres(ptr(a.bres)), wskip(ptr(a.wskip)), bskip(ptr(a.bskip)),
-        w1(ptr(a.w1)), b1(ptr(a.b1)), w2(ptr(a.w2)), b2(ptr(a.b2)), row_bias(ptr(a.row_bias)),
-        u(ptr(a.uniforms)), hbuf_(ptr(a.hbuf)), base_(ptr(a.base)), gated_(ptr(a.gated)),
-        x(a.x.data_ptr<int64_t>()), inv_temperature(T(1) / T(a.temperature)) {
+        w1(ptr(a.w1)), b1(ptr(a.b1)), w2(ptr(a.w2)), b2(ptr(a.b2)), u(ptr(a.uniforms)),
+        bias_v_(ptr(a.bias_v)), bias_h_(ptr(a.bias_h)), vbuf_(ptr(a.vbuf)),
+        v_pre_(ptr(a.v_pre)), row_bias_(ptr(a.row_bias)), hbuf_(ptr(a.hbuf)),
+        base_(ptr(a.base)), gated_(ptr(a.gated)), x(a.x.data_ptr<int64_t>()),
+        inv_temperature(T(1) / T(a.temperature)), kernels(best_kernels<T>()) {
     const Tensor table = embed(at::arange(levels, at::kLong), a);
     embedding.assign(table.data_ptr<T>(), table.data_ptr<T>() + levels);
   }
@@ -89,22 +64,34 @@ struct Net {
   int64_t index(int64_t b, int64_t c, int64_t i, int64_t j) const {  // x, u: [B, C, height, W]
     return ((b * C + c) * height + i) * W + j;
   }
+  const T* bias_v(int64_t l, int64_t b) const { return bias_v_ + (l * B + b) * 2 * H; }
+  const T* bias_h(int64_t l, int64_t b) const { return bias_h_ + (l * B + b) * 2 * H; }
+  T* vbuf(int64_t l, int64_t b, int64_t slot, int64_t col) const {  // [L, B, p+1, W+2p, H]
+    return vbuf_ + (((l * B + b) * (p + 1) + slot) * (W + 2 * p) + col) * H;
+  }
+  T* v_pre(int64_t l, int64_t b) const { return v_pre_ + (l * B + b) * W * 2 * H; }
+  T* row_bias(int64_t l, int64_t b, int64_t j) const {  // [L, B, W, 2H]
+    return row_bias_ + ((l * B + b) * W + j) * 2 * H;
+  }
   T* hbuf(int64_t l, int64_t b, int64_t col) const {  // [L, B, p+W, H]
     return hbuf_ + ((l * B + b) * (p + W) + col) * H;
   }
   T* base(int64_t l, int64_t b) const { return base_ + (l * B + b) * 2 * H; }  // [L, B, 2H]
   T* gated(int64_t b, int64_t l) const { return gated_ + (b * L + l) * H; }    // [B, L, H]
 
-  const int64_t B, C, height, W, L, H, p, levels, start;
-  const T *wh_prev, *wh_cur, *wres, *bres, *wskip, *bskip, *w1, *b1, *w2, *b2, *row_bias, *u;
-  T *hbuf_, *base_, *gated_;
+  const int64_t B, C, height, W, L, H, p, k, levels, start;
+  const Tensor wv0_;
+  const T *wv, *wv0, *wlink, *wh_prev, *wh_cur, *wres, *bres, *wskip, *bskip, *w1, *b1, *w2,
+      *b2, *u, *bias_v_, *bias_h_;
+  T *vbuf_, *v_pre_, *row_bias_, *hbuf_, *base_, *gated_;
   int64_t* x;
   const T inv_temperature;
+  const Kernels<T> kernels;
   std::vector<T> embedding;  // embed(v), v < levels
 };
 
-// One team's images b0 .. b1 - 1 along row i: GatedCache.begin_pixel, step, logits and
-// end_pixel, and the inverse-CDF sample, the products split over the team's threads.
+// One team's images b0 .. b1 - 1 through rows of the image: GatedCache.row, begin_pixel,
+// step, logits and end_pixel, and the inverse-CDF sample, the products split over the team.
 //
 // The masks keep the colour groups of hidden units apart: group g of every layer sees the
 // pixel's channels < g only, and the logits of channel c see groups <= c only. So the step
@@ -115,26 +102,16 @@ struct Net {
 template <typename T>
 class Block {
  public:
-  Block(const Net<T>& net, Team& team, int64_t i, int64_t b0, int64_t b1)
-      : n_(net), team_(team), i_(i), b0_(b0), M_(b1 - b0), pixel_(M_ * net.C),
+  Block(const Net<T>& net, Team& team, int64_t b0, int64_t b1)
+      : n_(net), k_(net.kernels), team_(team), b0_(b0), M_(b1 - b0), pixel_(M_ * net.C),
         pre_(M_ * 2 * net.H), skip_(M_ * net.H), hidden_(M_ * net.H), logits_(M_ * net.levels),
         probs_(net.levels) {}
 
-  void run() {
-    for (int64_t j = 0; j < n_.W; ++j) {
-      begin_pixel(j);
-      const bool given = i_ * n_.W + j < n_.start;  // completion: x0's pixel, caches only
-      for (int64_t c = 0; c < n_.C; ++c) {
-        step(j, c);
-        if (given) continue;
-        head(c);
-        for (int64_t m = 0; m < M_; ++m) {
-          const int64_t sub = n_.index(b0_ + m, c, i_, j);
-          n_.x[sub] = inverse_cdf(n_.levels, &logits_[m * n_.levels], n_.inv_temperature,
-                                  n_.u[sub], probs_.data());
-        }
-      }
-      end_pixel(j);
+  void run(int64_t row_begin, int64_t row_end) {
+    for (i_ = row_begin; i_ < row_end; ++i_) {
+      start_row();
+      if (i_ < n_.start / n_.W) continue;  // completion: rows before the start row are x0's
+      for (int64_t j = 0; j < n_.W; ++j) pixel(j);
     }
   }
 
@@ -148,18 +125,89 @@ class Block {
     });
   }
 
+  // Copy one row into M rows of out, ld apart.
+  static void broadcast(int64_t M, int64_t N, const T* row, T* out, int64_t ld) {
+    for (int64_t m = 0; m < M; ++m) std::copy(row, row + N, out + m * ld);
+  }
+
+  // Start row i (GatedCache.row): push the image row above into the ring of each layer's
+  // last p + 1 vertical inputs (image row r in slot r % (p + 1)), run the vertical stacks
+  // over it, and through the links set the horizontal stacks' pre-activation from above.
+  void start_row() {
+    const int64_t H = n_.H, W = n_.W, p = n_.p, k = n_.k, L = n_.L;
+    if (i_ == 0) {
+      for (int64_t l = 0; l < L; ++l)
+        for (int64_t b = b0_; b < b0_ + M_; ++b) {
+          std::fill(n_.vbuf(l, b, 0, 0), n_.vbuf(l, b, p + 1, 0), T(0));
+          broadcast(W, 2 * H, n_.bias_h(l, b), n_.row_bias(l, b, 0), 2 * H);
+        }
+      return;
+    }
+    const int64_t slot = (i_ - 1) % (p + 1);
+    for (int64_t b = b0_; b < b0_ + M_; ++b)
+      for (int64_t j = 0; j < W; ++j)
+        for (int64_t c = 0; c < n_.C; ++c)
+          n_.vbuf(0, b, slot, p + j)[c] = n_.embedding[n_.x[n_.index(b, c, i_ - 1, j)]];
+    for (int64_t l = 0; l < L; ++l) {
+      // the window of output column j: kernel row r reads ring slot (i + r) % (p + 1) at
+      // columns j .. j + k - 1, all channels contiguous (k cin of them, rows H apart); layer
+      // 0 reads its C image channels column by column
+      const int64_t cin = l == 0 ? n_.C : H, taps = l == 0 ? k : 1, K = l == 0 ? n_.C : k * H;
+      const T* w = l == 0 ? n_.wv0 : n_.wv + l * (p + 1) * k * H * 2 * H;
+      columns(0, H, [&](int64_t n0, int64_t n1) {
+        for (int64_t b = b0_; b < b0_ + M_; ++b) {
+          T* pre = n_.v_pre(l, b);  // [W, 2H]
+          for (int64_t half : {n0, H + n0}) {  // tanh and sigmoid pre-activations
+            broadcast(W, n1 - n0, n_.bias_v(l, b) + half, pre + half, 2 * H);
+            for (int64_t r = 0; r <= p; ++r)
+              for (int64_t t = 0; t < taps; ++t)
+                k_.matmul_acc(W, n1 - n0, K, n_.vbuf(l, b, (i_ + r) % (p + 1), t), H,
+                              w + (r * k + t) * cin * 2 * H + half, 2 * H, pre + half, 2 * H);
+          }
+          if (l + 1 < L)  // the next layer's vertical input
+            for (int64_t j = 0; j < W; ++j)
+              k_.gate(n1 - n0, pre + j * 2 * H + n0, pre + j * 2 * H + H + n0,
+                      n_.vbuf(l + 1, b, slot, p + j) + n0);
+        }
+      });
+    }
+    team_.run(L, [&](int64_t l) {  // the links, a layer per chunk
+      for (int64_t b = b0_; b < b0_ + M_; ++b) {
+        broadcast(W, 2 * H, n_.bias_h(l, b), n_.row_bias(l, b, 0), 2 * H);
+        k_.matmul_acc(W, 2 * H, 2 * H, n_.v_pre(l, b), 2 * H, n_.wlink + l * 4 * H * H, 2 * H,
+                      n_.row_bias(l, b, 0), 2 * H);
+      }
+    });
+  }
+
+  // Pixel (i, j): its sub-pixels in order, or with x0's pixel (completion) the caches only.
+  void pixel(int64_t j) {
+    begin_pixel(j);
+    const bool given = i_ * n_.W + j < n_.start;
+    for (int64_t c = 0; c < n_.C; ++c) {
+      step(j, c);
+      if (given) continue;
+      head(c);
+      for (int64_t m = 0; m < M_; ++m) {
+        const int64_t sub = n_.index(b0_ + m, c, i_, j);
+        n_.x[sub] = k_.inverse_cdf(n_.levels, &logits_[m * n_.levels], n_.inv_temperature,
+                                   n_.u[sub], probs_.data());
+      }
+    }
+    end_pixel(j);
+  }
+
   // base[l] = row_bias[l, :, j] + the horizontal taps j - p .. j - 1, a layer per chunk.
   void begin_pixel(int64_t j) {
     const int64_t H = n_.H, p = n_.p;
     team_.run(n_.L, [&](int64_t l) {
-      for (int64_t m = 0; m < M_; ++m) {
-        const T* bias = n_.row_bias + ((l * n_.B + b0_ + m) * n_.W + j) * 2 * H;
-        std::copy(bias, bias + 2 * H, n_.base(l, b0_ + m));
-      }
+      for (int64_t m = 0; m < M_; ++m)
+        std::copy(n_.row_bias(l, b0_ + m, j), n_.row_bias(l, b0_ + m, j) + 2 * H,
+                  n_.base(l, b0_ + m));
       const int64_t cin = l == 0 ? n_.C : H;  // layer 0: the image's C channels, then zeros
       for (int64_t tap = 0; tap < p; ++tap)
-        matmul_acc(M_, 2 * H, cin, n_.hbuf(l, b0_, j + tap), (p + n_.W) * H,
-                   n_.wh_prev + (l * p + tap) * H * 2 * H, 2 * H, n_.base(l, b0_), 2 * H);
+        k_.matmul_acc(M_, 2 * H, cin, n_.hbuf(l, b0_, j + tap), (p + n_.W) * H,
+                      n_.wh_prev + (l * p + tap) * H * 2 * H, 2 * H, n_.base(l, b0_), 2 * H);
     });
   }
 
@@ -180,11 +228,11 @@ class Block {
           for (int64_t m = 0; m < M_; ++m)
             std::copy(n_.base(l, b0_ + m) + half, n_.base(l, b0_ + m) + half + n1 - n0,
                       &pre_[m * 2 * H + half]);
-          matmul_acc(M_, n1 - n0, K, in, ld_in, w + half, 2 * H, &pre_[half], 2 * H);
+          k_.matmul_acc(M_, n1 - n0, K, in, ld_in, w + half, 2 * H, &pre_[half], 2 * H);
         }
         for (int64_t m = 0; m < M_; ++m)
-          gate(n1 - n0, &pre_[m * 2 * H + n0], &pre_[m * 2 * H + H + n0],
-               n_.gated(b0_ + m, l) + n0);
+          k_.gate(n1 - n0, &pre_[m * 2 * H + n0], &pre_[m * 2 * H + H + n0],
+                  n_.gated(b0_ + m, l) + n0);
       });
       if (l + 1 == L) break;
       T* next = n_.hbuf(l + 1, b0_, j + n_.p);
@@ -192,8 +240,8 @@ class Block {
         for (int64_t m = 0; m < M_; ++m)
           for (int64_t n = n0; n < n1; ++n)
             next[m * ld + n] = (l == 0 ? T(0) : in[m * ld + n]) + n_.bres[l * H + n];
-        matmul_acc(M_, n1 - n0, g1, n_.gated(b0_, l), L * H, n_.wres + l * H * H + n0, H,
-                   next + n0, ld);
+        k_.matmul_acc(M_, n1 - n0, g1, n_.gated(b0_, l), L * H, n_.wres + l * H * H + n0, H,
+                      next + n0, ld);
       });
     }
   }
@@ -206,25 +254,22 @@ class Block {
       for (int64_t m = 0; m < M_; ++m)
         for (int64_t n = n0; n < n1; ++n) out[m * H + n] = std::max(out[m * H + n], T(0));
     };
-    const auto broadcast = [&](const T* bias, T* out, int64_t n0, int64_t n1, int64_t ld) {
-      for (int64_t m = 0; m < M_; ++m) std::copy(bias + n0, bias + n1, out + m * ld + n0);
-    };
     columns(g0, g1, [&](int64_t n0, int64_t n1) {
-      broadcast(n_.bskip, skip_.data(), n0, n1, H);
+      broadcast(M_, n1 - n0, n_.bskip + n0, &skip_[n0], H);
       for (int64_t l = 0; l < n_.L; ++l)
-        matmul_acc(M_, n1 - n0, g1, n_.gated(b0_, l), n_.L * H, n_.wskip + l * H * H + n0, H,
-                   &skip_[n0], H);
+        k_.matmul_acc(M_, n1 - n0, g1, n_.gated(b0_, l), n_.L * H, n_.wskip + l * H * H + n0,
+                      H, &skip_[n0], H);
       relu(skip_.data(), n0, n1);
     });
     columns(g0, g1, [&](int64_t n0, int64_t n1) {
-      broadcast(n_.b1, hidden_.data(), n0, n1, H);
-      matmul_acc(M_, n1 - n0, g1, skip_.data(), H, n_.w1 + n0, H, &hidden_[n0], H);
+      broadcast(M_, n1 - n0, n_.b1 + n0, &hidden_[n0], H);
+      k_.matmul_acc(M_, n1 - n0, g1, skip_.data(), H, n_.w1 + n0, H, &hidden_[n0], H);
       relu(hidden_.data(), n0, n1);
     });
     columns(0, levels, [&](int64_t v0, int64_t v1) {
-      broadcast(n_.b2 + c * levels, logits_.data(), v0, v1, levels);
-      matmul_acc(M_, v1 - v0, g1, hidden_.data(), H, n_.w2 + c * levels + v0, n_.C * levels,
-                 &logits_[v0], levels);
+      broadcast(M_, v1 - v0, n_.b2 + c * levels + v0, &logits_[v0], levels);
+      k_.matmul_acc(M_, v1 - v0, g1, hidden_.data(), H, n_.w2 + c * levels + v0,
+                    n_.C * levels, &logits_[v0], levels);
     });
   }
 
@@ -236,23 +281,26 @@ class Block {
   }
 
   const Net<T>& n_;
+  const Kernels<T>& k_;
   Team& team_;
-  const int64_t i_, b0_, M_;
+  const int64_t b0_, M_;
+  int64_t i_ = 0;  // the current row
   std::vector<T> pixel_, pre_, skip_, hidden_, logits_, probs_;  // [M, C], [M, 2H], [M, H], ...
 };
 
-// The pixels of row i: the batch split into teams, min(B, threads) of them, each a leader and,
-// at batch < threads with hidden >= kTeamHidden, helpers that share its products.
+// A thread per block of images while the batch allows, min(B, threads) teams; at a smaller
+// batch, and hidden >= kTeamHidden (below, a product is too small to share), the threads
+// left over join the teams as helpers.
 constexpr int64_t kTeamHidden = 96;
 
 template <typename T>
-void row_pixels(const Net<T>& net, int64_t i) {
+void run(const Net<T>& net, int64_t row_begin, int64_t row_end) {
   const int64_t threads = at::get_num_threads(), teams = std::min(net.B, threads);
   const int64_t members = net.H >= kTeamHidden ? threads / teams : 1;
   std::deque<Team> team;
   for (int64_t t = 0; t < teams; ++t) team.emplace_back(members);
   at::parallel_for(0, teams * members, 1, [&](int64_t s0, int64_t s1) {
-    for (int64_t s = s0; s < s1; ++s) {  // the leader's slot before its helpers'
+    for (int64_t s = s0; s < s1; ++s) {  // a team's leader before its helpers
       Team& mine = team[s / members];
       if (s % members) {
         mine.help();
@@ -263,7 +311,7 @@ void row_pixels(const Net<T>& net, int64_t i) {
         Team& team;
         ~Finish() { team.finish(); }
       } finish{mine};
-      Block<T>(net, mine, i, t * net.B / teams, (t + 1) * net.B / teams).run();
+      Block<T>(net, mine, t * net.B / teams, (t + 1) * net.B / teams).run(row_begin, row_end);
     }
   });
 }
@@ -301,11 +349,7 @@ void sample_rows(Tensor wv, Tensor wlink, Tensor wh_prev, Tensor wh_cur, Tensor 
   TORCH_CHECK(0 <= row_begin && row_begin <= row_end && row_end <= a.height,
               "pixelcnn_native: rows out of range");
   AT_DISPATCH_FLOATING_TYPES(wv.scalar_type(), "pixelcnn_native::sample_rows", [&] {
-    const Net<scalar_t> net(a);
-    for (int64_t i = row_begin; i < row_end; ++i) {
-      row_step(a, i);
-      if (i >= start / a.width) row_pixels(net, i);  // rows before the start row are x0's
-    }
+    run(Net<scalar_t>(a), row_begin, row_end);
   });
 }
 

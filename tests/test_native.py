@@ -141,6 +141,16 @@ def test_threads_per_image_same_images_as_naive(threads):
 
 
 @built
+@pytest.mark.parametrize("channels", [15, 96], ids=["images-per-thread", "threads-per-image"])
+def test_baseline_kernels(channels, threads, monkeypatch):
+    """The kernels compiled for CPUs without AVX2 (picked on this one by an override)."""
+    monkeypatch.setenv("PIXELCNN_NATIVE_KERNELS", "baseline")
+    threads(2)
+    model = make_model(layers=3, kernel_size=5, channels=channels, num_classes=3)
+    assert torch.equal(draw(model, 1, (4, 6), method="native"), draw(model, 1, (4, 6)))
+
+
+@built
 def test_progress_and_auto():
     model = make_model(layers=2)
     u = torch.rand(2, 3, 4, 5, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
