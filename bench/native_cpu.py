@@ -4,7 +4,9 @@ at 32x32x3, batch 1 and 16, random weights (the time does not depend on them).
     python -m bench.native_cpu [--threads 2] [--repeat 3] [--rows 32] [--methods cached native]
 
 Each figure is the best of --repeat runs (the median is printed too: a shared machine makes
-single runs noisy). --rows N < 32 times the first N rows of each image and scales by 32 / N
+single runs noisy), in wall-clock seconds, and in CPU seconds of the process (all threads,
+spinning included: with --threads 1 a measure of the work that other processes on the machine
+do not inflate). --rows N < 32 times the first N rows of each image and scales by 32 / N
 (every row costs the same but row 0, which has no vertical stack to compute). Writes
 bench/results/native_cpu.json.
 """
@@ -22,13 +24,15 @@ import pixelcnn
 
 
 def seconds_per_batch(model, method, batch, rows, repeat, width=32, height=32):
-    times = []
+    """Best and median wall-clock seconds, and best CPU seconds, per batch of 32 x 32 images."""
+    wall, cpu = [], []
     for r in range(repeat):
         g = torch.Generator().manual_seed(r)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         pixelcnn.sample(model, batch, (rows, width), method=method, generator=g)
-        times.append((time.perf_counter() - t) * height / rows)
-    return min(times), statistics.median(times)
+        wall.append((time.perf_counter() - t) * height / rows)
+        cpu.append((time.process_time() - c) * height / rows)
+    return min(wall), statistics.median(wall), min(cpu)
 
 
 def main():
@@ -50,10 +54,11 @@ def main():
             row = {"preset": preset, "batch": batch}
             for method in args.methods:
                 pixelcnn.sample(model, batch, (2, 32), method=method)         # warm up
-                best, median = seconds_per_batch(model, method, batch, args.rows, args.repeat)
-                row[method] = {"best_s": best, "median_s": median}
+                best, median, cpu = seconds_per_batch(model, method, batch, args.rows,
+                                                      args.repeat)
+                row[method] = {"best_s": best, "median_s": median, "cpu_s": cpu}
                 print(f"{preset:6s} batch {batch:3d} {method:7s} {best:8.3f} s/batch "
-                      f"(median {median:.3f})", flush=True)
+                      f"(median {median:.3f}, CPU {cpu:.3f} s)", flush=True)
             if "cached" in row and "native" in row:
                 row["speedup"] = row["cached"]["best_s"] / row["native"]["best_s"]
                 print(f"{preset:6s} batch {batch:3d} native speed-up {row['speedup']:.1f}x")

@@ -64,11 +64,12 @@ PIXELCNN_INLINE void tile(int64_t K, const T* x, int64_t ldx, const T* w, int64_
 }
 
 // Column panels of NV vectors from column n on, rows MR at a time so that each loaded weight
-// serves MR rows, k in blocks whose panel slice stays in the L1 cache while the rows pass.
+// serves MR rows, k in short blocks whose slice of the panel stays in the L1 cache while the
+// rows pass (weight rows a power-of-two-rich stride apart share few cache sets).
 template <typename T, int Bytes, int MR, int NV>
 PIXELCNN_INLINE void panels(int64_t M, int64_t& n, int64_t N, int64_t K, const T* x,
                             int64_t ldx, const T* w, int64_t ldw, T* out, int64_t ldo) {
-  constexpr int64_t cols = NV * Simd<T, Bytes>::width, kblock = 256;
+  constexpr int64_t cols = NV * Simd<T, Bytes>::width, kblock = 32;
   for (; n + cols <= N; n += cols) {
     for (int64_t k = 0; k < K; k += kblock) {
       const int64_t kb = std::min(kblock, K - k);
