@@ -62,7 +62,7 @@ def csv(kind):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.sample", description=__doc__.split("\n")[0],
+    p = argparse.ArgumentParser(prog="python -m bench.sample", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("model")
     g.add_argument("--dataset", help="cifar | mnist | fashion-mnist | binarized-mnist | ... "

@@ -41,6 +41,10 @@ class _Conditioned(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    # Models keep their convolution weights and activations channels-last (NHWC): oneDNN on
+    # CPUs runs these convolutions 2-3x faster that way (measured here on a training step),
+    # and so do tensor cores on GPUs.
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Integer sub-pixels -> the network's float input in [-1, 1]."""
         return embed(x, self.config.levels, self.dtype)
@@ -141,6 +145,7 @@ class GatedPixelCNN(_Conditioned):
             for i in range(cfg.layers))
         self.head = OutputHead(cfg.channels, cfg.in_channels, cfg.levels)
         self._init_conditioning(per_layer=2 * 2 * cfg.channels)   # vertical, horizontal
+        self.to(memory_format=torch.channels_last)
 
     def condition(self, y=None, h=None):
         """[B, layers, 2 (vertical, horizontal), 2 * channels] or None."""
@@ -187,7 +192,8 @@ class GatedPixelCNN(_Conditioned):
         if self._fused(u):
             from .kernels.gated_pixelcnn import gated_forward
             return gated_forward(self.packed(), u, cond)
-        v, hz, skip = u, u, 0
+        v = hz = u.contiguous(memory_format=torch.channels_last)
+        skip = 0
         for i, layer in enumerate(self.layers):
             v, hz, s = layer(v, hz, None if cond is None else cond[:, i])
             skip = skip + s
@@ -215,13 +221,14 @@ class PixelCNN(_Conditioned):
             for i in range(cfg.layers))
         self.head = OutputHead(cfg.channels, cfg.in_channels, cfg.levels)
         self._init_conditioning(per_layer=cfg.channels)
+        self.to(memory_format=torch.channels_last)
 
     def forward_float(self, u, y=None, h=None):
         cond = self.condition(y, h)
         if cond is not None:
             cond = cond.view(cond.shape[0], self.config.layers, -1, 1, 1)
         p = self.config.kernel_size // 2
-        x = u
+        x = u.contiguous(memory_format=torch.channels_last)
         for i, conv in enumerate(self.convs):
             out = conv(F.pad(x if i == 0 else F.relu(x), (p, p, p, p)))
             if cond is not None:

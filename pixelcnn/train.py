@@ -226,6 +226,7 @@ def main(argv=None):
     (out / "config.json").write_text(json.dumps({"args": vars(args), "config": config.to_dict()},
                                                 indent=2) + "\n")
     amp = device.type == "cuda" and not args.no_amp
+    torch.backends.cudnn.benchmark = device.type == "cuda"    # fixed shapes: pick fast kernels
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     epoch, step = 0, 0
     if payload is not None:

@@ -84,6 +84,17 @@ def test_sample_without_data(tmp_path, tiny_checkpoint, capsys):
     assert "test bits/dim: skipped (no test data" in capsys.readouterr().out
 
 
+def test_gate_failure_is_not_timed(tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    from bench import gate
+    real = gate.fast_logits
+    monkeypatch.setattr(gate, "fast_logits", lambda *a: real(*a) + 0.1)   # a broken cache
+    result = run(tmp_path, tiny_checkpoint, "--data-dir", str(tmp_path), "--methods", "cached")
+    assert result["failed"] == ["cached"] and not result["gate"]["cached"]["passed"]
+    assert "max |Δlogits|" in result["gate"]["cached"]["why"]
+    assert {r["method"] for r in result["records"]} == {"naive"}
+    assert "GATE FAILED: cached" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("args, message", [
     (["--checkpoint", "TINY", "--methods", "fast"], "unknown method"),
     (["--checkpoint", "TINY", "--methods", "triton"], "CUDA only"),

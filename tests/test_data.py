@@ -255,6 +255,8 @@ def test_make_loader(tmp_path):
     assert torch.equal(order(1), order(1)) and not torch.equal(order(1), order(2))
     assert sorted(order(1).tolist()) == sorted(ds.labels.tolist())
     assert len(ds.take(5)) == 5 and ds.take(None) is ds
+    x2 = torch.cat([x for x, _ in D.make_loader(ds, 16, workers=1)])  # batches from a worker
+    assert torch.equal(x2, ds.images)
 
 
 def test_save_grid(tmp_path):
