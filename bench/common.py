@@ -182,7 +182,11 @@ def test_data(dataset: str, data_dir: Optional[str], levels: int, image_size: Op
         for i, root in enumerate(roots):
             try:
                 data = _load(candidate, root, levels, image_size, download and i == 0)
-            except (DataUnavailable, ValueError) as e:
+            except DataUnavailable as e:
+                what = str(e).splitlines()[0].split(" not found under")[0]
+                reasons.append(f"{what} not found in {root}")
+                continue
+            except ValueError as e:
                 reasons.append(str(e).splitlines()[0])
                 continue
             if candidate == "cifar" and not data.data_verified:
@@ -192,7 +196,7 @@ def test_data(dataset: str, data_dir: Optional[str], levels: int, image_size: Op
             return data, ""
     hint = " Build CIFAR-10's exact subset with `python ../shared/datasets/cifar10/" \
            "build_cifar10.py data`." if name == "cifar" else ""
-    return None, "no test data: " + "; ".join(dict.fromkeys(reasons)) + hint
+    return None, "no test data: " + "; ".join(dict.fromkeys(reasons)) + "." + hint
 
 
 def describe_data(data, used: Optional[int] = None) -> str:
