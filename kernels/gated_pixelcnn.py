@@ -5,7 +5,8 @@ import torch
 from pixelcnn.packing import PackedGated, layer_biases
 
 
-def _ops(impl: str):
+def stacks(impl: str):
+    """(vertical_stack, horizontal_stack) of impl: "triton" (fused) or "reference" (PyTorch)."""
     if impl == "triton":
         from . import horizontal_stack, vertical_stack
         return vertical_stack.vertical_stack, horizontal_stack.horizontal_stack
@@ -19,7 +20,7 @@ def _ops(impl: str):
 def gated_forward(packed: PackedGated, u: torch.Tensor, cond=None, impl: str = "triton"):
     """Logits [B, levels, C, H, W] for the embedded image u [B, C, H, W]; cond: the model's
     conditioning [B, L, 2, 2H] or None. impl: "triton" (fused kernels) or "reference"."""
-    vertical, horizontal = _ops(impl)
+    vertical, horizontal = stacks(impl)
     w = packed
     B, C, H, W = u.shape
     x = u.permute(0, 2, 3, 1).contiguous()                          # channels-last

@@ -1,0 +1,178 @@
+"""The fused Triton ops against PyTorch on a GPU (issue #4): correctness first, then medians.
+
+    python -m bench.kernels                       # cifar preset, 32x32, batch 1,16,64,256
+    python -m bench.kernels --preset paper --dtypes bf16
+
+Random weights of the preset (speed does not depend on them). Per dtype:
+1. Correctness on a batch of 4: one layer's vertical stack and horizontal stack, fused against
+   kernels/reference.py; the fused layer against the torch GatedLayer (what it is timed
+   against); the whole forward's logits (backend="triton") against the float32 torch model:
+   max |difference|.
+2. Timings per batch size (CUDA only; triton.testing.do_bench, warmed up, median ms): one
+   layer's vertical stack (fused, against the torch layer's cuDNN convolution + gate), one
+   whole gated layer (fused vertical + horizontal stack, against the torch GatedLayer), and
+   the whole forward (backend "triton" against "torch").
+Writes <out>/<UTC time>-<device>-kernels.json. Without a GPU only step 1 runs, under Triton's
+interpreter (TRITON_INTERPRET=1 in the environment): use a small --preset and --size there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import pixelcnn
+from pixelcnn.evaluate import resolve_device
+from pixelcnn.kernels.gated_pixelcnn import stacks
+from pixelcnn.layers import gate
+from pixelcnn.packing import layer_biases
+
+from .common import ROOT, machine, machine_line
+
+DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
+LAYER = 1     # a layer with hidden-width inputs (layer 0 reads the image)
+
+
+def csv(kind):
+    return lambda text: [kind(v) for v in text.split(",") if v.strip()]
+
+
+class Ops:
+    """A copy of the model in dtype: its layer LAYER and whole forward, through the fused ops,
+    their references and the torch layers, on shared random inputs."""
+
+    def __init__(self, model32, batch: int, size, dtype: torch.dtype, seed: int):
+        cfg = model32.config
+        self.k = cfg.kernel_size
+        self.torch_model = pixelcnn.build(cfg).to(model32.device)
+        self.torch_model.load_state_dict(model32.state_dict())
+        self.torch_model.to(dtype).eval()
+        self.packed = self.torch_model.packed()
+        self.bias_v, self.bias_h = layer_biases(self.packed, None, batch)
+        g = torch.Generator().manual_seed(seed)
+        device = model32.device
+        hidden = torch.randn(batch, *size, cfg.channels, generator=g).to(device, dtype)
+        self.v = hidden                                           # [B, H, W, C]
+        self.h = torch.randn(hidden.shape, generator=g).to(device, dtype)
+        self.x = torch.randint(0, cfg.levels, (batch, cfg.in_channels, *size), generator=g,
+                               device="cpu").to(device)
+
+    def vertical(self, impl: str):
+        vertical_stack, _ = stacks(impl)
+        return vertical_stack(self.v, self.packed.wv[LAYER], self.bias_v[LAYER], self.k)
+
+    def layer(self, impl: str):
+        """Both stacks of the layer: (v_pre, vertical output, horizontal output, skip)."""
+        vertical_stack, horizontal_stack = stacks(impl)
+        w, l = self.packed, LAYER
+        skip = torch.zeros(*self.h.shape, dtype=torch.float32, device=self.h.device)
+        v_pre, v_out = vertical_stack(self.v, w.wv[l], self.bias_v[l], self.k)
+        h_out = horizontal_stack(self.h, v_pre, w.wh_prev[l], w.wh_cur[l], w.wlink[l],
+                                      self.bias_h[l], w.wres[l], w.bres[l], w.wskip[l], skip,
+                                      False)
+        return v_pre, v_out, h_out, skip
+
+    def torch_vertical(self):
+        layer, p = self.torch_model.layers[LAYER], self.k // 2
+        v = self.v.permute(0, 3, 1, 2)                            # channels-last NCHW view
+        return gate(layer.v_conv(F.pad(v, (p, p, p, 0))))
+
+    def torch_layer(self):
+        layer = self.torch_model.layers[LAYER]
+        return layer(self.v.permute(0, 3, 1, 2), self.h.permute(0, 3, 1, 2))
+
+    def forward(self, backend: str):
+        self.torch_model.backend = backend
+        return self.torch_model(self.x)
+
+
+def max_diff(a, b) -> float:
+    if isinstance(a, (tuple, list)):
+        return max(max_diff(x, y) for x, y in zip(a, b))
+    return (a.float() - b.float()).abs().max().item()
+
+
+@torch.no_grad()
+def check(model32, size, dtype, seed) -> dict:
+    """Max |difference| of each fused op from its reference on a batch of 4."""
+    ops = Ops(model32, 4, size, dtype, seed)
+    v_out, h_out, skip = (t.permute(0, 2, 3, 1) for t in ops.torch_layer())
+    # the fused layers leave the skip biases to the head, which adds their sum once
+    skip = skip - ops.torch_model.layers[LAYER].out.bias[model32.config.channels:]
+    return {"vertical_stack": max_diff(ops.vertical("triton"), ops.vertical("reference")),
+            "horizontal_stack": max_diff(ops.layer("triton")[2:], ops.layer("reference")[2:]),
+            "gated_layer_vs_torch": max_diff(ops.layer("triton")[1:], (v_out, h_out, skip)),
+            "forward_logits": max_diff(ops.forward("triton"), model32(ops.x))}
+
+
+@torch.no_grad()
+def timings(model32, batch, size, dtype, seed) -> list:
+    """Median milliseconds of the fused op and its torch counterpart, per op."""
+    from triton.testing import do_bench
+    ops = Ops(model32, batch, size, dtype, seed)
+    ms = lambda fn: do_bench(fn, warmup=25, rep=100, return_mode="median")
+    pairs = {"vertical_stack": (lambda: ops.vertical("triton"), ops.torch_vertical),
+             "gated_layer": (lambda: ops.layer("triton"), ops.torch_layer),
+             "forward": (lambda: ops.forward("triton"), lambda: ops.forward("torch"))}
+    rows = []
+    for name, (fused, torch_fn) in pairs.items():
+        f, t = ms(fused), ms(torch_fn)
+        rows.append({"op": name, "batch_size": batch, "fused_ms": f, "torch_ms": t,
+                     "speedup": t / f})
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.kernels",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="cifar")
+    parser.add_argument("--size", type=int, nargs=2, default=[32, 32], metavar=("H", "W"))
+    parser.add_argument("--batch-sizes", type=csv(int), default=[1, 16, 64, 256])
+    parser.add_argument("--dtypes", type=csv(str), default=["float32", "bf16"])
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args(argv)
+    unknown = [d for d in args.dtypes if d not in DTYPES]
+    if unknown:
+        parser.error(f"--dtypes: unknown {unknown}; choose from {list(DTYPES)}")
+    device = resolve_device(args.device)
+    if device.type != "cuda":
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            parser.error("no GPU: the fused ops run on a CPU only under Triton's interpreter; "
+                         "run with TRITON_INTERPRET=1 (and a small --preset and --size)")
+    torch.manual_seed(args.seed)
+    model = pixelcnn.build(pixelcnn.preset(args.preset)).to(device).eval()
+    print(machine_line(machine(device, ",".join(args.dtypes))))
+    print(f"model: {args.preset} preset, {model.config}, size {args.size}")
+    result = {"machine": machine(device, ",".join(args.dtypes)), "preset": args.preset,
+              "config": model.config.to_dict(), "size": args.size, "correctness": {},
+              "timings": []}
+    for name in args.dtypes:
+        dt = DTYPES[name]
+        result["correctness"][name] = diffs = check(model, args.size, dt, args.seed)
+        print(f"{name} max |fused - reference|: " +
+              ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+        if device.type != "cuda":
+            continue
+        for batch in args.batch_sizes:
+            for row in timings(model, batch, args.size, dt, args.seed):
+                result["timings"].append({"dtype": name, **row})
+                print(f"{name:8s} batch {batch:4d} {row['op']:15s} fused {row['fused_ms']:9.4f} "
+                      f"ms  torch {row['torch_ms']:9.4f} ms  {row['speedup']:5.2f}x")
+    if device.type != "cuda":
+        print("timings: skipped (CUDA only)")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{device.type}-kernels.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
