@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 
 import pixelcnn
-from pixelcnn.evaluate import evaluate, resolve_device
+from pixelcnn.evaluate import eval_batch_size, evaluate, resolve_device
 from pixelcnn.images import save_grid
 from pixelcnn.sampling import METHODS
 from pixelcnn.sampling.common import inverse_cdf
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-download", action="store_true", help="never try to download data")
     g.add_argument("--eval-images", type=int, help="score only the first N test images "
                    "(default: all)")
-    g.add_argument("--eval-batch-size", type=int, default=64)
+    g.add_argument("--eval-batch-size", type=int, help="default: 256 on a GPU, 32 on a CPU")
     g.add_argument("--samples-per-method", type=int, default=64,
                    help="score up to N of each method's samples (those drawn while timing)")
     g = p.add_argument_group("output")
@@ -305,6 +305,7 @@ def main(argv=None) -> dict:
     for k, v in DEFAULTS[device.type].items():
         if getattr(args, k) is None and not (k == "naive_steps" and args.naive_full):
             setattr(args, k, v)
+    args.eval_batch_size = args.eval_batch_size or eval_batch_size(device)
     dataset = args.dataset or meta.get("dataset") or "cifar"
     print_settings(args)
     mach = machine(device, args.dtype)

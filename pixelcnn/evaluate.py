@@ -32,6 +32,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def eval_batch_size(device: torch.device) -> int:
+    """Images per forward pass when scoring, by default: 256 on a GPU, 32 on a CPU. On a CPU,
+    larger activations exceed glibc's 32 MB mmap ceiling and are mapped and unmapped on
+    every op: at 256 page faults took half the time (2x slower than 32 on 2 cores)."""
+    return 256 if device.type == "cuda" else 32
+
+
 def labels_for(model, y: torch.Tensor):
     """The y argument a model takes: the labels for class-conditional models, else None.
     (Autoencoders encode x themselves; a model that needs a vector h cannot be scored on
@@ -93,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", help="data set name (default: the checkpoint's)")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--data-dir", help="data root (default: $PIXELCNN_DATA, else ./data)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, help="default: 256 on a GPU, 32 on a CPU")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--limit", type=int, help="evaluate only the first N images")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
@@ -131,7 +138,8 @@ def main(argv=None) -> dict:
     except (ValueError, FileNotFoundError) as e:
         parser.error(str(e))
     data = data.take(args.limit)
-    loader = make_loader(data, args.batch_size, workers=args.workers, device=device)
+    loader = make_loader(data, args.batch_size or eval_batch_size(device), workers=args.workers,
+                         device=device)
     result = evaluate(model, loader, device, progress=args.progress)
     print(describe(result, data.info()))
     out = {**result, **data.info(), "checkpoint": str(args.checkpoint),

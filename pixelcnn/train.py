@@ -21,7 +21,7 @@ import torch
 from . import checkpoint
 from .config import MODEL_KINDS, PRESETS, preset
 from .data import DATASETS, canonical, load_dataset, make_loader
-from .evaluate import describe, evaluate, resolve_device
+from .evaluate import describe, eval_batch_size, evaluate, resolve_device
 from .images import save_grid
 from .likelihood import bits_per_dim
 from .models import build
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--sample-every", type=int, default=1, help="sample grid every N epochs (0: at the end only)")
     w.add_argument("--n-samples", type=int, default=16)
     w.add_argument("--sample-method", default="auto", help="naive | cached | triton | auto")
-    w.add_argument("--eval-batch-size", type=int, default=256)
+    w.add_argument("--eval-batch-size", type=int, help="default: 256 on a GPU, 32 on a CPU")
     w.add_argument("--log-every", type=int, default=50, help="steps between metrics lines")
     w.add_argument("--progress", default="auto", choices=["auto", "on", "off"],
                    help="tqdm bar (auto: only on a terminal)")
@@ -238,7 +238,8 @@ def main(argv=None):
         print(f"resumed from {args.resume}: epoch {epoch}, step {step}")
     steps_per_epoch = math.ceil(len(train) / args.batch_size)
     total_steps = args.epochs * steps_per_epoch
-    test_loader = make_loader(test, args.eval_batch_size, workers=args.workers, device=device)
+    test_loader = make_loader(test, args.eval_batch_size or eval_batch_size(device),
+                              workers=args.workers, device=device)
     logger = Logger(out)
     no_bar = {"auto": None, "on": False, "off": True}[args.progress]   # tqdm's disable=
     result = None
