@@ -1,10 +1,11 @@
 """What the benchmarks share: the machine line, the model (the shipped default checkpoint),
-which sampling methods can run and why not, the test data, and a timer.
+which sampling methods can run and why not, the test data, list flags and a timer.
 
 Kept apart from the CLI so that tests and other benchmarks (bench/native_cpu.py) can reuse it.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -206,6 +207,19 @@ def describe_data(data, used: Optional[int] = None) -> str:
     if used is not None and used < len(data):
         what += f"; the first {used}"
     return f"{data.name} ({what})"
+
+
+# ---------------------------------------------------------------------------- flags
+
+def csv(kind):
+    """argparse type: comma-separated values of kind, with a clear error."""
+    def parse(text):
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, "
+                                             f"got {text!r}") from None
+    return parse
 
 
 # ---------------------------------------------------------------------------- timing

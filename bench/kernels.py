@@ -32,14 +32,10 @@ from pixelcnn.kernels.gated_pixelcnn import stacks
 from pixelcnn.layers import gate
 from pixelcnn.packing import layer_biases
 
-from .common import ROOT, machine, machine_line
+from .common import ROOT, csv, machine, machine_line
 
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
 LAYER = 1     # a layer with hidden-width inputs (layer 0 reads the image)
-
-
-def csv(kind):
-    return lambda text: [kind(v) for v in text.split(",") if v.strip()]
 
 
 class Ops:
@@ -56,9 +52,9 @@ class Ops:
         self.bias_v, self.bias_h = layer_biases(self.packed, None, batch)
         g = torch.Generator().manual_seed(seed)
         device = model32.device
-        hidden = torch.randn(batch, *size, cfg.channels, generator=g).to(device, dtype)
-        self.v = hidden                                           # [B, H, W, C]
-        self.h = torch.randn(hidden.shape, generator=g).to(device, dtype)
+        shape = (batch, *size, cfg.channels)                      # [B, H, W, C]
+        self.v = torch.randn(shape, generator=g).to(device, dtype)
+        self.h = torch.randn(shape, generator=g).to(device, dtype)
         self.x = torch.randint(0, cfg.levels, (batch, cfg.in_channels, *size), generator=g,
                                device="cpu").to(device)
 
@@ -73,8 +69,7 @@ class Ops:
         skip = torch.zeros(*self.h.shape, dtype=torch.float32, device=self.h.device)
         v_pre, v_out = vertical_stack(self.v, w.wv[l], self.bias_v[l], self.k)
         h_out = horizontal_stack(self.h, v_pre, w.wh_prev[l], w.wh_cur[l], w.wlink[l],
-                                      self.bias_h[l], w.wres[l], w.bres[l], w.wskip[l], skip,
-                                      False)
+                                 self.bias_h[l], w.wres[l], w.bres[l], w.wskip[l], skip, False)
         return v_pre, v_out, h_out, skip
 
     def torch_vertical(self):
@@ -101,12 +96,13 @@ def max_diff(a, b) -> float:
 def check(model32, size, dtype, seed) -> dict:
     """Max |difference| of each fused op from its reference on a batch of 4."""
     ops = Ops(model32, 4, size, dtype, seed)
+    fused = ops.layer("triton")
     v_out, h_out, skip = (t.permute(0, 2, 3, 1) for t in ops.torch_layer())
     # the fused layers leave the skip biases to the head, which adds their sum once
     skip = skip - ops.torch_model.layers[LAYER].out.bias[model32.config.channels:]
     return {"vertical_stack": max_diff(ops.vertical("triton"), ops.vertical("reference")),
-            "horizontal_stack": max_diff(ops.layer("triton")[2:], ops.layer("reference")[2:]),
-            "gated_layer_vs_torch": max_diff(ops.layer("triton")[1:], (v_out, h_out, skip)),
+            "horizontal_stack": max_diff(fused[2:], ops.layer("reference")[2:]),
+            "gated_layer_vs_torch": max_diff(fused[1:], (v_out, h_out, skip)),
             "forward_logits": max_diff(ops.forward("triton"), model32(ops.x))}
 
 
@@ -142,15 +138,15 @@ def main(argv=None):
     if unknown:
         parser.error(f"--dtypes: unknown {unknown}; choose from {list(DTYPES)}")
     device = resolve_device(args.device)
-    if device.type != "cuda":
-        if os.environ.get("TRITON_INTERPRET") != "1":
-            parser.error("no GPU: the fused ops run on a CPU only under Triton's interpreter; "
+    if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        parser.error("no GPU: the fused ops run on a CPU only under Triton's interpreter; "
                          "run with TRITON_INTERPRET=1 (and a small --preset and --size)")
     torch.manual_seed(args.seed)
     model = pixelcnn.build(pixelcnn.preset(args.preset)).to(device).eval()
-    print(machine_line(machine(device, ",".join(args.dtypes))))
+    mach = machine(device, ",".join(args.dtypes))
+    print(machine_line(mach))
     print(f"model: {args.preset} preset, {model.config}, size {args.size}")
-    result = {"machine": machine(device, ",".join(args.dtypes)), "preset": args.preset,
+    result = {"machine": mach, "preset": args.preset,
               "config": model.config.to_dict(), "size": args.size, "correctness": {},
               "timings": []}
     for name in args.dtypes:

@@ -39,7 +39,7 @@ from pixelcnn.sampling import METHODS
 from pixelcnn.sampling.common import inverse_cdf
 
 from . import report
-from .common import (ROOT, describe_data, labels, load_model, machine, machine_line,
+from .common import (ROOT, csv, describe_data, labels, load_model, machine, machine_line,
                      model_info, select_methods, test_data, timed)
 from .gate import MIN_IDENTICAL, run_gate
 
@@ -49,16 +49,6 @@ DEFAULTS = {   # per device type: what finishes in minutes and still shows the c
 }
 AGREE = {"float32": 1e-3, "bf16": 2e-2}        # bits/dim: max difference between forwards
 GRID_IMAGES = 8      # one row: the committed PNGs stay small
-
-
-def csv(kind):
-    def parse(text):
-        try:
-            return [kind(v) for v in text.split(",") if v.strip()]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected comma-separated {kind.__name__}s, "
-                                             f"got {text!r}") from None
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
