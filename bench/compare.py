@@ -11,10 +11,11 @@ Exit status 1 when a regression (or a test missing from the run) is found.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+from pixelcnn.cli import Parser
 
 
 def load(path: str) -> dict:
@@ -59,7 +60,7 @@ def compare(base: dict, run: dict, threshold: float, ratio_only: bool = False) -
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m bench.compare", description=__doc__.split("\n")[0])
     p.add_argument("baseline", help="pytest-benchmark JSON (e.g. bench/baselines/*.json)")
     p.add_argument("run", help="pytest-benchmark JSON of the run to check")
     p.add_argument("--threshold", type=float, default=0.25,

@@ -17,7 +17,6 @@ interpreter (TRITON_INTERPRET=1 in the environment): use a small --preset and --
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -27,12 +26,12 @@ import torch
 import torch.nn.functional as F
 
 import pixelcnn
-from pixelcnn.evaluate import resolve_device
+from pixelcnn.cli import RUNS, Parser, at_least, fresh, resolve_device
 from pixelcnn.kernels.gated_pixelcnn import stacks
 from pixelcnn.layers import gate
 from pixelcnn.packing import layer_biases
 
-from .common import ROOT, csv, machine, machine_line
+from .common import csv, machine, machine_line
 
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
 LAYER = 1     # a layer with hidden-width inputs (layer 0 reads the image)
@@ -124,23 +123,30 @@ def timings(model32, batch, size, dtype, seed) -> list:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.kernels",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="cifar")
-    parser.add_argument("--size", type=int, nargs=2, default=[32, 32], metavar=("H", "W"))
+    parser = Parser(prog="python -m bench.kernels", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="cifar", choices=sorted(pixelcnn.PRESETS))
+    parser.add_argument("--size", type=at_least(1), nargs=2, default=[32, 32], metavar=("H", "W"))
     parser.add_argument("--batch-sizes", type=csv(int), default=[1, 16, 64, 256])
     parser.add_argument("--dtypes", type=csv(str), default=["float32", "bf16"])
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--out", default=str(RUNS / "bench"),
+                        help="results folder (default: runs/bench, git-ignored)")
     args = parser.parse_args(argv)
     unknown = [d for d in args.dtypes if d not in DTYPES]
     if unknown:
         parser.error(f"--dtypes: unknown {unknown}; choose from {list(DTYPES)}")
-    device = resolve_device(args.device)
+    if not args.batch_sizes or min(args.batch_sizes) < 1:
+        parser.error(f"--batch-sizes must be positive integers, got {args.batch_sizes}")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as e:
+        parser.error(str(e))
     if device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         parser.error("no GPU: the fused ops run on a CPU only under Triton's interpreter; "
-                         "run with TRITON_INTERPRET=1 (and a small --preset and --size)")
+                     "run with TRITON_INTERPRET=1 (and a small --preset and --size)")
+    if Path(args.out).is_file():
+        parser.error(f"--out {args.out} is a file: give a folder")
     torch.manual_seed(args.seed)
     model = pixelcnn.build(pixelcnn.preset(args.preset)).to(device).eval()
     mach = machine(device, ",".join(args.dtypes))
@@ -165,7 +171,7 @@ def main(argv=None):
         print("timings: skipped (CUDA only)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{device.type}-kernels.json"
+    path = fresh(out / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{device.type}-kernels.json")
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
 

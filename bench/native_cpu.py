@@ -12,15 +12,17 @@ bench/results/native_cpu.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
 import pixelcnn
+from pixelcnn.cli import RUNS, Parser, at_least, fresh
+from pixelcnn.sampling import available_methods
 
 
 def seconds_per_batch(model, method, batch, rows, repeat, width=32, height=32):
@@ -35,16 +37,30 @@ def seconds_per_batch(model, method, batch, rows, repeat, width=32, height=32):
     return min(wall), statistics.median(wall), min(cpu)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rows", type=int, default=32, help="rows timed per image (scaled to 32)")
-    parser.add_argument("--presets", nargs="+", default=["small", "cifar"])
-    parser.add_argument("--batches", nargs="+", type=int, default=[1, 16])
-    parser.add_argument("--methods", nargs="+", default=["cached", "native"])
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "native_cpu.json"))
-    args = parser.parse_args()
+def main(argv=None):
+    parser = Parser(prog="python -m bench.native_cpu", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=at_least(1), default=2)
+    parser.add_argument("--repeat", type=at_least(1), default=3)
+    parser.add_argument("--rows", type=at_least(1), default=32,
+                        help="rows timed per image (scaled to 32)")
+    parser.add_argument("--presets", nargs="+", default=["small", "cifar"],
+                        choices=sorted(pixelcnn.PRESETS))
+    parser.add_argument("--batches", nargs="+", type=at_least(1), default=[1, 16])
+    parser.add_argument("--methods", nargs="+", default=["cached", "native"],
+                        choices=["naive", "cached", "native"])
+    parser.add_argument("--out", default=str(RUNS / "bench" / "native_cpu.json"),
+                        help="JSON file (default: a new one under runs/bench, git-ignored)")
+    args = parser.parse_args(argv)
+    if args.rows > 32:
+        parser.error(f"--rows must be <= 32 (the image height), got {args.rows}")
+    if Path(args.out).is_dir():
+        parser.error(f"--out {args.out} is a folder: give a JSON file path")
+    probe = pixelcnn.build(pixelcnn.preset("tiny", in_channels=3, levels=256)).eval()
+    missing = [m for m in args.methods if m not in available_methods(probe)]
+    if missing:
+        parser.error(f"--methods {' '.join(missing)}: not available on this machine "
+                     f"(available: {', '.join(available_methods(probe))})")
+    args.out = str(fresh(Path(args.out)) if args.out == parser.get_default("out") else args.out)
     print(vars(args))
     torch.set_num_threads(args.threads)
     results = []
@@ -70,4 +86,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

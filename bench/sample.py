@@ -33,13 +33,14 @@ from pathlib import Path
 import torch
 
 import pixelcnn
-from pixelcnn.evaluate import eval_batch_size, evaluate, resolve_device
+from pixelcnn.cli import RUNS, Parser, eval_batch_size, fail, fresh, resolve_device, set_threads
+from pixelcnn.evaluate import evaluate
 from pixelcnn.images import save_grid
 from pixelcnn.sampling import METHODS
 from pixelcnn.sampling.common import inverse_cdf
 
 from . import report
-from .common import (ROOT, csv, describe_data, labels, load_model, machine, machine_line,
+from .common import (csv, describe_data, labels, load_model, machine, machine_line,
                      model_info, select_methods, test_data, timed)
 from .gate import MIN_IDENTICAL, run_gate
 
@@ -52,7 +53,7 @@ GRID_IMAGES = 8      # one row: the committed PNGs stay small
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench.sample", description=__doc__,
+    p = Parser(prog="python -m bench.sample", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("model")
     g.add_argument("--dataset", help="cifar | mnist | fashion-mnist | binarized-mnist | ... "
@@ -93,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--samples-per-method", type=int, default=64,
                    help="score up to N of each method's samples (those drawn while timing)")
     g = p.add_argument_group("output")
-    g.add_argument("--out", default=str(ROOT / "bench" / "results"), help="results folder")
+    g.add_argument("--out", default=str(RUNS / "bench"),
+                   help="results folder (default: runs/bench, git-ignored; "
+                        "--out bench/results records a run in the repository)")
     g.add_argument("--seed", type=int, default=0)
     return p
 
@@ -284,14 +287,15 @@ def main(argv=None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_args(parser, args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     try:
+        if Path(args.out).is_file():
+            raise ValueError(f"--out {args.out} is a file: give a folder")
         device = resolve_device(args.device)
         model, meta, path = load_model(args.checkpoint, args.dataset, device, args.dtype)
         methods, skipped = select_methods(model, args.methods, list(METHODS))
     except ValueError as e:
-        parser.error(str(e))
+        fail(parser.prog, str(e))
     for k, v in DEFAULTS[device.type].items():
         if getattr(args, k) is None and not (k == "naive_steps" and args.naive_full):
             setattr(args, k, v)
@@ -352,7 +356,8 @@ def main(argv=None) -> dict:
               "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"size": size},
               "skipped_methods": skipped, "gate": gate, "records": records, "bits_per_dim": bits,
               "wall_seconds": round(time.perf_counter() - start, 1)}
-    stem = f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{device.type}-{dataset}"
+    stem = fresh(Path(args.out) / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-"
+                 f"{device.type}-{dataset}.json").stem                # never a second run's files
     written = write_files(result, samples, records, cfg.levels, Path(args.out), stem)
     print(f"\n{clock()} wrote " + ", ".join(str(p) for p in written))
     result["failed"] = [m for m in methods if not gate[m]["passed"]]

@@ -11,13 +11,13 @@ exact subset, named as such, since the full test set exists only as a stand-in).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
 from pathlib import Path
 
 import pixelcnn
+from pixelcnn.cli import Parser, fail
 from pixelcnn.data import load_dataset, make_loader
 from pixelcnn.evaluate import evaluate
 
@@ -59,7 +59,7 @@ def training_seconds(run_dir: Path) -> float:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m bench.ship", description=__doc__.split("\n")[0])
+    p = Parser(prog="python -m bench.ship", description=__doc__.split("\n")[0])
     p.add_argument("run_checkpoint", help="checkpoint.pt written by pixelcnn.train")
     p.add_argument("out", help="where to write the shipped model (e.g. checkpoints/cifar.pt)")
     p.add_argument("--test-dataset", default="cifar-exact", help="data set of the reported "
@@ -67,13 +67,16 @@ def main(argv=None) -> dict:
     p.add_argument("--data-dir", help="data root (default: $PIXELCNN_DATA, else ./data)")
     args = p.parse_args(argv)
     try:
+        if Path(args.out).is_dir():
+            raise ValueError(f"{args.out} is a folder: give the file to write, e.g. "
+                             "checkpoints/cifar.pt")
         model, meta = pixelcnn.load(args.run_checkpoint, return_metadata=True)
         if "args" not in meta:
             raise ValueError(f"{args.run_checkpoint} was not written by pixelcnn.train")
         test = load_dataset(args.test_dataset, "test", args.data_dir, levels=model.config.levels,
                             image_size=meta["image_size"][0], download=False)
     except (ValueError, FileNotFoundError) as e:
-        p.error(str(e))
+        fail(p.prog, str(e))
     result = evaluate(model, make_loader(test, 64))
     dataset = meta["dataset"]
     facts = {

@@ -62,6 +62,7 @@ ALIASES = {"bmnist": "binarized-mnist", "binary-mnist": "binarized-mnist",
            "fashion": "fashion-mnist", "fmnist": "fashion-mnist", "cifar10": "cifar",
            "cifar10-exact": "cifar-exact"}
 TIMEOUT = 10  # seconds per download request: never hang without a network
+SHARED = Path("../shared/datasets")   # the offline copies beside a checkout (the README's path)
 
 
 class DataUnavailable(FileNotFoundError):
@@ -153,10 +154,11 @@ def download(urls, dest: Path, expected: Optional[str]) -> Optional[str]:
     for base in urls:
         url = base + dest.name if base.endswith("/") else base
         try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with urllib.request.urlopen(url, timeout=TIMEOUT) as r, open(tmp, "wb") as f:
-                while block := r.read(1 << 20):
-                    f.write(block)
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as r:
+                dest.parent.mkdir(parents=True, exist_ok=True)   # only once a server answers
+                with open(tmp, "wb") as f:
+                    while block := r.read(1 << 20):
+                        f.write(block)
         except OSError as e:       # URLError, timeouts, refused connections, disk errors
             errors.append(f"{url}: {getattr(e, 'reason', e)}")
             continue
@@ -182,8 +184,11 @@ def not_found(what: str, root: Path, origin: str, searched, reason: str,
     lines.append(f"Download: {reason}.")
     if extra:
         lines.append(extra)
-    lines.append("Fix: pass --data-dir DIR (e.g. --data-dir ../shared/datasets) or set "
-                 "PIXELCNN_DATA=DIR, where DIR holds the files in one of the layouts above.")
+    example = SHARED if SHARED.is_dir() and SHARED.resolve() != root.resolve() and not extra \
+        else None
+    lines.append("Fix: pass --data-dir DIR" + (f" (e.g. --data-dir {SHARED})" if example else "")
+                 + " or set PIXELCNN_DATA=DIR, where DIR holds the files in one of the layouts "
+                 "above.")
     return DataUnavailable("\n".join(lines))
 
 
@@ -275,11 +280,11 @@ def load_cifar(split: str, root: Path, origin: str, download_ok: bool, exact: bo
                 t.extractall(root, filter="data")
         where = find()
     if where is None:
-        builder = root / "cifar10" / "build_cifar10.py"
-        hint = (f"CIFAR-10 here exists only as stand-ins: run `python {builder} data/cifar10` "
-                "(it writes the hybrid full set, whose md5s do NOT match, and the exact subset "
-                "that --dataset cifar-exact reads); ./data is the default root."
-                if builder.is_file() else "")
+        builder = SHARED / "cifar10" / "build_cifar10.py"
+        hint = (f"CIFAR-10 exists here only as stand-ins: build them as the README does, "
+                f"`python {builder} data`, and use the default root ./data (or --data-dir "
+                "data). It writes the hybrid full set, whose md5s do NOT match, and the exact "
+                "subset that --dataset cifar-exact reads." if builder.is_file() else "")
         raise not_found(f"CIFAR-10{' exact subset' if exact else ''} ({split} split)", root, origin,
                         [f"{d}/{{{', '.join(batches)}}}" for d in dirs] + [str(t) for t in tars],
                         reason or "failed", hint)

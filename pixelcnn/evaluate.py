@@ -16,27 +16,8 @@ from pathlib import Path
 
 import torch
 
+from .cli import Parser, at_least, eval_batch_size, fail, resolve_device, set_threads
 from .likelihood import bits_per_dim
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """"auto" -> cuda when available, else cpu; ValueError for an unusable device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise ValueError(f"bad --device {name!r}: {e}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine (use cpu)")
-    return device
-
-
-def eval_batch_size(device: torch.device) -> int:
-    """Images per forward pass when scoring, by default: 256 on a GPU, 32 on a CPU. On a CPU,
-    larger activations exceed glibc's 32 MB mmap ceiling and are mapped and unmapped on
-    every op: at 256 page faults took half the time (2x slower than 32 on 2 cores)."""
-    return 256 if device.type == "cuda" else 32
 
 
 def labels_for(model, y: torch.Tensor):
@@ -94,19 +75,21 @@ def describe(result: dict, info: dict) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pixelcnn.evaluate",
-                                description="Test-set bits/dim of a pixelcnn checkpoint.")
+    p = Parser(prog="python -m pixelcnn.evaluate",
+               description="Test-set bits/dim of a pixelcnn checkpoint.")
     p.add_argument("--checkpoint", required=True, help="a file written by pixelcnn.save / train")
     p.add_argument("--dataset", help="data set name (default: the checkpoint's)")
     p.add_argument("--split", default="test", choices=["train", "test"])
     p.add_argument("--data-dir", help="data root (default: $PIXELCNN_DATA, else ./data)")
-    p.add_argument("--batch-size", type=int, help="default: 256 on a GPU, 32 on a CPU")
+    p.add_argument("--batch-size", type=at_least(1), help="default: 256 on a GPU, 32 on a CPU")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--limit", type=int, help="evaluate only the first N images")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--threads", type=at_least(1), help="torch CPU threads (default: torch's)")
+    p.add_argument("--limit", type=at_least(1), help="evaluate only the first N images")
+    p.add_argument("--workers", type=at_least(0), default=0, help="DataLoader worker processes")
     p.add_argument("--no-download", action="store_true", help="never try to download data")
     p.add_argument("--json", help="also write the result to this JSON file")
-    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.add_argument("--progress", default="auto", choices=["auto", "on", "off"],
+                   help="progress bar (auto: on a terminal; otherwise a start line)")
     return p
 
 
@@ -115,11 +98,10 @@ def main(argv=None) -> dict:
     from .data import load_dataset, make_loader
     parser = build_parser()
     args = parser.parse_args(argv)
-    for flag in ("batch_size", "limit"):
-        if getattr(args, flag) is not None and getattr(args, flag) < 1:
-            parser.error(f"--{flag.replace('_', '-')} must be >= 1")
     try:
         device = resolve_device(args.device)
+        if args.json and Path(args.json).is_dir():
+            raise ValueError(f"--json {args.json} is a folder: give a file path")
         model, meta = checkpoint.load(args.checkpoint, map_location=device, return_metadata=True)
         cfg = model.config
         name = args.dataset or meta.get("dataset")
@@ -136,11 +118,16 @@ def main(argv=None) -> dict:
             raise ValueError(f"{data.name} has {data.num_classes} classes, the model "
                              f"{cfg.num_classes}")
     except (ValueError, FileNotFoundError) as e:
-        parser.error(str(e))
+        fail(parser.prog, str(e))
+    set_threads(args.threads)
     data = data.take(args.limit)
     loader = make_loader(data, args.batch_size or eval_batch_size(device), workers=args.workers,
                          device=device)
-    result = evaluate(model, loader, device, progress=args.progress)
+    bar = {"auto": sys.stderr.isatty(), "on": True, "off": False}[args.progress]
+    if not bar:
+        print(f"scoring {len(data)} images of {data.name} ({args.split}) on {device}...",
+              flush=True)
+    result = evaluate(model, loader, device, progress=bar)
     print(describe(result, data.info()))
     out = {**result, **data.info(), "checkpoint": str(args.checkpoint),
            "epoch": meta.get("epoch"), "config": cfg.to_dict()}

@@ -1,7 +1,10 @@
 """python -m pixelcnn.sample: draw a PNG grid of samples (or completions) from a checkpoint.
 
-    python -m pixelcnn.sample --checkpoint runs/mnist/model.pt --n 64 --out grid.png
+    python -m pixelcnn.sample --checkpoint runs/mnist/checkpoint.pt --n 64
     python -m pixelcnn.sample --checkpoint P --complete test --rows 16 --out completions.png
+
+Without --out the grid goes to a new file under runs/samples/ (git-ignored), never over an
+earlier one.
 
 With --complete, the top --rows rows of test images are kept and the rest is sampled; the
 originals are shown beside the completions. (The sampling function itself is
@@ -15,10 +18,15 @@ import math
 import sys
 import time
 import types
+from pathlib import Path
 
 import torch
 
-from .sampling import sample
+from .cli import RUNS, Parser, at_least, fail, fresh, resolve_device, set_threads
+from .sampling import METHODS, available_methods, sample
+
+
+PROG = "python -m pixelcnn.sample"
 
 
 class _CallableModule(types.ModuleType):
@@ -34,14 +42,17 @@ sys.modules[__name__].__class__ = _CallableModule
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m pixelcnn.sample", description=__doc__,
+    p = Parser(prog=PROG, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("model")
     g.add_argument("--checkpoint", required=True, help="a checkpoint written by pixelcnn.save")
-    g.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    g.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    g.add_argument("--threads", type=at_least(1), help="torch CPU threads (default: torch's)")
     g = p.add_argument_group("sampling")
-    g.add_argument("--n", type=int, default=64, help="images to draw")
-    g.add_argument("--method", default="auto", help="auto | naive | cached | triton | native")
+    g.add_argument("--n", type=at_least(1), default=64, help="images to draw")
+    g.add_argument("--method", default="auto",
+                   help="auto | " + " | ".join(METHODS) + ": the sampler (auto: the fastest "
+                        "available for the model and device)")
     g.add_argument("--class", dest="label", type=int, default=None,
                    help="class to draw (class-conditional models; default: cycle through all)")
     g.add_argument("--temperature", type=float, default=1.0)
@@ -55,13 +66,8 @@ def parse_args(argv=None):
                    help="rows kept from each image (default: half the image)")
     g.add_argument("--data-dir", default=None)
     g = p.add_argument_group("output")
-    g.add_argument("--out", default="samples.png", help="PNG grid to write")
+    g.add_argument("--out", help="PNG grid to write (default: a new runs/samples/CHECKPOINT.png)")
     return p.parse_args(argv)
-
-
-def fail(message: str):
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def main(argv=None):
@@ -69,26 +75,38 @@ def main(argv=None):
     from .checkpoint import load
     from .images import save_grid
     try:
+        if args.method not in ("auto",) + METHODS:
+            raise ValueError(f"--method must be one of auto, {', '.join(METHODS)}; "
+                             f"got {args.method!r}")
+        device = resolve_device(args.device)
         model, meta = load(args.checkpoint, return_metadata=True)
+        model.to(device)
+        available = available_methods(model)
+        method = available[0] if args.method == "auto" else args.method
+        if method not in available:
+            raise ValueError(f"--method {method} cannot sample this {type(model).__name__} on "
+                             f"{device}; available here: {', '.join(available)}")
+        if args.out and Path(args.out).is_dir():
+            raise ValueError(f"--out {args.out} is a folder: give a PNG file path")
+        if args.temperature <= 0:
+            raise ValueError(f"--temperature must be > 0, got {args.temperature}")
     except ValueError as e:
-        fail(str(e))
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
-        else args.device
-    model.to(device)
+        fail(PROG, str(e))
+    set_threads(args.threads)
+    out = Path(args.out) if args.out else \
+        fresh(RUNS / "samples" / f"{Path(args.checkpoint).stem}.png")
     cfg = model.config
-    if args.n < 1:
-        fail(f"--n must be >= 1, got {args.n}")
     size = tuple(args.size or meta.get("image_size") or (32, 32))
     g = torch.Generator().manual_seed(args.seed)
-    kwargs = dict(method=args.method, temperature=args.temperature, generator=g, progress=True)
+    kwargs = dict(method=method, temperature=args.temperature, generator=g, progress=True)
     if cfg.num_classes:
         if args.label is not None and not 0 <= args.label < cfg.num_classes:
-            fail(f"--class must be in [0, {cfg.num_classes}), got {args.label}")
+            fail(PROG, f"--class must be in [0, {cfg.num_classes}), got {args.label}")
         y = torch.full((args.n,), args.label) if args.label is not None \
             else torch.arange(args.n) % cfg.num_classes
         kwargs["y"] = y
     elif args.label is not None:
-        fail("--class given, but the model is not class-conditional")
+        fail(PROG, "--class given, but the model is not class-conditional")
     originals = None
     if args.complete or cfg.model == "autoencoder":
         originals, labels = _data_images(args, meta, cfg, size)
@@ -102,36 +120,36 @@ def main(argv=None):
         if args.complete:
             rows = args.rows if args.rows is not None else size[0] // 2
             if not 0 <= rows <= size[0]:
-                fail(f"--rows must be in [0, {size[0]}], got {rows}")
+                fail(PROG, f"--rows must be in [0, {size[0]}], got {rows}")
             kwargs.update(x0=originals, start=rows * size[1])
     if cfg.model == "autoencoder" and "h" not in kwargs:
-        fail("an autoencoder samples from the codes of data images")
+        fail(PROG, "an autoencoder samples from the codes of data images")
     t = time.perf_counter()
     try:
         images = sample(model, args.n, size, **kwargs)
     except (ValueError, RuntimeError) as e:
-        fail(str(e))
+        fail(PROG, str(e))
     seconds = time.perf_counter() - t
     grid = images if originals is None else _side_by_side(originals, images.cpu())
-    save_grid(grid.cpu(), args.out, cfg.levels, nrow=_columns(args.n, originals is not None))
-    print(json.dumps({"out": str(args.out), "n": args.n, "size": list(size),
-                      "method": args.method, "seconds": round(seconds, 3)}))
+    save_grid(grid.cpu(), out, cfg.levels, nrow=_columns(args.n, originals is not None))
+    print(json.dumps({"out": str(out), "n": args.n, "size": list(size), "method": method,
+                      "device": str(device), "seconds": round(seconds, 3)}))
 
 
 def _data_images(args, meta, cfg, size):
     from .data import load_dataset
     name = meta.get("dataset")
     if not name:
-        fail("the checkpoint does not say which data set it was trained on (metadata "
+        fail(PROG, "the checkpoint does not say which data set it was trained on (metadata "
              "'dataset'); completion needs it")
     try:
         resize = size[0] if name.startswith("folder:") else None   # as trained
         ds = load_dataset(name, args.complete or "test", data_dir=args.data_dir,
                           levels=cfg.levels, image_size=resize)
     except (FileNotFoundError, ValueError) as e:
-        fail(str(e))
+        fail(PROG, str(e))
     if args.n > len(ds):
-        fail(f"--n {args.n} is more than the {len(ds)} images of the split")
+        fail(PROG, f"--n {args.n} is more than the {len(ds)} images of the split")
     idx = torch.randperm(len(ds), generator=torch.Generator().manual_seed(args.seed))[:args.n]
     images, labels = ds[idx.tolist()]
     return images.long(), labels

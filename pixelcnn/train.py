@@ -21,18 +21,20 @@ import torch
 from . import checkpoint
 from .config import MODEL_KINDS, PRESETS, preset
 from .data import DATASETS, canonical, load_dataset, make_loader
-from .evaluate import describe, eval_batch_size, evaluate, resolve_device
+from .cli import RUNS, Parser, eval_batch_size, fail, fresh, resolve_device
+from .evaluate import describe, evaluate
 from .images import save_grid
 from .likelihood import bits_per_dim
 from .models import build
 
+RUN_FILES = ("checkpoint.pt", "metrics.jsonl", "config.json", "results.json")
 MODEL_FLAGS = ("model", "cond", "preset", "layers", "channels", "kernel_size", "levels",
                "cond_dim", "image_size")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m pixelcnn.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="python -m pixelcnn.train", description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     m = p.add_argument_group("model")
     m.add_argument("--model", default="gated", choices=[k for k in MODEL_KINDS if k != "autoencoder"],
                    help="gated (Gated PixelCNN) or pixelcnn (the original masked model)")
@@ -66,13 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     o.add_argument("--no-amp", action="store_true", help="no bf16 autocast on a GPU")
     w = p.add_argument_group("output")
-    w.add_argument("--out", help="output folder (default runs/DATASET-MODEL-COND-PRESET; "
-                                 "with --resume: the checkpoint's folder)")
+    w.add_argument("--out", help="output folder (default: a new runs/DATASET-MODEL-COND-PRESET, "
+                                 "numbered -2, -3, ... when taken; with --resume: the "
+                                 "checkpoint's folder). A folder holding another run is refused")
     w.add_argument("--resume", help="continue from this checkpoint (its model and settings; "
                                     "flags given explicitly override the settings)")
     w.add_argument("--sample-every", type=int, default=1, help="sample grid every N epochs (0: at the end only)")
     w.add_argument("--n-samples", type=int, default=16)
-    w.add_argument("--sample-method", default="auto", help="naive | cached | triton | auto")
+    w.add_argument("--sample-method", default="auto",
+                   help="auto | naive | cached | native | triton: the sampler of the grids "
+                        "(checked against the model and device before training starts)")
     w.add_argument("--eval-batch-size", type=int, help="default: 256 on a GPU, 32 on a CPU")
     w.add_argument("--log-every", type=int, default=50, help="steps between metrics lines")
     w.add_argument("--progress", default="auto", choices=["auto", "on", "off"],
@@ -175,6 +180,56 @@ class Logger:
             self.tb.close()
 
 
+def output_folder(args) -> Path:
+    """Where this run writes: --out, or a new folder under runs/. Refuses a folder that holds
+    another run (its checkpoint and metrics would be replaced); --resume continues in its own."""
+    if not args.out:
+        name = f"{args.dataset.replace(':', '_').replace('/', '_')}-{args.model}-{args.cond}-" \
+               f"{args.preset}"
+        return fresh(RUNS / name)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file: give a folder")
+    own = args.resume and out.resolve() == Path(args.resume).resolve().parent
+    if not own and out.is_dir() and any((out / f).exists() for f in RUN_FILES):
+        raise ValueError(f"--out {out} already holds a run ({', '.join(f for f in RUN_FILES if (out / f).exists())}): "
+                         f"continue it with --resume {out / 'checkpoint.pt'}, or choose another --out")
+    return out
+
+
+def check_sample_method(model, method: str, device):
+    """--sample-method must be able to sample this model on this device: checked before the
+    first step, so a bad choice never costs an epoch."""
+    from .sampling import METHODS, available_methods
+    if method == "auto":
+        return
+    if method not in METHODS:
+        raise ValueError(f"--sample-method must be one of auto, {', '.join(METHODS)}; got {method!r}")
+    available = available_methods(model)
+    if method not in available:
+        raise ValueError(f"--sample-method {method} cannot sample this {type(model).__name__} "
+                         f"on {device}; available here: {', '.join(available)}")
+
+
+def settings_lines(args, config, model, train, test, device, out, amp) -> str:
+    """The run in a few lines (everything else is in OUT/config.json)."""
+    params = sum(p.numel() for p in model.parameters())
+    steps = math.ceil(len(train) / args.batch_size)
+    verified = lambda d: "verified" if d.data_verified else "NOT verified"
+    return "\n".join([
+        f"run: {out}{' (resumed)' if args.resume else ''} | device {device}"
+        f"{' | bf16 autocast' if amp else ''}",
+        f"model: {config.model}, {config.layers} layers x {config.channels} channels, "
+        f"k{config.kernel_size}, {config.levels} levels, {params:,} parameters"
+        + (f", {config.num_classes} classes" if config.num_classes else ""),
+        f"data: {train.name} train {len(train):,} images ({verified(train)}), test "
+        f"{len(test):,} ({verified(test)}), {'x'.join(map(str, train.image_size))}x"
+        f"{train.in_channels}",
+        f"optimisation: {args.epochs} epoch(s) x {steps} steps, batch {args.batch_size}, Adam lr "
+        f"{args.lr:g} ({args.schedule}, warmup {args.warmup}), clip {args.clip:g}, seed {args.seed}",
+        f"all settings: {out / 'config.json'}"])
+
+
 @torch.no_grad()
 def sample_grid(model, args, test, epoch, path, device):
     """n samples (class-conditional: labels 0, 1, ...; autoencoder: test images beside their
@@ -214,18 +269,18 @@ def main(argv=None):
                                  f"{config}")
         else:
             model, meta = build(config), {}
+        model.to(device)
+        check_sample_method(model, args.sample_method, device)
+        out = output_folder(args)
     except (ValueError, FileNotFoundError) as e:
-        parser.error(str(e))
-    out = Path(args.out or f"runs/{args.dataset.replace(':', '_').replace('/', '_')}-"
-                          f"{args.model}-{args.cond}-{args.preset}")
+        fail(parser.prog, str(e))
     out.mkdir(parents=True, exist_ok=True)
-    model.to(device)
-    print(json.dumps({"args": vars(args), "config": config.to_dict(), "device": str(device),
-                      "train": train.info(), "test": test.info(),
-                      "parameters": sum(p.numel() for p in model.parameters())}, indent=2))
-    (out / "config.json").write_text(json.dumps({"args": vars(args), "config": config.to_dict()},
-                                                indent=2) + "\n")
+    args.out = str(out)
     amp = device.type == "cuda" and not args.no_amp
+    print(settings_lines(args, config, model, train, test, device, out, amp), flush=True)
+    (out / "config.json").write_text(json.dumps({"args": vars(args), "config": config.to_dict(),
+                                                 "device": str(device), "train": train.info(),
+                                                 "test": test.info()}, indent=2) + "\n")
     torch.backends.cudnn.benchmark = device.type == "cuda"    # fixed shapes: pick fast kernels
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     epoch, step = 0, 0
@@ -251,7 +306,7 @@ def main(argv=None):
         loader = make_loader(train, args.batch_size, shuffle=True, seed=args.seed * 1000 + epoch,
                              workers=args.workers, device=device)
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=no_bar)
-        t0, seen, ema = time.time(), 0, None
+        t0, seen, smooth = time.time(), 0, None
         for x, y in bar:
             x = x.to(device, non_blocking=True)
             y = y.to(device) if config.num_classes else None
@@ -269,8 +324,8 @@ def main(argv=None):
             step, seen = step + 1, seen + len(x)
             if step % 10 == 1 or step % args.log_every == 0:
                 value = loss.item()
-                ema = value if ema is None else 0.9 * ema + 0.1 * value
-                bar.set_postfix(bpd=f"{ema:.3f}", lr=f"{lr:.2e}")
+                smooth = value if smooth is None else 0.9 * smooth + 0.1 * value
+                bar.set_postfix(bpd=f"{smooth:.3f}", lr=f"{lr:.2e}")
             if step % args.log_every == 0:
                 logger.log(step=step, epoch=epoch + 1, train_bpd=loss.item(), lr=lr,
                            grad_norm=float(norm), images_per_s=seen / (time.time() - t0))
@@ -283,9 +338,6 @@ def main(argv=None):
                    images_per_s=seen / train_time, data_verified=test.data_verified)
         print(f"epoch {epoch}: {seen / train_time:.1f} images/s, {train_time:.0f} s; "
               + describe(result, test.info()))
-        if epoch == args.epochs or (args.sample_every and epoch % args.sample_every == 0):
-            path = sample_grid(model, args, test, epoch, out / f"samples_epoch{epoch:03d}.png", device)
-            print(f"samples: {path}")
         checkpoint.save(model, out / "checkpoint.pt", dataset=args.dataset, split="test",
                         epoch=epoch, step=step, bits_per_dim=result["bits_per_dim"],
                         bits_per_dim_stderr=result["stderr"], test_n=result["n"],
@@ -295,6 +347,9 @@ def main(argv=None):
                         rng={"torch": torch.get_rng_state(),
                              "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
         print(f"checkpoint: {out / 'checkpoint.pt'}")
+        if epoch == args.epochs or (args.sample_every and epoch % args.sample_every == 0):
+            path = sample_grid(model, args, test, epoch, out / f"samples_epoch{epoch:03d}.png", device)
+            print(f"samples: {path}")
 
     if result is None:   # --epochs 0 (or already trained that far): evaluate and sample only
         result = evaluate(model, test_loader, device)

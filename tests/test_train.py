@@ -58,7 +58,10 @@ def test_one_epoch_writes_everything(root, capsys):
     out = root / "run"
     res = train(root, out, "--epochs", "1", "--log-every", "1")
     printed = capsys.readouterr().out
-    config = json.loads(printed[:printed.index("\n}\n") + 3])          # resolved config first
+    settings = printed[:printed.index("\nepoch 1")].splitlines()       # compact settings first
+    assert settings[0].startswith(f"run: {out}") and len(settings) <= 6, settings
+    assert "3 layers" in printed and str(out / "config.json") in printed
+    config = json.loads((out / "config.json").read_text())             # everything, resolved
     assert config["config"]["layers"] == 3 and config["args"]["dataset"] == "mnist"
     assert {p.name for p in out.iterdir()} >= {"checkpoint.pt", "samples_epoch001.png",
                                                 "metrics.jsonl", "results.json", "config.json"}
@@ -154,3 +157,37 @@ def test_python_m_train(root):
                                     "--no-download"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert str(root / "none" / "MNIST" / "raw") in bad.stderr
+
+
+def test_bad_sample_method_fails_before_training(root, capsys, monkeypatch):
+    """A sampler that cannot run is refused up front: no step taken, no folder written."""
+    import pixelcnn.train as train_module
+    monkeypatch.setattr(train_module, "make_loader", lambda *a, **k: pytest.fail("data loaded"))
+    assert "--sample-method must be one of" in run_bad(root, capsys, "--sample-method", "bogus")
+    if not torch.cuda.is_available():
+        err = run_bad(root, capsys, "--sample-method", "triton")
+        assert "--sample-method triton cannot sample" in err and "available here" in err
+    assert not (root / "bad").exists()
+
+
+def test_default_runs_never_overwrite(root, monkeypatch, capsys):
+    """Two runs with the default --out leave two folders; the first one's files unchanged.
+    An explicit --out that holds another run is refused; --resume continues in its own."""
+    monkeypatch.chdir(root)
+    argv = ["--dataset", "mnist", "--preset", "tiny", "--data-dir", str(root), "--batch-size",
+            "8", "--limit-train", "16", "--limit-test", "4", "--n-samples", "1", "--no-download",
+            "--progress", "off", "--epochs", "1"]
+    main(argv)
+    first = root / "runs" / "mnist-gated-none-tiny"
+    before = {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()}
+    main(argv + ["--channels", "12"])
+    second = root / "runs" / "mnist-gated-none-tiny-2"
+    assert (second / "checkpoint.pt").is_file()
+    assert {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()} == before
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(argv + ["--out", str(first)])
+    assert "already holds a run" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in first.iterdir() if p.is_file()} == before
+    main(["--resume", str(second / "checkpoint.pt"), "--epochs", "2", "--data-dir", str(root)])
+    assert pixelcnn.load(second / "checkpoint.pt", return_metadata=True)[1]["epoch"] == 2
