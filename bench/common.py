@@ -128,7 +128,14 @@ def why_unavailable(model, method: str) -> str:
         if model.device.type != "cuda":
             return ("CUDA only (on a CPU Triton runs only in its interpreter, "
                     "TRITON_INTERPRET=1, far too slow to time)")
-        return "needs Triton and a float32 or bf16 GatedPixelCNN"
+        if model.dtype not in (torch.float32, torch.bfloat16):
+            return f"float32 or bf16 only, not {model.dtype}"
+        try:
+            import pixelcnn.kernels  # noqa: F401
+        except ImportError as e:
+            return (f"the fused kernels do not import ({e}): install the package "
+                    "(pip install -e .), which maps kernels/ to pixelcnn.kernels")
+        return "Triton does not load (pip install triton)"
     if method == "native":
         if model.device.type != "cpu":
             return "CPU only (the C++ loop)"

@@ -18,6 +18,7 @@ import torch
 
 import pixelcnn
 from pixelcnn.sampling.cached import GatedCache
+from pixelcnn.sampling.common import full_precision
 
 RTOL = {"float32": 1e-4, "bf16": 3e-2}        # max |Δlogits| / max(1, max |logits|)
 MIN_IDENTICAL = {"float32": 0.999, "bf16": 0.0}
@@ -68,7 +69,7 @@ def run_gate(model, methods: list, images: torch.Tensor, gate_size, dtype: str,
     u = torch.rand((n, C, *gate_size), generator=g, dtype=torch.float64)
     y = None if not model.config.num_classes else \
         torch.arange(n, device=model.device) % model.config.num_classes
-    with torch.no_grad():
+    with torch.no_grad(), full_precision():        # the float32 reference is float32, not TF32
         ref_logits = model(images, y).float()
     ref = pixelcnn.sample(model, n, gate_size, y=y, uniforms=u, method="naive")
     scale = max(1.0, float(ref_logits.abs().max()))
@@ -81,7 +82,8 @@ def run_gate(model, methods: list, images: torch.Tensor, gate_size, dtype: str,
         got = pixelcnn.sample(model, n, gate_size, y=y, uniforms=u, method=m)
         same = got == ref
         rate = float(same.double().mean())
-        logits = fast_logits(model, m, images, y)
+        with full_precision():
+            logits = fast_logits(model, m, images, y)
         dlogits = None if logits is None else float((logits.float() - ref_logits).abs().max())
         why = []
         if rate < floor:

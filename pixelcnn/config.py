@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 MODEL_KINDS = ("gated", "pixelcnn", "autoencoder")
+OPTIONAL_FIELDS = ("num_classes", "cond_dim")    # None: no conditioning of that kind
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class ModelConfig:
             raise ValueError(f"ModelConfig: {what}")
         if self.model not in MODEL_KINDS:
             bad(f"model must be one of {MODEL_KINDS}, got {self.model!r}")
+        for f in dataclasses.fields(self)[1:]:      # every field after `model` is an integer
+            value = getattr(self, f.name)
+            if value is None and f.name in OPTIONAL_FIELDS:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                bad(f"{f.name} must be an integer, got {value!r}")
         if self.in_channels not in (1, 3):
             bad(f"in_channels must be 1 or 3, got {self.in_channels}")
         if self.levels < 2:
@@ -72,8 +79,8 @@ PRESETS = {
 
 def preset(name: str, **overrides) -> ModelConfig:
     """The named preset with `overrides` (None values are ignored)."""
-    if name not in PRESETS:
+    if not isinstance(name, str) or name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
     fields = dict(PRESETS[name])
     fields.update({k: v for k, v in overrides.items() if v is not None})
-    return ModelConfig(**fields)
+    return ModelConfig.from_dict(fields)       # unknown overrides: a ValueError naming them

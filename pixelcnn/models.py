@@ -20,10 +20,44 @@ def embed(x: torch.Tensor, levels: int, dtype: torch.dtype) -> torch.Tensor:
     return x.to(dtype) * (2.0 / (levels - 1)) - 1.0
 
 
+class DeviceError(ValueError, RuntimeError):
+    """The model or its inputs are on a device that cannot run what was asked. A ValueError, as
+    for every bad argument; also a RuntimeError, which the kernels' own device check raised
+    before the entry points checked up front, so code catching that still does."""
+
+
+def check_triton(what: str, device: torch.device, dtype: torch.dtype, instead: str):
+    """Raise unless the fused Triton kernels can run on tensors of `device` and `dtype`: they
+    need a CUDA GPU (on a CPU only Triton's interpreter runs them, TRITON_INTERPRET=1, as in
+    the tests) and float32 or bfloat16. `what` names the request ("backend='triton'"),
+    `instead` the alternative to suggest."""
+    from .kernels.common import interpreting
+    if device.type != "cuda" and not interpreting():
+        raise DeviceError(f"{what} runs on CUDA tensors only, got {device.type} ones: move the "
+                          f"model and its inputs to cuda, or use {instead} (on a CPU the kernels "
+                          "run only in Triton's interpreter: set TRITON_INTERPRET=1 before "
+                          "importing pixelcnn; slow)")
+    if dtype not in (torch.float32, torch.bfloat16):
+        raise ValueError(f"{what} takes float32 or bfloat16 models only, got a {dtype} model; "
+                         f"use {instead}")
+
+
 class _Conditioned(nn.Module):
     """Shared plumbing: input checks, the [-1, 1] input embedding, per-layer conditioning."""
 
     config: ModelConfig
+    kind: str                          # its ModelConfig.model
+
+    def _configure(self, config: Optional[ModelConfig], **fields):
+        """self.config: `config` if given (a ModelConfig of this kind), else one of `fields`."""
+        if config is None:
+            config = ModelConfig(model=self.kind, **fields)
+        elif not isinstance(config, ModelConfig) or config.model != self.kind:
+            got = f"model={config.model!r}" if isinstance(config, ModelConfig) \
+                else type(config).__name__
+            raise ValueError(f"config must be a ModelConfig with model={self.kind!r} for a "
+                             f"{type(self).__name__}, got {got}")
+        self.config = config
 
     def _init_conditioning(self, per_layer: int):
         cfg = self.config
@@ -124,14 +158,16 @@ class GatedPixelCNN(_Conditioned):
     """Gated PixelCNN: a vertical and a horizontal stack (no blind spot), gated tanh * sigmoid
     units, residual and skip connections, conditioned on a class y and/or a vector h."""
 
+    kind = "gated"
+
     def __init__(self, in_channels=3, levels=256, channels=192, layers=15, kernel_size=5,
                  num_classes=None, cond_dim=None, *, config: Optional[ModelConfig] = None,
                  backend: str = "torch"):
         super().__init__()
         self.backend = backend
-        self.config = config or ModelConfig(
-            model="gated", in_channels=in_channels, levels=levels, channels=channels,
-            layers=layers, kernel_size=kernel_size, num_classes=num_classes, cond_dim=cond_dim)
+        self._configure(config, in_channels=in_channels, levels=levels, channels=channels,
+                        layers=layers, kernel_size=kernel_size, num_classes=num_classes,
+                        cond_dim=cond_dim)
         cfg = self.config
         groups = cfg.in_channels
         hidden = channel_groups(cfg.channels, groups)
@@ -160,14 +196,17 @@ class GatedPixelCNN(_Conditioned):
 
     @backend.setter
     def backend(self, value: str):
-        if value not in self.BACKENDS:
+        if not isinstance(value, str) or value not in self.BACKENDS:
             raise ValueError(f"backend must be one of {self.BACKENDS}, got {value!r}")
         self._backend = value
 
     def _fused(self, u) -> bool:
+        """Whether this forward pass runs on the fused kernels; for backend='triton' a
+        ValueError when it cannot: the device and dtype first, then autograd."""
         needs_grad = torch.is_grad_enabled() and (
             u.requires_grad or any(p.requires_grad for p in self.parameters()))
         if self.backend == "triton":
+            check_triton("backend='triton'", u.device, u.dtype, "backend='torch' (or 'auto')")
             if needs_grad:
                 raise ValueError("backend='triton' runs inference only: wrap the call in "
                                  "torch.no_grad(), or use backend='torch' (or 'auto') to train")
@@ -203,12 +242,14 @@ class PixelCNN(_Conditioned):
     convolutions, then the output head. Its receptive field has the blind spot that the
     gated model removes."""
 
+    kind = "pixelcnn"
+
     def __init__(self, in_channels=3, levels=256, channels=192, layers=15, kernel_size=5,
                  num_classes=None, cond_dim=None, *, config: Optional[ModelConfig] = None):
         super().__init__()
-        self.config = config or ModelConfig(
-            model="pixelcnn", in_channels=in_channels, levels=levels, channels=channels,
-            layers=layers, kernel_size=kernel_size, num_classes=num_classes, cond_dim=cond_dim)
+        self._configure(config, in_channels=in_channels, levels=levels, channels=channels,
+                        layers=layers, kernel_size=kernel_size, num_classes=num_classes,
+                        cond_dim=cond_dim)
         cfg = self.config
         hidden = channel_groups(cfg.channels, cfg.in_channels)
         k = cfg.kernel_size
@@ -266,14 +307,15 @@ class PixelCNNAutoencoder(_Conditioned):
     """PixelCNN autoencoder (paper §3.4): an encoder maps the image to a code h, and a Gated
     PixelCNN decoder models the image given h; trained end to end on the NLL."""
 
+    kind = "autoencoder"
     _needs_h = False   # h comes from the encoder
 
     def __init__(self, in_channels=3, levels=256, channels=192, layers=15, kernel_size=5,
                  num_classes=None, cond_dim=100, *, config: Optional[ModelConfig] = None):
         super().__init__()
-        self.config = config or ModelConfig(
-            model="autoencoder", in_channels=in_channels, levels=levels, channels=channels,
-            layers=layers, kernel_size=kernel_size, num_classes=num_classes, cond_dim=cond_dim)
+        self._configure(config, in_channels=in_channels, levels=levels, channels=channels,
+                        layers=layers, kernel_size=kernel_size, num_classes=num_classes,
+                        cond_dim=cond_dim)
         self.encoder = Encoder(self.config.in_channels, self.config.cond_dim)
         self.decoder = GatedPixelCNN(config=self.config.replace(model="gated"))
 
@@ -288,10 +330,9 @@ class PixelCNNAutoencoder(_Conditioned):
     def reconstruct(self, x, y=None, **sample_kwargs) -> torch.Tensor:
         """Sample images from the decoder given the code of x (paper Fig. 6)."""
         from .sampling import sample
-        size = tuple(x.shape[-2:])
         with torch.no_grad():
-            h = self.encode(x)
-        return sample(self.decoder, x.shape[0], size, y=y, h=h, **sample_kwargs)
+            h = self.encode(x)                 # checks x
+        return sample(self.decoder, x.shape[0], tuple(x.shape[-2:]), y=y, h=h, **sample_kwargs)
 
 
 MODELS = {"gated": GatedPixelCNN, "pixelcnn": PixelCNN, "autoencoder": PixelCNNAutoencoder}
@@ -299,4 +340,8 @@ MODELS = {"gated": GatedPixelCNN, "pixelcnn": PixelCNN, "autoencoder": PixelCNNA
 
 def build(config: ModelConfig) -> nn.Module:
     """The model a config describes, freshly initialised."""
+    if not isinstance(config, ModelConfig):
+        raise ValueError(f"config must be a ModelConfig (e.g. pixelcnn.preset('small', "
+                         f"in_channels=1, levels=2), or ModelConfig.from_dict(d)), got "
+                         f"{type(config).__name__}")
     return MODELS[config.model](config=config)
