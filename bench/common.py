@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 
 import pixelcnn
-from pixelcnn.sampling import METHODS, available_methods
+from pixelcnn.sampling import METHODS, why_unavailable
 
 ROOT = Path(__file__).resolve().parent.parent                  # the repository
 SHARED_DATA = ROOT.parent / "shared" / "datasets"              # the offline copies, if present
@@ -119,32 +119,6 @@ def labels(model, n: int) -> Optional[torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------- methods
-
-def why_unavailable(model, method: str) -> str:
-    """Why `method` cannot sample this model here ('' when it can)."""
-    if method in available_methods(model):
-        return ""
-    if method == "triton":
-        if model.device.type != "cuda":
-            return ("CUDA only (on a CPU Triton runs only in its interpreter, "
-                    "TRITON_INTERPRET=1, far too slow to time)")
-        if model.dtype not in (torch.float32, torch.bfloat16):
-            return f"float32 or bf16 only, not {model.dtype}"
-        try:
-            import pixelcnn.kernels  # noqa: F401
-        except ImportError as e:
-            return (f"the fused kernels do not import ({e}): install the package "
-                    "(pip install -e .), which maps kernels/ to pixelcnn.kernels")
-        return "Triton does not load (pip install triton)"
-    if method == "native":
-        if model.device.type != "cpu":
-            return "CPU only (the C++ loop)"
-        if model.dtype not in (torch.float32, torch.float64):
-            return f"float32/float64 only, not {model.dtype}"
-        return ("the C++ extension is not built (see pixelcnn/sampling/native.py: "
-                "cmake ... or PIXELCNN_BUILD_NATIVE=1 pip install -e .)")
-    return f"samples GatedPixelCNN models only, not {type(model).__name__}"
-
 
 def select_methods(model, requested: Optional[list], default: list):
     """(methods to run, naive first; {method: reason} skipped). Requested methods must exist

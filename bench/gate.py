@@ -17,7 +17,8 @@ from typing import Optional
 import torch
 
 import pixelcnn
-from pixelcnn.sampling.cached import GatedCache
+from pixelcnn.cache import GatedCache
+from pixelcnn.packing import packed
 from pixelcnn.sampling.common import full_precision
 
 RTOL = {"float32": 1e-4, "bf16": 3e-2}        # max |Δlogits| / max(1, max |logits|)
@@ -29,7 +30,7 @@ def teacher_forced_logits(model, x: torch.Tensor, y=None) -> torch.Tensor:
     """Logits [B, levels, C, H, W] of every sub-pixel of x (long [B, C, H, W]) computed by the
     cached sampler's steps, fed the true previous sub-pixels (as tests/test_sampling_cache)."""
     B, C, H, W = x.shape
-    cache = GatedCache(model.packed(), model.condition(y, None)).setup(B, H, W)
+    cache = GatedCache(packed(model), model.condition(y, None)).setup(B, H, W)
     xe = cache.embed(x)
     out = xe.new_empty(B, model.config.levels, C, H, W)
     for i in range(H):

@@ -11,7 +11,9 @@ Random weights of the preset (speed does not depend on them). Per dtype:
 2. Timings per batch size (CUDA only; triton.testing.do_bench, warmed up, median ms): one
    layer's vertical stack (fused, against the torch layer's cuDNN convolution + gate), one
    whole gated layer (fused vertical + horizontal stack, against the torch GatedLayer), and
-   the whole forward (backend "triton" against "torch").
+   the whole forward (backend "triton" against "torch"); beside each median the achieved
+   TFLOP/s and GB/s, from each op's arithmetic and minimal memory traffic (`work`), as the
+   Triton tutorials report them: how far each implementation is from the GPU's peaks.
 Writes <out>/<UTC time>-<device>-kernels.json. Without a GPU only step 1 runs, under Triton's
 interpreter (TRITON_INTERPRET=1 in the environment): use a small --preset and --size there.
 """
@@ -29,7 +31,7 @@ import pixelcnn
 from pixelcnn.cli import RUNS, Parser, at_least, fresh, resolve_device
 from pixelcnn.kernels.gated_pixelcnn import stacks
 from pixelcnn.layers import gate
-from pixelcnn.packing import layer_biases
+from pixelcnn.packing import layer_biases, packed
 
 from .common import csv, machine, machine_line
 
@@ -47,7 +49,7 @@ class Ops:
         self.torch_model = pixelcnn.build(cfg).to(model32.device)
         self.torch_model.load_state_dict(model32.state_dict())
         self.torch_model.to(dtype).eval()
-        self.packed = self.torch_model.packed()
+        self.packed = packed(self.torch_model)
         self.bias_v, self.bias_h = layer_biases(self.packed, None, batch)
         g = torch.Generator().manual_seed(seed)
         device = model32.device
@@ -85,6 +87,43 @@ class Ops:
         return self.torch_model(self.x)
 
 
+def work(cfg, batch: int, size, op: str, itemsize: int) -> tuple:
+    """(FLOPs, bytes) of one call of `op` ("vertical_stack", "gated_layer" or "forward",
+    unconditioned, as timed) on `batch` images of `size` (H, W), for elements of `itemsize`
+    bytes. The same for the fused op and its torch counterpart: the work the model asks for,
+    which the achieved TFLOP/s and GB/s measure each implementation against.
+
+    FLOPs: 2*M*K*N per convolution or 1x1 over the M = batch*H*W pixels, K inputs (channels x
+    taps) and N outputs each; gates, biases and the rest of the elementwise work left out.
+    With C hidden channels and p = k // 2, a layer reading cin channels runs the vertical
+    stack's (p+1)*k taps (cin -> 2C), the horizontal stack's p+1 taps (cin -> 2C), the link
+    (2C -> 2C) and the 1x1s to the residual and the skips (C -> C each). The forward is every
+    layer (the first reads the image's channels) and the head's 1x1s (C -> C -> channels *
+    levels). Dense: the masks' zeros are multiplied too, by both implementations.
+
+    Bytes: a lower bound for any implementation: each input read once, each output written
+    once, each weight and bias read once (the link has none). Vertical stack: v in; its
+    pre-activation (the link reads it) and gated output out. Gated layer: v and h in; v, h and
+    the skips out. Forward: the image in (one element per sub-pixel), the logits out. E.g. the
+    cifar preset's forward at 32 x 32: 45.3 GFLOP per image.
+    """
+    C, cin, p, k = cfg.channels, cfg.in_channels, cfg.kernel_size // 2, cfg.kernel_size
+
+    def layer(inputs):          # (K, N, biases) of one gated layer's products
+        return [((p + 1) * k * inputs, 2 * C, 2 * C), ((p + 1) * inputs, 2 * C, 2 * C),
+                (2 * C, 2 * C, 0), (C, C, C), (C, C, C)]
+    head = [(C, C, C), (C, cin * cfg.levels, cin * cfg.levels)]
+    products, activations = {
+        "vertical_stack": (layer(C)[:1], C + 2 * C + C),
+        "gated_layer": (layer(C), 2 * C + 3 * C),
+        "forward": (layer(cin) + layer(C) * (cfg.layers - 1) + head, cin + cin * cfg.levels),
+    }[op]
+    M = batch * size[0] * size[1]
+    flops = 2 * M * sum(K * N for K, N, _ in products)
+    weights = sum(K * N + b for K, N, b in products)
+    return flops, (M * activations + weights) * itemsize
+
+
 def max_diff(a, b) -> float:
     if isinstance(a, (tuple, list)):
         return max(max_diff(x, y) for x, y in zip(a, b))
@@ -107,7 +146,8 @@ def check(model32, size, dtype, seed) -> dict:
 
 @torch.no_grad()
 def timings(model32, batch, size, dtype, seed) -> list:
-    """Median milliseconds of the fused op and its torch counterpart, per op."""
+    """Median milliseconds of the fused op and its torch counterpart, per op, with the op's
+    FLOPs and bytes (`work`) and each implementation's achieved TFLOP/s and GB/s."""
     from triton.testing import do_bench
     ops = Ops(model32, batch, size, dtype, seed)
     ms = lambda fn: do_bench(fn, warmup=25, rep=100, return_mode="median")
@@ -115,11 +155,24 @@ def timings(model32, batch, size, dtype, seed) -> list:
              "gated_layer": (lambda: ops.layer("triton"), ops.torch_layer),
              "forward": (lambda: ops.forward("triton"), lambda: ops.forward("torch"))}
     rows = []
-    for name, (fused, torch_fn) in pairs.items():
-        f, t = ms(fused), ms(torch_fn)
-        rows.append({"op": name, "batch_size": batch, "fused_ms": f, "torch_ms": t,
-                     "speedup": t / f})
+    for name, fns in pairs.items():
+        flops, nbytes = work(model32.config, batch, size, name, dtype.itemsize)
+        row = {"op": name, "batch_size": batch, "flops": flops, "bytes": nbytes}
+        for impl, fn in zip(("fused", "torch"), fns):
+            t = ms(fn)
+            row.update({f"{impl}_ms": t, f"{impl}_tflops": flops / t / 1e9,
+                        f"{impl}_gbps": nbytes / t / 1e6})
+        row["speedup"] = row["torch_ms"] / row["fused_ms"]
+        rows.append(row)
     return rows
+
+
+def timing_line(dtype_name: str, row: dict) -> str:
+    """A row of `timings` as printed: per implementation its median ms, TFLOP/s and GB/s."""
+    each = "  ".join(f"{impl} {row[impl + '_ms']:9.4f} ms {row[impl + '_tflops']:7.2f} TFLOP/s "
+                     f"{row[impl + '_gbps']:8.1f} GB/s" for impl in ("fused", "torch"))
+    return (f"{dtype_name:8s} batch {row['batch_size']:4d} {row['op']:15s} {each}  "
+            f"{row['speedup']:5.2f}x")
 
 
 def main(argv=None):
@@ -165,8 +218,7 @@ def main(argv=None):
         for batch in args.batch_sizes:
             for row in timings(model, batch, args.size, dt, args.seed):
                 result["timings"].append({"dtype": name, **row})
-                print(f"{name:8s} batch {batch:4d} {row['op']:15s} fused {row['fused_ms']:9.4f} "
-                      f"ms  torch {row['torch_ms']:9.4f} ms  {row['speedup']:5.2f}x")
+                print(timing_line(name, row))
     if device.type != "cuda":
         print("timings: skipped (CUDA only)")
     out = Path(args.out)

@@ -37,7 +37,7 @@ from pixelcnn.cli import RUNS, Parser, eval_batch_size, fail, fresh, resolve_dev
 from pixelcnn.evaluate import evaluate
 from pixelcnn.images import save_grid
 from pixelcnn.sampling import METHODS
-from pixelcnn.sampling.common import inverse_cdf
+from pixelcnn.cache import inverse_cdf
 
 from . import report
 from .common import (csv, describe_data, labels, load_model, machine, machine_line,

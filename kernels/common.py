@@ -4,15 +4,11 @@ Activations are float32 in registers; weights are loaded in their storage dtype 
 bf16). Products accumulate in float32: exact float32 ("ieee", not tf32) for float32 models,
 bf16 operands on the tensor cores for bf16 models.
 """
-import os
-
 import torch
 import triton
 import triton.language as tl
 
-
-def interpreting() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+from . import interpreting
 
 
 def check_device(*tensors: torch.Tensor):

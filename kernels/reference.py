@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from pixelcnn.layers import gate
-from pixelcnn.sampling.cached import pixel_step, row_step  # noqa: F401  (the step references)
+from pixelcnn.cache import pixel_step, row_step  # noqa: F401  (the step references)
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:

@@ -1,5 +1,5 @@
 """pixelcnn: Gated PixelCNN (van den Oord et al. 2016) with exact fast samplers."""
-__version__ = "0.1.0"
+from .version import __version__
 
 from .config import ModelConfig, PRESETS, preset
 from .models import GatedPixelCNN, PixelCNN, PixelCNNAutoencoder, build

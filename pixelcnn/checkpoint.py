@@ -14,10 +14,12 @@ import platform
 import warnings
 from pathlib import Path
 
+import numpy
 import torch
 
 from .config import ModelConfig
 from .models import build
+from .version import __version__
 
 FORMAT = "pixelcnn-checkpoint"
 VERSION = 2          # 2: adds payload["sha256"]; version-1 files load with a warning
@@ -25,15 +27,9 @@ FIX = "Re-create it, or copy it again from its source."
 
 
 def versions() -> dict:
-    import numpy
-    out = {"torch": str(torch.__version__), "numpy": str(numpy.__version__),
-           "python": platform.python_version()}
-    try:
-        from . import __version__
-        out["pixelcnn"] = __version__
-    except ImportError:
-        pass
-    return out
+    """The library versions a checkpoint was written with."""
+    return {"torch": str(torch.__version__), "numpy": str(numpy.__version__),
+            "python": platform.python_version(), "pixelcnn": __version__}
 
 
 def checksum(payload: dict) -> str:

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import torch
 
+from . import checkpoint
 from .cli import Parser, at_least, eval_batch_size, fail, resolve_device, set_threads
+from .data import load_dataset, make_loader
 from .likelihood import bits_per_dim
 
 
@@ -94,8 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> dict:
-    from . import checkpoint
-    from .data import load_dataset, make_loader
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

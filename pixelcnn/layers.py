@@ -13,6 +13,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
+def embed(x: torch.Tensor, levels: int, dtype: torch.dtype) -> torch.Tensor:
+    """Integer sub-pixels in [0, levels) -> floats in [-1, 1], the network's input."""
+    return x.to(dtype) * (2.0 / (levels - 1)) - 1.0
+
+
 def channel_groups(n: int, groups: int, halves: int = 1) -> torch.Tensor:
     """Colour group of each of n channels: n is split into `halves` equal parts (the tanh and
     sigmoid halves of a gate), each split into `groups` contiguous groups."""

@@ -12,38 +12,28 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .layers import GatedLayer, MaskedConv2d, OutputHead, channel_groups, group_mask
+from .layers import GatedLayer, MaskedConv2d, OutputHead, channel_groups, embed, group_mask
 
 
-def embed(x: torch.Tensor, levels: int, dtype: torch.dtype) -> torch.Tensor:
-    """Integer sub-pixels in [0, levels) -> floats in [-1, 1], the network's input."""
-    return x.to(dtype) * (2.0 / (levels - 1)) - 1.0
+class Providers:
+    """What the models use but higher layers implement, registered when those layers are
+    imported (pixelcnn/__init__ imports them all), so that imports run one way (DESIGN.md §5):
+
+    fused_forward(model, u, cond) -> logits   by pixelcnn.kernels, for backend="triton"
+    check_fused(what, device, dtype, instead) by pixelcnn.kernels: raises unless it can run
+    sample(model, n, size, **kwargs)           by pixelcnn.sampling, for reconstruct()
+    """
+    fused_forward = None
+    check_fused = None
+    sample = None
 
 
-class DeviceError(ValueError, RuntimeError):
-    """The model or its inputs are on a device that cannot run what was asked. A ValueError, as
-    for every bad argument; also a RuntimeError, which the kernels' own device check raised
-    before the entry points checked up front, so code catching that still does."""
+PROVIDERS = Providers()
 
 
-def check_triton(what: str, device: torch.device, dtype: torch.dtype, instead: str):
-    """Raise unless the fused Triton kernels can run on tensors of `device` and `dtype`: they
-    need a CUDA GPU (on a CPU only Triton's interpreter runs them, TRITON_INTERPRET=1, as in
-    the tests) and float32 or bfloat16. `what` names the request ("backend='triton'"),
-    `instead` the alternative to suggest."""
-    from .kernels.common import interpreting
-    if device.type != "cuda" and not interpreting():
-        raise DeviceError(f"{what} runs on CUDA tensors only, got {device.type} ones: move the "
-                          f"model and its inputs to cuda, or use {instead} (on a CPU the kernels "
-                          "run only in Triton's interpreter: set TRITON_INTERPRET=1 before "
-                          "importing pixelcnn; slow)")
-    if dtype not in (torch.float32, torch.bfloat16):
-        raise ValueError(f"{what} takes float32 or bfloat16 models only, got a {dtype} model; "
-                         f"use {instead}")
-
-
-class _Conditioned(nn.Module):
-    """Shared plumbing: input checks, the [-1, 1] input embedding, per-layer conditioning."""
+class PixelCNNBase(nn.Module):
+    """What every model shares: input checks, the [-1, 1] input embedding, per-layer
+    conditioning. `isinstance(m, PixelCNNBase)`: m is one of this package's models."""
 
     config: ModelConfig
     kind: str                          # its ModelConfig.model
@@ -154,7 +144,7 @@ class _Conditioned(nn.Module):
         return self.forward_float(self.embed(x), y, h)
 
 
-class GatedPixelCNN(_Conditioned):
+class GatedPixelCNN(PixelCNNBase):
     """Gated PixelCNN: a vertical and a horizontal stack (no blind spot), gated tanh * sigmoid
     units, residual and skip connections, conditioned on a class y and/or a vector h."""
 
@@ -177,6 +167,9 @@ class GatedPixelCNN(_Conditioned):
             for i in range(cfg.layers))
         self.head = OutputHead(cfg.channels, cfg.in_channels, cfg.levels)
         self._init_conditioning(per_layer=2 * 2 * cfg.channels)   # vertical, horizontal
+        # The weights in the fused samplers' layout, (parameter versions, PackedGated): kept by
+        # pixelcnn.packing.packed(), which re-packs when a parameter has changed.
+        self.packed_weights = None
         # Weights and activations channels-last (NHWC): oneDNN on CPUs runs these convolutions
         # 2-3x faster that way (measured here on a training step), and so do GPU tensor cores.
         self.to(memory_format=torch.channels_last)
@@ -202,33 +195,28 @@ class GatedPixelCNN(_Conditioned):
 
     def _fused(self, u) -> bool:
         """Whether this forward pass runs on the fused kernels; for backend='triton' a
-        ValueError when it cannot: the device and dtype first, then autograd."""
+        ValueError when it cannot: the kernels first, then the device and dtype, then autograd."""
         needs_grad = torch.is_grad_enabled() and (
             u.requires_grad or any(p.requires_grad for p in self.parameters()))
         if self.backend == "triton":
-            check_triton("backend='triton'", u.device, u.dtype, "backend='torch' (or 'auto')")
+            if PROVIDERS.fused_forward is None:
+                raise ValueError("backend='triton' needs pixelcnn.kernels, which is missing: "
+                                 "install the package (pip install -e .), or use "
+                                 "backend='torch'")
+            PROVIDERS.check_fused("backend='triton'", u.device, u.dtype,
+                                  "backend='torch' (or 'auto')")
             if needs_grad:
                 raise ValueError("backend='triton' runs inference only: wrap the call in "
                                  "torch.no_grad(), or use backend='torch' (or 'auto') to train")
             return True
-        return (self.backend == "auto" and u.is_cuda and not needs_grad
-                and u.dtype in (torch.float32, torch.bfloat16))
-
-    def packed(self):
-        """The weights in the fused kernels' layout (pixelcnn.packing), re-packed only when a
-        parameter has changed since the last call."""
-        from .packing import pack
-        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
-        if getattr(self, "_packed_key", None) != key:
-            self._packed_cache, self._packed_key = pack(self), key
-        return self._packed_cache
+        return (self.backend == "auto" and PROVIDERS.fused_forward is not None and u.is_cuda
+                and not needs_grad and u.dtype in (torch.float32, torch.bfloat16))
 
     def forward_float(self, u, y=None, h=None):
         """u: the embedded image [B, C, H, W] (see `embed`) -> logits [B, levels, C, H, W]."""
         cond = self.condition(y, h)
         if self._fused(u):
-            from .kernels.gated_pixelcnn import gated_forward
-            return gated_forward(self.packed(), u, cond)
+            return PROVIDERS.fused_forward(self, u, cond)
         v = hz = u.contiguous(memory_format=torch.channels_last)
         skip = 0
         for i, layer in enumerate(self.layers):
@@ -237,7 +225,7 @@ class GatedPixelCNN(_Conditioned):
         return self.head(skip)
 
 
-class PixelCNN(_Conditioned):
+class PixelCNN(PixelCNNBase):
     """The original PixelCNN: a k x k mask A convolution, then residual k x k mask B
     convolutions, then the output head. Its receptive field has the blind spot that the
     gated model removes."""
@@ -303,7 +291,7 @@ class Encoder(nn.Module):
         return self.net(u)
 
 
-class PixelCNNAutoencoder(_Conditioned):
+class PixelCNNAutoencoder(PixelCNNBase):
     """PixelCNN autoencoder (paper §3.4): an encoder maps the image to a code h, and a Gated
     PixelCNN decoder models the image given h; trained end to end on the NLL."""
 
@@ -328,11 +316,11 @@ class PixelCNNAutoencoder(_Conditioned):
         return self.decoder.forward_float(u, y, self.encoder(u) if h is None else h)
 
     def reconstruct(self, x, y=None, **sample_kwargs) -> torch.Tensor:
-        """Sample images from the decoder given the code of x (paper Fig. 6)."""
-        from .sampling import sample
+        """Sample images from the decoder given the code of x (paper Fig. 6), with
+        pixelcnn.sample's arguments (method, generator, ...)."""
         with torch.no_grad():
             h = self.encode(x)                 # checks x
-        return sample(self.decoder, x.shape[0], tuple(x.shape[-2:]), y=y, h=h, **sample_kwargs)
+        return PROVIDERS.sample(self.decoder, x.shape[0], tuple(x.shape[-2:]), y=y, h=h, **sample_kwargs)
 
 
 MODELS = {"gated": GatedPixelCNN, "pixelcnn": PixelCNN, "autoencoder": PixelCNNAutoencoder}

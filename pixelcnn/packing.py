@@ -99,6 +99,16 @@ def pack(model) -> PackedGated:
         w2=head.logits.masked_weight[:, :, 0, 0].t().contiguous(), b2=head.logits.bias.clone())
 
 
+def packed(model) -> PackedGated:
+    """`pack(model)`, kept in the model's `packed_weights` slot and re-packed only when a
+    parameter has changed since (another storage or version): samplers called again and again
+    on the same weights pack them once."""
+    key = tuple((p.data_ptr(), p._version) for p in model.parameters())
+    if model.packed_weights is None or model.packed_weights[0] != key:
+        model.packed_weights = (key, pack(model))
+    return model.packed_weights[1]
+
+
 def layer_biases(packed: PackedGated, cond, batch: int):
     """Per-image biases of the vertical and horizontal stacks, [L, batch, 2H] each: the layers'
     biases plus the conditioning cond [batch, L, 2, 2H] (None: unconditioned)."""

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from . import checkpoint
 from .config import MODEL_KINDS, PRESETS, preset
@@ -26,6 +27,12 @@ from .evaluate import describe, evaluate
 from .images import save_grid
 from .likelihood import bits_per_dim
 from .models import build
+from .sampling import METHODS, available_methods, sample
+
+try:
+    from torch.utils.tensorboard import SummaryWriter
+except Exception:   # tensorboard not installed (or unusable): metrics.jsonl only
+    SummaryWriter = None
 
 RUN_FILES = ("checkpoint.pt", "metrics.jsonl", "config.json", "results.json")
 MODEL_FLAGS = ("model", "cond", "preset", "layers", "channels", "kernel_size", "levels",
@@ -160,11 +167,7 @@ class Logger:
 
     def __init__(self, out: Path):
         self.file = open(out / "metrics.jsonl", "a")
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(out / "tb"))
-        except Exception:   # tensorboard not installed
-            self.tb = None
+        self.tb = SummaryWriter(str(out / "tb")) if SummaryWriter is not None else None
 
     def log(self, **row):
         self.file.write(json.dumps(row) + "\n")
@@ -200,7 +203,6 @@ def output_folder(args) -> Path:
 def check_sample_method(model, method: str, device):
     """--sample-method must be able to sample this model on this device: checked before the
     first step, so a bad choice never costs an epoch."""
-    from .sampling import METHODS, available_methods
     if method == "auto":
         return
     if method not in METHODS:
@@ -234,7 +236,6 @@ def settings_lines(args, config, model, train, test, device, out, amp) -> str:
 def sample_grid(model, args, test, epoch, path, device):
     """n samples (class-conditional: labels 0, 1, ...; autoencoder: test images beside their
     reconstructions) as a PNG grid; a fixed generator per epoch."""
-    from .sampling import sample
     cfg, n = model.config, args.n_samples
     g = torch.Generator().manual_seed(args.seed * 1000 + epoch)
     size = test.image_size
@@ -250,113 +251,193 @@ def sample_grid(model, args, test, epoch, path, device):
     return save_grid(images, path, cfg.levels, nrow=nrow)
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
+def load_data(args):
+    """The train and test sets the flags name (train with --seed, for its per-epoch order)."""
+    common = dict(data_dir=args.data_dir, levels=args.levels, image_size=args.image_size,
+                  download=not args.no_download)
+    train = load_dataset(args.dataset, "train", seed=args.seed, **common).take(args.limit_train)
+    test = load_dataset(args.dataset, "test", **common).take(args.limit_test)
+    return train, test
+
+
+def load_model(args, config, device):
+    """A new model of config (initialised from --seed), or with --resume the checkpoint's,
+    which must be that config; on device."""
+    if not args.resume:
+        return build(config).to(device)
+    model = checkpoint.load(args.resume)
+    if model.config != config:
+        raise ValueError(f"{args.resume} holds {model.config}, but the data set gives {config}")
+    return model.to(device)
+
+
+def setup(parser, argv):
+    """Settings, device, data, model and output folder, all checked before any long work: a
+    bad value exits 2 with one line. Returns (args, resume payload or None, device, train,
+    test, model, out)."""
     try:
         args, payload = resolve_args(parser, argv)
         device = resolve_device(args.device)
         torch.manual_seed(args.seed)
-        common = dict(data_dir=args.data_dir, levels=args.levels, image_size=args.image_size,
-                      download=not args.no_download)
-        train = load_dataset(args.dataset, "train", seed=args.seed, **common).take(args.limit_train)
-        test = load_dataset(args.dataset, "test", **common).take(args.limit_test)
-        config = model_config(args, train)
-        if payload is not None:
-            model, meta = checkpoint.load(args.resume, return_metadata=True)
-            if model.config != config:
-                raise ValueError(f"{args.resume} holds {model.config}, but the data set gives "
-                                 f"{config}")
-        else:
-            model, meta = build(config), {}
-        model.to(device)
+        train, test = load_data(args)
+        model = load_model(args, model_config(args, train), device)
         check_sample_method(model, args.sample_method, device)
         out = output_folder(args)
     except (ValueError, FileNotFoundError) as e:
         fail(parser.prog, str(e))
+    return args, payload, device, train, test, model, out
+
+
+def start_run(args, model, train, test, device, out, amp):
+    """Create the output folder, print the settings in a few lines and write them all (the
+    resolved flags, model config, device and data) to OUT/config.json."""
     out.mkdir(parents=True, exist_ok=True)
     args.out = str(out)
-    amp = device.type == "cuda" and not args.no_amp
-    print(settings_lines(args, config, model, train, test, device, out, amp), flush=True)
-    (out / "config.json").write_text(json.dumps({"args": vars(args), "config": config.to_dict(),
+    print(settings_lines(args, model.config, model, train, test, device, out, amp), flush=True)
+    (out / "config.json").write_text(json.dumps({"args": vars(args),
+                                                 "config": model.config.to_dict(),
                                                  "device": str(device), "train": train.info(),
                                                  "test": test.info()}, indent=2) + "\n")
     torch.backends.cudnn.benchmark = device.type == "cuda"    # fixed shapes: pick fast kernels
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    epoch, step = 0, 0
+
+
+class TrainState:
+    """All that a run needs to continue exactly as if never stopped: the model, the Adam
+    optimizer, the step and epoch counters and the RNG. state_dict() and load_state_dict()
+    are the one place that says what that is: a new part (EMA weights) is one more key in
+    both."""
+
+    def __init__(self, model, lr: float, device):
+        self.model, self.device = model, device
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
+        self.step, self.epoch = 0, 0
+
+    def state_dict(self) -> dict:
+        """The state as references to the live tensors (copy it to keep it while training)."""
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "step": self.step, "epoch": self.epoch,
+                "rng": {"torch": torch.get_rng_state(), "cuda": cuda}}
+
+    def load_state_dict(self, state: dict):
+        """Continue from a state_dict(): weights, Adam moments, counters, RNG."""
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.step, self.epoch = state["step"], state["epoch"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+
+
+def save_checkpoint(state: TrainState, path, **metadata):
+    """Write state as a checkpoint: the weights where checkpoint.save puts any model's, the
+    rest as metadata keys of the same names (optimizer, step, epoch, rng) beside metadata."""
+    saved = state.state_dict()
+    del saved["model"]          # checkpoint.save writes state.model's weights itself
+    checkpoint.save(state.model, path, **saved, **metadata)
+
+
+def resumed_state(payload: dict) -> dict:
+    """The TrainState.state_dict() that a checkpoint written by save_checkpoint holds."""
+    return {"model": payload["state_dict"], **payload["metadata"]}
+
+
+def train_step(state: TrainState, x, y, args, total_steps: int, amp: bool):
+    """One optimizer step on the batch (x, y): the scheduled lr, the forward pass (bf16
+    autocast when amp), bits/dim, backward, gradient-norm clip (--clip), Adam. Returns the
+    loss and the gradient norm before clipping, as tensors (no GPU sync here). Gradient
+    accumulation will loop over micro-batches of (x, y) here."""
+    model, opt = state.model, state.opt
+    x = x.to(state.device, non_blocking=True)
+    y = y.to(state.device) if model.config.num_classes else None
+    for group in opt.param_groups:
+        group["lr"] = lr_at(state.step, args, total_steps)
+    with torch.autocast(state.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = model(x, y=y)
+    loss = bits_per_dim(logits, x)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
+                                          args.clip if args.clip > 0 else float("inf"))
+    opt.step()
+    state.step += 1
+    return loss.detach(), norm
+
+
+def train_epoch(state: TrainState, args, train, total_steps: int, amp: bool, logger):
+    """One pass over the training set (shuffled by --seed and the epoch), with a progress bar
+    of the smoothed loss and a metrics line every --log-every steps. Returns (images, s)."""
+    state.model.train()
+    train.set_epoch(state.epoch)
+    loader = make_loader(train, args.batch_size, shuffle=True,
+                         seed=args.seed * 1000 + state.epoch, workers=args.workers,
+                         device=state.device)
+    no_bar = {"auto": None, "on": False, "off": True}[args.progress]   # tqdm's disable=
+    bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{args.epochs}", disable=no_bar)
+    t0, seen, smooth = time.time(), 0, None
+    for x, y in bar:
+        loss, norm = train_step(state, x, y, args, total_steps, amp)
+        lr, seen = state.opt.param_groups[0]["lr"], seen + len(x)
+        if state.step % 10 == 1 or state.step % args.log_every == 0:
+            smooth = loss.item() if smooth is None else 0.9 * smooth + 0.1 * loss.item()
+            bar.set_postfix(bpd=f"{smooth:.3f}", lr=f"{lr:.2e}")
+        if state.step % args.log_every == 0:
+            logger.log(step=state.step, epoch=state.epoch + 1, train_bpd=loss.item(), lr=lr,
+                       grad_norm=float(norm), images_per_s=seen / (time.time() - t0))
+    bar.close()
+    state.epoch += 1
+    return seen, time.time() - t0
+
+
+def end_of_epoch(state: TrainState, args, train, test, test_loader, logger, seen, seconds):
+    """Test bits/dim, a metrics line, the checkpoint and then, when due, a sample grid (the
+    checkpoint first: a failing sampler never costs the epoch). In a distributed run this is
+    rank 0's work only. Returns evaluate()'s result."""
+    epoch, out = state.epoch, Path(args.out)
+    result = evaluate(state.model, test_loader, state.device)
+    logger.log(step=state.step, epoch=epoch, test_bpd=result["bits_per_dim"],
+               test_stderr=result["stderr"], epoch_time_s=seconds, images_per_s=seen / seconds,
+               data_verified=test.data_verified)
+    print(f"epoch {epoch}: {seen / seconds:.1f} images/s, {seconds:.0f} s; "
+          + describe(result, test.info()))
+    save_checkpoint(state, out / "checkpoint.pt", dataset=args.dataset, split="test",
+                    bits_per_dim=result["bits_per_dim"], bits_per_dim_stderr=result["stderr"],
+                    test_n=result["n"], data_verified=test.data_verified and train.data_verified,
+                    image_size=list(test.image_size), args=vars(args))
+    print(f"checkpoint: {out / 'checkpoint.pt'}")
+    if epoch == args.epochs or (args.sample_every and epoch % args.sample_every == 0):
+        path = sample_grid(state.model, args, test, epoch, out / f"samples_epoch{epoch:03d}.png",
+                           state.device)
+        print(f"samples: {path}")
+    return result
+
+
+def main(argv=None):
+    """Train as the flags say (see build_parser); returns the final test result, also written
+    to OUT/results.json."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, payload, device, train, test, model, out = setup(build_parser(), argv)
+    amp = device.type == "cuda" and not args.no_amp
+    start_run(args, model, train, test, device, out, amp)
+    state = TrainState(model, args.lr, device)
     if payload is not None:
-        opt.load_state_dict(meta["optimizer"])
-        epoch, step = meta["epoch"], meta["step"]
-        torch.set_rng_state(meta["rng"]["torch"])
-        if device.type == "cuda" and meta["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(meta["rng"]["cuda"], device)
-        print(f"resumed from {args.resume}: epoch {epoch}, step {step}")
-    steps_per_epoch = math.ceil(len(train) / args.batch_size)
-    total_steps = args.epochs * steps_per_epoch
+        state.load_state_dict(resumed_state(payload))
+        print(f"resumed from {args.resume}: epoch {state.epoch}, step {state.step}")
+    total_steps = args.epochs * math.ceil(len(train) / args.batch_size)
     test_loader = make_loader(test, args.eval_batch_size or eval_batch_size(device),
                               workers=args.workers, device=device)
     logger = Logger(out)
-    no_bar = {"auto": None, "on": False, "off": True}[args.progress]   # tqdm's disable=
     result = None
-    from tqdm.auto import tqdm
-
-    while epoch < args.epochs:
-        model.train()
-        train.set_epoch(epoch)
-        loader = make_loader(train, args.batch_size, shuffle=True, seed=args.seed * 1000 + epoch,
-                             workers=args.workers, device=device)
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", disable=no_bar)
-        t0, seen, smooth = time.time(), 0, None
-        for x, y in bar:
-            x = x.to(device, non_blocking=True)
-            y = y.to(device) if config.num_classes else None
-            lr = lr_at(step, args, total_steps)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = model(x, y=y)
-            loss = bits_per_dim(logits, x)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
-                                                  args.clip if args.clip > 0 else float("inf"))
-            opt.step()
-            step, seen = step + 1, seen + len(x)
-            if step % 10 == 1 or step % args.log_every == 0:
-                value = loss.item()
-                smooth = value if smooth is None else 0.9 * smooth + 0.1 * value
-                bar.set_postfix(bpd=f"{smooth:.3f}", lr=f"{lr:.2e}")
-            if step % args.log_every == 0:
-                logger.log(step=step, epoch=epoch + 1, train_bpd=loss.item(), lr=lr,
-                           grad_norm=float(norm), images_per_s=seen / (time.time() - t0))
-        bar.close()
-        train_time = time.time() - t0
-        epoch += 1
-        result = evaluate(model, test_loader, device)
-        logger.log(step=step, epoch=epoch, test_bpd=result["bits_per_dim"],
-                   test_stderr=result["stderr"], epoch_time_s=train_time,
-                   images_per_s=seen / train_time, data_verified=test.data_verified)
-        print(f"epoch {epoch}: {seen / train_time:.1f} images/s, {train_time:.0f} s; "
-              + describe(result, test.info()))
-        checkpoint.save(model, out / "checkpoint.pt", dataset=args.dataset, split="test",
-                        epoch=epoch, step=step, bits_per_dim=result["bits_per_dim"],
-                        bits_per_dim_stderr=result["stderr"], test_n=result["n"],
-                        data_verified=test.data_verified and train.data_verified,
-                        image_size=list(test.image_size), args=vars(args),
-                        optimizer=opt.state_dict(),
-                        rng={"torch": torch.get_rng_state(),
-                             "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None})
-        print(f"checkpoint: {out / 'checkpoint.pt'}")
-        if epoch == args.epochs or (args.sample_every and epoch % args.sample_every == 0):
-            path = sample_grid(model, args, test, epoch, out / f"samples_epoch{epoch:03d}.png", device)
-            print(f"samples: {path}")
-
+    while state.epoch < args.epochs:
+        seen, seconds = train_epoch(state, args, train, total_steps, amp, logger)
+        result = end_of_epoch(state, args, train, test, test_loader, logger, seen, seconds)
     if result is None:   # --epochs 0 (or already trained that far): evaluate and sample only
         result = evaluate(model, test_loader, device)
         print(describe(result, test.info()))
-        path = sample_grid(model, args, test, epoch, out / "samples.png", device)
+        path = sample_grid(model, args, test, state.epoch, out / "samples.png", device)
         print(f"samples: {path}")
-    final = {**result, **test.info(), "epoch": epoch, "step": step, "config": config.to_dict()}
+    final = {**result, **test.info(), "epoch": state.epoch, "step": state.step,
+             "config": model.config.to_dict()}
     (out / "results.json").write_text(json.dumps(final, indent=2) + "\n")
     logger.close()
     return final

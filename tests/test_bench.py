@@ -9,8 +9,8 @@ import torch
 import pixelcnn
 from bench import compare, sample, ship
 from bench.common import DEFAULT_CHECKPOINTS
-from conftest import make_model
 from datafixtures import write_cifar, write_mnist
+from helpers import make_model
 
 RECORD_KEYS = {"method", "batch_size", "dtype", "device", "seconds_per_batch", "images_per_s",
                "us_per_step", "speedup_vs_naive", "naive_timing"}

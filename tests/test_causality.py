@@ -10,7 +10,7 @@ import itertools
 import pytest
 import torch
 
-from conftest import conditioning, make_model
+from helpers import conditioning, make_model
 
 H, W = 5, 7
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import pixelcnn
-from conftest import make_model
+from helpers import make_model
 from pixelcnn.checkpoint import FORMAT
 
 

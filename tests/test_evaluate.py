@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import pixelcnn
-from conftest import make_model
 from datafixtures import write_cifar, write_mnist
+from helpers import make_model
 from pixelcnn import data as D
 from pixelcnn.evaluate import evaluate, main
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import pixelcnn
-from conftest import make_model
 from datafixtures import write_mnist
+from helpers import make_model
 from pixelcnn.cli import fresh
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +59,7 @@ def test_main_command_leaves_the_checkout_clean(tmp_path):
 
 
 def test_sample_cli_default_outputs_never_collide(tmp_path, monkeypatch, capsys):
-    from pixelcnn.sample import main
+    from pixelcnn.sample_cli import main
     ckpt = tmp_path / "m.pt"
     pixelcnn.save(make_model(dtype=torch.float32, in_channels=1, levels=4), ckpt,
                   image_size=[3, 3])

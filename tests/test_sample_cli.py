@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 import pixelcnn
-from conftest import make_model
 from datafixtures import write_mnist
-from pixelcnn.sample import main
+from helpers import make_model
+from pixelcnn.sample_cli import main
 
 
 @pytest.fixture
@@ -75,7 +75,17 @@ def test_python_dash_m(grey_checkpoint, tmp_path):
 
 
 def test_module_import_keeps_the_function_callable():
-    """Importing the CLI module rebinds `pixelcnn.sample`; calls must still sample."""
-    import pixelcnn.sample  # noqa: F401
+    """Importing the CLI module leaves `pixelcnn.sample` the sampling function (no module
+    rebinds or patches itself: the CLI lives in pixelcnn.sample_cli, and `python -m
+    pixelcnn.sample` runs the entry file without binding it to the package)."""
+    import pixelcnn.sample_cli  # noqa: F401
+    from pixelcnn.sampling import sample
+    assert pixelcnn.sample is sample
     model = make_model(dtype=torch.float32, in_channels=1, channels=4, layers=2)
     assert pixelcnn.sample(model, 2, (3, 3), method="cached").shape == (2, 1, 3, 3)
+    done = subprocess.run([sys.executable, "-c", "import runpy, sys, pixelcnn; sys.argv = "
+                           "['x', '--help']; code = 0\ntry: runpy.run_module('pixelcnn.sample', "
+                           "run_name='__main__')\nexcept SystemExit as e: code = e.code\n"
+                           "print(code, callable(pixelcnn.sample))"],
+                          capture_output=True, text=True)
+    assert done.stdout.split()[-2:] == ["0", "True"], done.stderr

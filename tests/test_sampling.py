@@ -1,84 +1,13 @@
-"""End to end: every method draws the same images as the naive reference from the same
-uniforms, completion keeps x0, the reference follows the model's softmax, bad input fails."""
+"""The naive reference follows the model's softmax; `sample` rejects bad input and what a
+method cannot sample, and keeps a float64 model's precision. (That every method draws naive's
+images: tests/test_sampler_contract.py.)"""
 import math
 
 import pytest
 import torch
 
 import pixelcnn
-from conftest import conditioning, make_model
-
-VARIANTS = [
-    ("rgb-k3-256", dict(in_channels=3, kernel_size=3)),
-    ("rgb-k5-256", dict(in_channels=3, kernel_size=5, channels=15)),
-    ("rgb-k7-2", dict(in_channels=3, kernel_size=7, levels=2)),
-    ("grey-k3-2", dict(in_channels=1, kernel_size=3, levels=2, channels=5)),
-    ("grey-k5-256", dict(in_channels=1, kernel_size=5, channels=6)),
-    ("rgb-k3-class", dict(in_channels=3, kernel_size=3, num_classes=10)),
-    ("grey-k3-vector", dict(in_channels=1, kernel_size=3, cond_dim=4, channels=4)),
-    ("rgb-k3-class-vector", dict(in_channels=3, kernel_size=3, num_classes=3, cond_dim=4)),
-]
-FAST_METHODS = ["cached"]
-
-
-def draw(model, n, size, seed=0, dtype=torch.float64, method="naive", **kw):
-    y, h = conditioning(model, n, seed)
-    g = torch.Generator().manual_seed(seed)
-    u = torch.rand(n, model.config.in_channels, *size, generator=g, dtype=dtype)
-    return pixelcnn.sample(model, n, size, y=y, h=h, uniforms=u, method=method, **kw)
-
-
-@pytest.mark.parametrize("method", FAST_METHODS)
-@pytest.mark.parametrize("fields", [v[1] for v in VARIANTS], ids=[v[0] for v in VARIANTS])
-def test_same_images_as_naive_float64(fields, method):
-    model = make_model(layers=3, **fields)
-    ref = draw(model, 3, (5, 7))
-    out = draw(model, 3, (5, 7), method=method)
-    assert int((out != ref).sum()) == 0
-    assert ref.float().std() > 0          # not a degenerate image
-
-
-@pytest.mark.parametrize("method", FAST_METHODS)
-def test_autoencoder_decoder_same_images(method):
-    model = make_model("autoencoder", layers=3, cond_dim=5)
-    g = torch.Generator().manual_seed(1)
-    h = torch.randn(2, 5, generator=g, dtype=torch.float64)
-    u = torch.rand(2, 3, 6, 5, generator=g, dtype=torch.float64)
-    ref = pixelcnn.sample(model, 2, (6, 5), h=h, uniforms=u, method="naive")
-    assert torch.equal(pixelcnn.sample(model, 2, (6, 5), h=h, uniforms=u, method=method), ref)
-
-
-@pytest.mark.parametrize("method", FAST_METHODS)
-def test_float32_mismatch_rate(method, record_property):
-    """float32: the methods sum in different orders, so a sub-pixel whose uniform falls within
-    rounding of a CDF boundary may differ. Measured and reported, and bounded far above what
-    rounding alone produces (a real bug mismatches most sub-pixels)."""
-    model = make_model(layers=4, dtype=torch.float32, channels=24)
-    ref = draw(model, 8, (8, 8), dtype=torch.float32)
-    out = draw(model, 8, (8, 8), dtype=torch.float32, method=method)
-    rate = float((out != ref).float().mean())
-    record_property("float32_mismatch_rate", rate)
-    print(f"\nfloat32 {method} vs naive: {int((out != ref).sum())} of {ref.numel()} sub-pixels "
-          f"differ (rate {rate:.2e})")
-    assert rate < 1e-2
-
-
-@pytest.mark.parametrize("method", ["naive"] + FAST_METHODS)
-@pytest.mark.parametrize("start", [0, 1, 13, 35])
-def test_completion(method, start):
-    model = make_model(layers=3, num_classes=3)
-    n, size = 2, (5, 7)
-    g = torch.Generator().manual_seed(4)
-    x0 = torch.randint(0, 256, (n, 3, *size), generator=g)
-    y = torch.tensor([0, 2])
-    u = torch.rand(n, 3, *size, generator=g, dtype=torch.float64)
-    ref = pixelcnn.sample(model, n, size, y=y, uniforms=u, x0=x0, start=start, method="naive")
-    out = pixelcnn.sample(model, n, size, y=y, uniforms=u, x0=x0, start=start, method=method)
-    flat = out.view(n, 3, -1)
-    assert torch.equal(flat[:, :, :start], x0.view(n, 3, -1)[:, :, :start])
-    assert torch.equal(out, ref)
-    if start < 35:   # the rest is sampled, not copied
-        assert not torch.equal(flat[:, :, start:], x0.view(n, 3, -1)[:, :, start:])
+from helpers import make_model
 
 
 # ---- distribution of the reference sampler -------------------------------------------------

@@ -7,7 +7,7 @@ horizontal buffers, must equal what the full forward computes at that position.
 import pytest
 import torch
 
-from conftest import conditioning, make_model
+from helpers import conditioning, make_model
 from pixelcnn.layers import channel_groups
 from pixelcnn.packing import pack
 from pixelcnn.sampling.cached import GatedCache

@@ -1,6 +1,7 @@
 """Training: a tiny model overfits one batch; the CLI trains on fixtures, writes a checkpoint,
 samples, metrics and results; --resume continues exactly; bad input exits 2 with a message."""
 import argparse
+import copy
 import json
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from PIL import Image
 
 import pixelcnn
 from datafixtures import write_cifar, write_folder, write_mnist
-from pixelcnn.train import lr_at, main
+from pixelcnn import checkpoint
+from pixelcnn.train import TrainState, lr_at, main, resumed_state, save_checkpoint, train_step
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*data_verified=false:UserWarning")
 
@@ -39,6 +41,49 @@ def test_lr_schedules():
     assert lr_at(5, a, 11) == pytest.approx(0.55)
     a.schedule = "constant"
     assert lr_at(7, a, 11) == 1.0
+
+
+def same(a, b) -> bool:
+    """Nested dicts/lists of tensors and plain values equal, tensors bit for bit."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(same, a, b))
+    return a == b
+
+
+def test_train_state_round_trips(tmp_path):
+    """Two steps straight == one step, state_dict() (in memory, or through a checkpoint file),
+    a new TrainState with other weights and another RNG state that loads it, one step: the
+    same weights, Adam state, step, epoch and RNG, bit for bit."""
+    config = pixelcnn.preset("tiny", in_channels=1, levels=16)
+    args = argparse.Namespace(lr=0.01, warmup=2, schedule="exp", lr_decay=0.999, clip=1.0)
+    cpu = torch.device("cpu")
+
+    def step(state):       # the batch comes from the RNG: a resume must restore it too
+        x = torch.randint(0, 16, (4, 1, 8, 8))
+        return train_step(state, x, torch.zeros(4, dtype=torch.long), args, 10, amp=False)
+
+    torch.manual_seed(0)
+    a = TrainState(pixelcnn.build(config), args.lr, cpu)
+    step(a)
+    a.epoch = 1
+    memory = copy.deepcopy(a.state_dict())
+    save_checkpoint(a, tmp_path / "c.pt", note="kept")
+    loss, norm = step(a)
+    straight = copy.deepcopy(a.state_dict())
+    assert straight["step"] == 2 and loss.ndim == 0 and norm > 0
+    assert not same(straight["model"], memory["model"])                 # step 2 did train
+    payload = checkpoint.load_payload(tmp_path / "c.pt")
+    assert set(payload["metadata"]) == {"optimizer", "step", "epoch", "rng", "note", "versions"}
+    for seed, saved in [(1, memory), (2, resumed_state(payload))]:
+        torch.manual_seed(seed)
+        b = TrainState(pixelcnn.build(config), args.lr, cpu)
+        b.load_state_dict(saved)
+        step(b)
+        assert same(b.state_dict(), straight), seed
 
 
 @pytest.fixture
@@ -75,6 +120,17 @@ def test_one_epoch_writes_everything(root, capsys):
     assert rows[-1]["test_bpd"] == pytest.approx(res["bits_per_dim"]) and "images_per_s" in rows[-1]
     saved = json.loads((out / "results.json").read_text())
     assert saved["data_verified"] is False and saved["n"] == 8 and saved["epoch"] == 1
+
+
+def test_checkpoint_metadata_keys(root):
+    """The checkpoint's metadata keeps the keys that --resume, tests and bench/ship.py read."""
+    train(root, root / "k", "--epochs", "1", "--sample-every", "0")
+    _, meta = pixelcnn.load(root / "k" / "checkpoint.pt", return_metadata=True)
+    assert set(meta) == {"dataset", "split", "epoch", "step", "bits_per_dim",
+                         "bits_per_dim_stderr", "test_n", "data_verified", "image_size", "args",
+                         "optimizer", "rng", "versions"}
+    assert set(meta["rng"]) == {"torch", "cuda"}
+    assert set(meta["optimizer"]) == {"state", "param_groups"} and meta["split"] == "test"
 
 
 @pytest.mark.parametrize("dataset,cond", [("binarized-mnist", "none"), ("mnist", "class")])

@@ -1,63 +1,48 @@
-"""Samplers with one signature: `naive` (the reference), `cached` (incremental, PyTorch),
-`triton` (incremental, fused kernels, CUDA graph) and `native` (incremental, C++)."""
+"""Samplers with one signature, in one registry: `naive` (the reference), `cached`
+(incremental, PyTorch), `triton` (incremental, fused kernels, CUDA graph) and `native`
+(incremental, C++). Each module declares its `METHOD` (common.Method): when it can sample a
+model, and how. `sample`, `available_methods`, the command lines and the benchmark all read
+REGISTRY; nothing else knows which methods exist.
+"""
 from __future__ import annotations
 
 import torch
 
-from .common import Job, check_model, full_precision, inverse_cdf, prepare
+from .. import models
+from ..models import PixelCNNAutoencoder
+from . import cached, naive, native, triton
+from .common import Job, Method, check_model, full_precision, prepare
 
-METHODS = ("naive", "cached", "triton", "native")
-
-
-def _check_method(model, method) -> str:
-    """The method that samples `model` ("auto": the fastest available), checked before any
-    work: a ValueError naming the method and why it cannot sample this model here."""
-    from ..models import GatedPixelCNN, PixelCNNAutoencoder, check_triton
-    from . import native
-    if not isinstance(method, str) or method not in METHODS + ("auto",):
-        raise ValueError(f"method must be one of {METHODS + ('auto',)}, got {method!r}")
-    if method == "auto":
-        return available_methods(model)[0]
-    net = model.decoder if isinstance(model, PixelCNNAutoencoder) else model
-    if method != "naive" and not isinstance(net, GatedPixelCNN):
-        raise ValueError(f"method={method!r} samples GatedPixelCNN models only; "
-                         f"a {type(net).__name__} samples with method='naive'")
-    if method == "triton":
-        check_triton("method='triton'", net.device, net.dtype, "method='cached' (or 'auto')")
-    if method == "native" and not native.available(net):
-        if net.device.type != "cpu" or net.dtype not in native.DTYPES:
-            raise ValueError(f"method='native' samples float32 or float64 models on the CPU, "
-                             f"got a {net.dtype} model on {net.device}; use method='cached' "
-                             "(or 'auto')")
-        native.operator()      # the library did not load: a RuntimeError saying how to build it
-    return method
+REGISTRY = {m.name: m for m in (naive.METHOD, cached.METHOD, triton.METHOD, native.METHOD)}
+METHODS = tuple(REGISTRY)                       # ("naive", "cached", "triton", "native")
+FASTEST_FIRST = ("triton", "native", "cached", "naive")
 
 
-def _run(method: str, job: Job, progress: bool) -> torch.Tensor:
-    if method == "naive":
-        from .naive import sample_naive
-        return sample_naive(job, progress)
-    if method == "cached":
-        from .cached import sample_cached
-        return sample_cached(job, progress)
-    if method == "triton":
-        from .triton import sample_triton
-        return sample_triton(job, progress)
-    from .native import sample_native
-    return sample_native(job, progress)
+def _net(model):
+    """What samples: an autoencoder's decoder, else the model."""
+    return model.decoder if isinstance(model, PixelCNNAutoencoder) else model
+
+
+def why_unavailable(model, method: str) -> str:
+    """Why `method` cannot sample `model` where it lives ('' when it can)."""
+    check_model(model)
+    return REGISTRY[method].unavailable(_net(model))
 
 
 def available_methods(model) -> list:
     """The methods that can sample this model on its device, fastest first."""
-    from ..models import GatedPixelCNN, PixelCNNAutoencoder
-    from . import native, triton
-    check_model(model)
-    if isinstance(model, PixelCNNAutoencoder):
-        model = model.decoder
-    if not isinstance(model, GatedPixelCNN):
-        return ["naive"]
-    fused = [m for m, mod in (("triton", triton), ("native", native)) if mod.available(model)]
-    return fused + ["cached", "naive"]
+    return [m for m in FASTEST_FIRST if not why_unavailable(model, m)]
+
+
+def _check_method(model, method) -> str:
+    """The method that samples `model` ("auto": the fastest available), checked before any
+    work: an error naming the method and why it cannot sample this model here."""
+    if not isinstance(method, str) or method not in METHODS + ("auto",):
+        raise ValueError(f"method must be one of {METHODS + ('auto',)}, got {method!r}")
+    if method == "auto":
+        return available_methods(model)[0]
+    REGISTRY[method].require(_net(model))
+    return method
 
 
 @torch.no_grad()
@@ -88,6 +73,9 @@ def sample(model, n, size=(32, 32), *, y=None, h=None, method="cached", uniforms
     try:
         with full_precision():
             job = prepare(model, n, size, y, h, uniforms, generator, temperature, x0, start)
-            return _run(method, job, progress)
+            return REGISTRY[method].sample(job, progress)
     finally:
         model.train(was_training)
+
+
+models.PROVIDERS.sample = sample      # PixelCNNAutoencoder.reconstruct samples with it

@@ -1,12 +1,15 @@
-"""What every sampler shares: argument checks, the uniforms, inverse-CDF sampling, and
+"""What every sampler shares: the checked request (Job), the uniforms, the progress bar and
 full float32 precision."""
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
+
+from ..cache import sampling_dtype
+from ..models import GatedPixelCNN, PixelCNNAutoencoder, PixelCNNBase
 
 
 @dataclass
@@ -26,19 +29,34 @@ class Job:
         return tuple(self.x.shape)
 
 
-def sampling_dtype(model_dtype: torch.dtype) -> torch.dtype:
-    """Softmax and the CDF run in float64 for float64 models, float32 otherwise."""
-    return torch.float64 if model_dtype == torch.float64 else torch.float32
+@dataclass(frozen=True)
+class Method:
+    """One sampler of the registry (pixelcnn.sampling.REGISTRY).
+
+    unavailable(model) -> why it cannot sample `model` where the model lives, '' when it can:
+        what "auto", `available_methods` and the benchmark choose from.
+    check(model): raises the error an explicit request for it gets (by default a ValueError
+        with the reason; a method may accept more than `unavailable` offers, as triton does
+        on the CPU under Triton's interpreter).
+    sample(job, progress) -> the images, long [n, C, H, W].
+    """
+    name: str
+    unavailable: Callable
+    sample: Callable
+    check: Optional[Callable] = None
+
+    def require(self, model):
+        if self.check is not None:
+            return self.check(model)
+        why = self.unavailable(model)
+        if why:
+            raise ValueError(f"method={self.name!r} cannot sample this model: {why}")
 
 
-def inverse_cdf(logits: torch.Tensor, u: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """logits [B, levels], u [B] -> long [B]: #{v : cdf(v) < u} (clamped to levels - 1) under
-    softmax(logits / temperature)."""
-    logits = logits.to(sampling_dtype(logits.dtype))
-    if temperature != 1.0:
-        logits = logits / temperature
-    cdf = torch.softmax(logits, -1).cumsum_(-1)
-    return (cdf < u[:, None]).sum(-1).clamp_(max=logits.shape[-1] - 1)
+def gated_only(model) -> str:
+    """'' for a GatedPixelCNN, else why an incremental sampler cannot sample it."""
+    return "" if isinstance(model, GatedPixelCNN) else \
+        f"samples GatedPixelCNN models only; a {type(model).__name__} samples with method='naive'"
 
 
 @contextlib.contextmanager
@@ -71,8 +89,7 @@ def full_precision():
 
 def check_model(model):
     """A ValueError unless `model` is one of this package's models."""
-    from ..models import _Conditioned
-    if not isinstance(model, _Conditioned):
+    if not isinstance(model, PixelCNNBase):
         raise ValueError("model must be a pixelcnn model (GatedPixelCNN, PixelCNN or "
                          f"PixelCNNAutoencoder), got {type(model).__name__}")
 
@@ -93,7 +110,6 @@ def prepare(model, n, size, y=None, h=None, uniforms=None, generator=None, tempe
             x0=None, start=0) -> Job:
     """Check every argument of `sample` against the model, the most fundamental first, and
     build the Job."""
-    from ..models import PixelCNNAutoencoder
     check_model(model)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n (the number of images) must be an integer >= 1, got {n!r}")

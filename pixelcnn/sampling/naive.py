@@ -4,7 +4,8 @@ Simple and obviously right; every other method is tested against it.
 """
 import torch
 
-from .common import Job, inverse_cdf, progress_bar
+from ..cache import inverse_cdf
+from .common import Job, Method, progress_bar
 
 
 @torch.no_grad()
@@ -19,3 +20,6 @@ def sample_naive(job: Job, progress: bool = False) -> torch.Tensor:
                 x[:, c, i, j] = inverse_cdf(logits[:, :, c, i, j], u[:, c, i, j], job.temperature)
                 bar.update(1)
     return x
+
+
+METHOD = Method("naive", lambda model: "", sample_naive)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from ..packing import pack
-from .cached import GatedCache
-from .common import Job, progress_bar
+from ..cache import GatedCache
+from ..packing import packed
+from .common import Job, Method, gated_only, progress_bar
 
 LIBRARY = Path(__file__).with_name("libpixelcnn_native.so")
 BUILD_HINT = (
@@ -52,16 +52,27 @@ def operator():
     return _load(library_path())
 
 
-def available(model) -> bool:
-    """Whether `native` can sample this model: the library loads and the model is a float32
-    or float64 model on the CPU."""
+def unavailable(model) -> str:
+    """'' for a float32 or float64 GatedPixelCNN on the CPU with the library built."""
+    why = gated_only(model)
+    if why:
+        return why
     if model.device.type != "cpu" or model.dtype not in DTYPES:
-        return False
+        return f"samples float32 or float64 models on the CPU, got a {model.dtype} model on " \
+               f"{model.device}"
     try:
         operator()
     except RuntimeError:
-        return False
-    return True
+        return "the C++ extension is not built (pip install -e . with CMake and a compiler)"
+    return ""
+
+
+def check(model):
+    """ValueError for the model; the library not built is a RuntimeError with the build hint."""
+    why = unavailable(model)
+    if why and not why.startswith("the C++ extension"):
+        raise ValueError(f"method='native' {why}; use method='cached' (or 'auto')")
+    operator()
 
 
 def sample_rows(job: Job, cache: GatedCache, rows: range):
@@ -77,13 +88,9 @@ def sample_rows(job: Job, cache: GatedCache, rows: range):
 @torch.no_grad()
 def sample_native(job: Job, progress: bool = False) -> torch.Tensor:
     model = job.model
-    if model.device.type != "cpu" or model.dtype not in DTYPES:
-        raise ValueError(f"method='native' samples float32 or float64 models on the CPU, got "
-                         f"a {model.dtype} model on {model.device}")
-    operator()                                 # the build hint, before any work
     job = replace(job, x=job.x.contiguous(), uniforms=job.uniforms.contiguous())
     n, C, H, W = job.shape
-    cache = GatedCache(pack(model), model.condition(job.y, job.h)).setup(n, H, W)
+    cache = GatedCache(packed(model), model.condition(job.y, job.h)).setup(n, H, W)
     step = 1 if progress else H                # one call for the whole image unless reporting
     with progress_bar(job, progress) as bar:
         for i in range(0, H, step):
@@ -91,3 +98,6 @@ def sample_native(job: Job, progress: bool = False) -> torch.Tensor:
             sample_rows(job, cache, rows)
             bar.update(C * max(0, rows.stop * W - max(i * W, job.start)))
     return job.x
+
+
+METHOD = Method("native", unavailable, sample_native, check)

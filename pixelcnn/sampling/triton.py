@@ -12,10 +12,15 @@ import weakref
 
 import torch
 
-from ..packing import layer_biases
-from .cached import GatedCache, sample_rows
-from .common import Job, progress_bar
+from ..kernels import check_triton
+from ..packing import layer_biases, packed
+from ..cache import GatedCache
+from .cached import sample_rows
+from .common import Job, Method, gated_only, progress_bar
 
+# The CUDA-graph runners, per model and sampling configuration: {model: {key: _GraphRunner}}.
+# Kept while the model lives (weak keys; a runner holds no reference to its model), freed
+# with it: each holds its graphs and static buffers (about 0.5 GB at batch 256, cifar).
 _RUNNERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -26,15 +31,29 @@ def _kernels():
     return check_device, launch_flags, sampler_row, sampler_pixel
 
 
-def available(model) -> bool:
-    """A CUDA model in float32 or bf16, with Triton installed."""
-    if model.device.type != "cuda" or model.dtype not in (torch.float32, torch.bfloat16):
-        return False
+def unavailable(model) -> str:
+    """'' for a float32 or bf16 GatedPixelCNN on a CUDA GPU with Triton installed."""
+    why = gated_only(model)
+    if why:
+        return why
+    if model.device.type != "cuda":
+        return ("CUDA only (on a CPU, Triton runs only in its interpreter, TRITON_INTERPRET=1, "
+                "far too slow for use)")
+    if model.dtype not in (torch.float32, torch.bfloat16):
+        return f"float32 or bf16 models only, not {model.dtype}"
     try:
         _kernels()
-    except ImportError:
-        return False
-    return True
+    except ImportError as e:
+        return f"Triton does not import ({e}): pip install triton"
+    return ""
+
+
+def check(model):
+    """An explicit method='triton' also runs on the CPU under Triton's interpreter (tests)."""
+    why = gated_only(model)
+    if why:
+        raise ValueError(f"method='triton' {why}")
+    check_triton("method='triton'", model.device, model.dtype, "method='cached' (or 'auto')")
 
 
 class _GraphRunner:
@@ -42,9 +61,9 @@ class _GraphRunner:
 
     def __init__(self, job: Job, sampler_row, sampler_pixel):
         n, C, H, W = job.shape
-        self.job = Job(job.model, job.x.clone(), job.uniforms.clone(), None, None,
-                       job.temperature, job.start)
-        static = job.model.packed().apply(torch.clone)
+        self.job = Job(None, job.x.clone(), job.uniforms.clone(), None, None,  # no model:
+                       job.temperature, job.start)                  # freed with it (_RUNNERS)
+        static = packed(job.model).apply(torch.clone)
         self.cache = GatedCache(static, None).setup(n, H, W)
         self.steps = (sampler_row, sampler_pixel)
         self.graphs = None
@@ -52,7 +71,7 @@ class _GraphRunner:
     def load(self, job: Job):
         """Copy this call's inputs into the static buffers."""
         model, cache = job.model, self.cache
-        for name, t in model.packed().tensors().items():
+        for name, t in packed(model).tensors().items():
             getattr(cache.w, name).copy_(t)
         bias_v, bias_h = layer_biases(cache.w, model.condition(job.y, job.h), job.shape[0])
         cache.bias_v.copy_(bias_v)
@@ -96,7 +115,7 @@ def sample_triton(job: Job, progress: bool = False) -> torch.Tensor:
     n, C, H, W = job.shape
     with progress_bar(job, progress) as bar:
         if not job.x.is_cuda:                  # Triton's interpreter on the CPU: eagerly
-            cache = GatedCache(model.packed(), model.condition(job.y, job.h)).setup(n, H, W)
+            cache = GatedCache(packed(model), model.condition(job.y, job.h)).setup(n, H, W)
             for i in range(H):
                 sample_rows(job, cache, [i], sampler_row, sampler_pixel)
                 bar.update(C * max(0, min(W, (i + 1) * W - job.start)))
@@ -108,3 +127,6 @@ def sample_triton(job: Job, progress: bool = False) -> torch.Tensor:
         runner = runners[key]
         runner.load(job)
         return runner.run(bar)
+
+
+METHOD = Method("triton", unavailable, sample_triton, check)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import pixelcnn
-from pixelcnn.sampling.common import inverse_cdf
+from pixelcnn.cache import inverse_cdf
 
 BATCH = 4
 # preset -> (image size, floor). Ratios measured in 8 runs on the 2-core development machine

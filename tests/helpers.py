@@ -1,0 +1,60 @@
+"""What the test modules share: small models with random weights, their conditioning, and
+draws from seeded uniforms. A plain module (tests import it as `helpers`), so that no test
+imports conftest.py or another test module."""
+import math
+
+import torch
+
+import pixelcnn
+
+
+def randomize(model: torch.nn.Module, seed: int = 0, gain: float = 1.0) -> torch.nn.Module:
+    """Random non-zero weights (the initialisation alone can hide a leak: e.g. zero biases)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            fan_in = p[0].numel() if p.dim() > 1 else 1
+            std = gain / math.sqrt(fan_in) if p.dim() > 1 else 0.1
+            if "class_embed" in name:
+                std = 0.5
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * std)
+    return model
+
+
+def make_model(kind="gated", dtype=torch.float64, seed=0, gain=1.0, **cfg):
+    """A model from config fields (the tiny preset by default) with random weights."""
+    config = pixelcnn.preset("tiny", **{"model": kind, **cfg})
+    model = pixelcnn.build(config).to(dtype)
+    return randomize(model, seed, gain).eval()
+
+
+def conditioning(model, batch, seed=0):
+    """Random y / h for whatever the model's forward is conditioned on (an autoencoder's
+    forward encodes its own h from x: None)."""
+    g = torch.Generator().manual_seed(seed)
+    cfg = model.config
+    y = torch.randint(0, cfg.num_classes, (batch,), generator=g) if cfg.num_classes else None
+    h = torch.randn(batch, cfg.cond_dim, generator=g, dtype=model.dtype) \
+        if cfg.cond_dim and cfg.model != "autoencoder" else None
+    return y, h
+
+
+def sampling_inputs(model, n, size, seed=0) -> dict:
+    """Seeded y, h and uniforms for `pixelcnn.sample(model, n, size, **inputs)`: the model's
+    conditioning (an autoencoder's decoder: a random code h) and uniforms drawn in the dtype
+    the samplers use (float64 for float64 models, else float32)."""
+    y, h = conditioning(model, n, seed)
+    if model.config.model == "autoencoder":
+        g = torch.Generator().manual_seed(seed)
+        h = torch.randn(n, model.config.cond_dim, generator=g, dtype=model.dtype)
+    dtype = torch.float64 if model.dtype == torch.float64 else torch.float32
+    g = torch.Generator().manual_seed(seed)
+    u = torch.rand(n, model.config.in_channels, *size, generator=g, dtype=dtype)
+    return dict(y=y, h=h, uniforms=u)
+
+
+def draw(model, n, size, seed=0, method="naive", **kw):
+    """n images from `method`, the same for every method up to float rounding: the uniforms
+    and conditioning of `sampling_inputs`."""
+    return pixelcnn.sample(model, n, size, method=method, **sampling_inputs(model, n, size, seed),
+                           **kw)
