@@ -1,0 +1,347 @@
+"""The incremental sampler's performance model, as a command (issue 12).
+
+    python -m bench.roofline --preset cifar --device h100
+
+Per dtype and batch size it prints every step of one sampling call (a --size image): how many
+per batch, its kernel launches, programs, barriers (today: in-program; redesign: cross-SM
+syncs), bytes read, FLOPs, dependent chain, predicted time and what bounds it; then seconds
+per batch, ms per image and images/s, beside what bench/results/ measured on that device
+(bench.sample's JSON files and device-call logs, same model size, dtype and batch: the best).
+Everything follows from the config (layers L, channels H, kernel size k = 2p + 1, colour
+channels C, levels V) and the constants below.
+
+Samplers modelled:
+- naive: one forward pass per sub-pixel: an eager floor plus its FLOPs at cuDNN's rate.
+- triton, today (kernels/sampler_row.py, sampler_pixel.py): per image row one row step, one
+  program per image (vertical stacks + links of all layers); per sub-pixel one pixel step,
+  one program per 16 images, every layer's horizontal stack, the head and the sample. A
+  program is a chain of K-loop iterations (load a weight tile, tl.dot), each waiting for one
+  global-memory round trip or its tile's arithmetic: time = chain x max(T_MEM, tile FLOPs /
+  the SM's rate); beyond that, bytes / bandwidth; at least one launch.
+- redesign (the targets): every SM works on every step - at batch 1 the columns of each
+  layer are split over all SMs, at 256 every SM is busy with its columns for all images - and
+  the pixel step's weights stay resident in shared memory. A step is a chain of cross-SM syncs
+  (the same data dependencies as today's barriers) plus its arithmetic at EFFICIENCY of the
+  measured matmul rate, plus its L2 traffic: time = syncs x T_SYNC + FLOPs / rate + bytes /
+  L2 bandwidth (no overlap assumed). The row step streams its (larger) weights.
+  Not modelled: cached (Python-bound: 2.1-2.6 ms per sub-pixel at every batch size on the
+  H100, like on CPUs).
+
+Corrections after the first H100 run (bench/results/h100-20261125; bench/README.md had
+predicted a ~10 ms launch floor per image at batch 1, arithmetic-bound 20-40 ms at 256,
+and the audit 490-990 images/s): the floor of today's step is neither the launch (2 us) nor
+arithmetic: it is the chain of ~800-1,360 dependent K-iterations of the one program that
+owns an image (~0.24 us each, 250 us per step), the same at every batch size up to 16
+programs, and 16 of 132 SMs at batch 256. So triton is flat in the batch (0.77-0.94 s per
+batch), as measured; T_MEM is fitted on one point (bf16, batch 1), the rest is predicted.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pixelcnn
+from pixelcnn.cli import Parser, at_least
+
+from .common import ROOT, csv
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    sms: int
+    hbm: float            # bytes/s, measured device-to-device here
+    matmul: float         # dense bf16 FLOP/s, measured here (8192^3)
+    fp32: float           # FP32 FLOP/s on the CUDA cores (exact float32 tl.dot), datasheet
+    l2: float             # bytes
+    smem: float           # shared memory per SM, bytes
+    sources: str
+
+
+HOPPER = ("NVIDIA H100 Tensor Core GPU Architecture whitepaper: 132 SMs (SXM5), 228 KB shared "
+          "memory per SM; measured on this workplace's machines (../.library/device/KINDS.md)")
+DEVICES = {
+    "h100": Device("H100 SXM 80GB", 132, 3.0e12, 800e12, 67e12, 50e6, 228e3,
+                   "NVIDIA H100 Tensor Core GPU datasheet: 3.35 TB/s HBM3, 989 TFLOP/s dense "
+                   f"bf16, 67 TFLOP/s FP32, 50 MB L2; {HOPPER}: ~3.0 TB/s copy, 798 TFLOP/s "
+                   "bf16 matmul, 1,980 MHz SM clock"),
+    "h200": Device("H200 SXM 141GB", 132, 4.3e12, 790e12, 67e12, 60e6, 228e3,
+                   "NVIDIA H200 Tensor Core GPU datasheet: 4.8 TB/s HBM3e, compute as the "
+                   f"H100's; {HOPPER}: ~4.3 TB/s copy, 788 TFLOP/s bf16 matmul, 60 MB L2 "
+                   "(as PyTorch reports it)"),
+}
+T_MEM = 0.24e-6       # one dependent global-memory round trip, ~475 cycles at 1.98 GHz: FITTED on
+                      # triton bf16 batch 1 (0.770 s per image, H100)
+T_LAUNCH = 2e-6       # a dependent kernel launch in a CUDA graph: assumed, not yet measured here
+T_SYNC = 3 * T_MEM    # redesign: a cross-SM handoff (store + flag, poll, load): assumed
+L2_BW = 5.5e12        # L2 -> SMs, bytes/s: assumed (in no datasheet, not measured here)
+EFFICIENCY = 0.5      # redesign: its small matmuls at half the measured dense rate: assumed
+RESIDENT = 0.75       # redesign: share of shared memory that may hold weights: assumed
+NAIVE_LAYER = 0.3e-3  # naive step: eager PyTorch's dispatch and launches per layer (FITTED with
+NAIVE_EFF = 0.25      # NAIVE_EFF on naive bf16, H100: 4.7 ms at batch 1, 66 ms at 256) and cuDNN's
+                      # share of the matmul rate (TF32's, half of it, for float32: cuDNN's default)
+OCCUPANCY = 2         # today's step programs per SM: 65,536 registers / (255 x 128 threads)
+BB, BK, BN = 16, 32, 64   # today's launchers: images per pixel program, K tile, N tile (max)
+DTYPE_BYTES = {"float32": 4, "bf16": 2}
+
+
+@dataclass
+class Step:
+    method: str
+    name: str
+    count: int            # per batch
+    launches: int | None  # kernel launches per step (None: naive's eager ops, not counted)
+    programs: int | None
+    barriers: int | None  # per step: today in-program, redesign cross-SM syncs
+    bytes: float          # read per step
+    flops: float          # useful, per step
+    chain: int            # today: dependent K-iterations per program; redesign: syncs
+    seconds: float        # per step
+    bound: str
+
+
+def weights(cfg) -> dict:
+    """Weight elements each step reads (packed layout, first layer padded to H)."""
+    L, H, k, V = cfg.layers, cfg.channels, cfg.kernel_size, cfg.levels
+    p = k // 2
+    pixel = L * H * 2 * H + (L - 1) * H * H + L * H * H + H * H + H * V   # cur, res, skip, head
+    return {"pixel": pixel, "prev": L * p * H * 2 * H,                     # + taps left at c = 0
+            "row": L * ((p + 1) * k * H * 2 * H + 4 * H * H)}             # vertical + link
+
+
+def forward_flops(cfg, size) -> float:
+    """One forward pass of one image: vertical, horizontal, link, 1x1 out per layer, head."""
+    L, H, k, C, V = cfg.layers, cfg.channels, cfg.kernel_size, cfg.in_channels, cfg.levels
+    p = k // 2
+    per_pixel = L * ((p + 1) * k * 2 * H * H + (p + 1) * 2 * H * H + 4 * H * H + 2 * H * H) \
+        + H * H + H * C * V
+    return 2.0 * per_pixel * size[0] * size[1]
+
+
+def rate(dev: Device, dtype: str) -> float:
+    return dev.matmul if dtype == "bf16" else dev.fp32
+
+
+def bounded(terms: dict):
+    """(the largest term, its name)."""
+    name = max(terms, key=terms.get)
+    return terms[name], name
+
+
+def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
+    """Today's row and pixel kernels, as their launchers configure them."""
+    L, H, k, C, V = cfg.layers, cfg.channels, cfg.kernel_size, cfg.in_channels, cfg.levels
+    p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
+    n = min(BN, max(16, 2 ** math.ceil(math.log2(H))))
+    nb, kt = math.ceil(H / n), lambda K: math.ceil(K / BK)
+    wt = weights(cfg)
+    per_sm = rate(dev, dtype) / dev.sms
+
+    def step(name, count, programs, barriers, elements, items):
+        """items: [(dependent K-iterations, FLOPs per iteration)] of one program."""
+        resident = min(OCCUPANCY, math.ceil(programs / dev.sms))
+        waves = math.ceil(programs / (dev.sms * OCCUPANCY))
+        chain = waves * sum(m * max(T_MEM, resident * f / per_sm) for m, f in items)
+        data = programs * elements * eb
+        bw = L2_BW if elements * eb <= dev.l2 else dev.hbm
+        useful = 2.0 * elements * batch * (w if name == "row" else 1)
+        t, bound = bounded({"launch": T_LAUNCH, "latency chain": chain,
+                            "L2 bandwidth" if bw == L2_BW else "HBM bandwidth": data / bw})
+        return Step("triton", name, count, 1, programs, barriers, data, useful,
+                    sum(m for m, _ in items), t, bound)
+
+    bw_ = max(16, 2 ** math.ceil(math.log2(w)))                          # BW: the row's columns
+    row_tile = 2 * (2 * bw_ * BK * n)                                    # two dots per iteration
+    gated, single = 2 * (2 * BB * BK * n), 2 * BB * BK * n
+    head2 = 2 * BB * BK * max(16, 2 ** math.ceil(math.log2(V)))
+    other = [(L * nb * kt(H), gated), ((L - 1) * nb * kt(H), single),
+             (nb * kt(L * H) + nb * kt(H), single), (kt(H), head2)]
+    programs = math.ceil(batch / BB)
+    return [step("row", h - 1, batch, L + 1, wt["row"],
+                 [(L * nb * ((p + 1) * k * kt(H) + kt(2 * H)), row_tile)]),
+            step("pixel c=0", h * w, programs, 2 * L + 2, wt["pixel"] + wt["prev"],
+                 other + [(L * nb * kt(p * H), gated)]),
+            step("pixel c>0", h * w * (C - 1), programs, 2 * L + 2, wt["pixel"], other)]
+
+
+def redesign(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC) -> list:
+    """Every SM on every step; the pixel step's weights resident in shared memory."""
+    L, H, C = cfg.layers, cfg.channels, cfg.in_channels
+    (h, w), eb = size, DTYPE_BYTES[dtype]
+    wt = weights(cfg)
+    compute = rate(dev, dtype) * EFFICIENCY
+    resident = (wt["pixel"] + wt["prev"]) * eb <= RESIDENT * dev.sms * dev.smem
+
+    def step(name, count, launches, syncs, elements, streamed, columns):
+        exchange = syncs * batch * H * 2                  # bf16 activations through L2, once
+        data = exchange + (elements * eb if streamed else 0)
+        bw = L2_BW if elements * eb <= dev.l2 or not streamed else dev.hbm
+        useful = 2.0 * elements * batch * columns
+        terms = {"sync latency": syncs * t_sync, "compute": useful / compute,
+                 "L2 bandwidth" if bw == L2_BW else "HBM bandwidth": data / bw}
+        return Step("redesign", name, count, launches, dev.sms, syncs, data, useful, syncs,
+                    sum(terms.values()), bounded(terms)[1])
+
+    return [step("row", h - 1, 1, L + 1, wt["row"], True, w),
+            step("pixel c=0", h * w, 0, 2 * L + 2, wt["pixel"] + wt["prev"], not resident, 1),
+            step("pixel c>0", h * w * (C - 1), 0, 2 * L + 2, wt["pixel"], not resident, 1)]
+
+
+def naive(cfg, dev: Device, dtype: str, batch: int, size) -> list:
+    flops = forward_flops(cfg, size) * batch
+    cudnn = NAIVE_EFF * (dev.matmul if dtype == "bf16" else dev.matmul / 2)     # TF32
+    terms = {"eager floor": NAIVE_LAYER * cfg.layers, "compute": flops / cudnn}
+    count = cfg.in_channels * size[0] * size[1]
+    data = sum(weights(cfg).values()) * DTYPE_BYTES[dtype]
+    return [Step("naive", "forward", count, None, None, None, data, flops, 0,
+                 sum(terms.values()), bounded(terms)[1])]
+
+
+def predict(cfg, device: str, dtype: str, batch: int, size=(32, 32), t_sync: float = T_SYNC):
+    """{method: (steps, seconds per batch)}."""
+    dev = DEVICES[device]
+    out = {}
+    for method, steps in (("naive", naive(cfg, dev, dtype, batch, size)),
+                          ("triton", today(cfg, dev, dtype, batch, size)),
+                          ("redesign", redesign(cfg, dev, dtype, batch, size, t_sync))):
+        out[method] = (steps, sum(s.count * s.seconds for s in steps))
+    return out
+
+
+# ---------------------------------------------------------------------------- measurements
+
+LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
+             "model": re.compile(r"^model: .*?(\d+) layers, (\d+) channels, k(\d+)\)"),
+             "size": re.compile(r"throughput at (\d+)x(\d+)x"),
+             "time": re.compile(r"^\s+(\w+)\s+batch\s+(\d+): ([\d.]+) s per batch")}
+
+
+def measured(results: Path, device: str, cfg, size) -> dict:
+    """{(method, dtype, batch): best seconds per batch} on the device, for this model size,
+    from bench.sample's JSON files and the device calls' logs (runs cut short by a timeout
+    leave their timings only there)."""
+    want = (cfg.layers, cfg.channels, cfg.kernel_size)
+    found = {}
+
+    def add(device_name, dtype, model, got_size, method, batch, seconds):
+        if device.lower() in device_name.lower() and model == want and got_size == tuple(size):
+            key = (method, dtype, batch)
+            found[key] = min(found.get(key, math.inf), seconds)
+
+    for path in sorted(results.rglob("*.json")):
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or "records" not in data or "model" not in data:
+            continue
+        c = data["model"]["config"]
+        for r in data["records"]:
+            add(data["machine"]["device_name"], r["dtype"],
+                (c["layers"], c["channels"], c["kernel_size"]),
+                tuple(data["settings"]["size"]), r["method"], r["batch_size"],
+                r["seconds_per_batch"])
+    for path in sorted(results.rglob("*log.txt")):
+        state = {}
+        for line in path.read_text().splitlines():
+            for kind, pattern in LOG_LINES.items():
+                m = pattern.search(line)
+                if m and kind == "time" and len(state) == 3:
+                    add(*state["machine"], tuple(map(int, state["model"])),
+                        tuple(map(int, state["size"])), m[1], int(m[2]), float(m[3]))
+                elif m and kind != "time":
+                    state[kind] = m.groups()
+    return found
+
+
+# ---------------------------------------------------------------------------- report
+
+def fmt(x: float) -> str:
+    return f"{x:.3g}" if x < 1e4 else f"{x:,.0f}"
+
+
+def step_table(steps) -> list:
+    head = ("method", "step", "per batch", "launches", "programs", "barriers", "MB read",
+            "GFLOP", "chain", "us/step", "bound")
+    dash = lambda v: "-" if v is None else v
+    rows = [head] + [(s.method, s.name, s.count, dash(s.launches), dash(s.programs),
+                      dash(s.barriers),
+                      fmt(s.bytes / 1e6), fmt(s.flops / 1e9), s.chain, fmt(s.seconds * 1e6),
+                      s.bound) for s in steps]
+    return align(rows)
+
+
+def align(rows) -> list:
+    widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(str(v).rjust(wd) if isinstance(v, (int, float)) or v[:1].isdigit()
+                      else str(v).ljust(wd) for v, wd in zip(r, widths)).rstrip() for r in rows]
+
+
+def main(argv=None) -> dict:
+    parser = Parser(prog="python -m bench.roofline", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="cifar", choices=sorted(pixelcnn.PRESETS))
+    parser.add_argument("--device", default="h100", choices=sorted(DEVICES))
+    parser.add_argument("--dtypes", type=csv(str), default=["bf16", "float32"])
+    parser.add_argument("--batches", type=csv(int), default=[1, 16, 64, 256])
+    parser.add_argument("--size", type=at_least(1), nargs=2, default=[32, 32], metavar=("H", "W"))
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"),
+                        help="measured results to compare with (default: bench/results)")
+    args = parser.parse_args(argv)
+    unknown = [d for d in args.dtypes if d not in DTYPE_BYTES]
+    if unknown or not args.dtypes:
+        parser.error(f"--dtypes: unknown {unknown}; choose from {list(DTYPE_BYTES)}")
+    if not args.batches or min(args.batches) < 1:
+        parser.error(f"--batches must be positive integers, got {args.batches}")
+    cfg, dev, size = pixelcnn.preset(args.preset), DEVICES[args.device], tuple(args.size)
+    meas = measured(Path(args.results), args.device, cfg, size)
+    print(f"{args.preset} preset: {cfg.layers} layers x {cfg.channels} channels, "
+          f"k{cfg.kernel_size}, {cfg.in_channels} x {cfg.levels} levels, {size[0]}x{size[1]}; "
+          f"{dev.name}\nconstants: {dev.sources}; T_MEM {T_MEM * 1e6:.2f} us (fitted), "
+          f"T_SYNC {T_SYNC * 1e6:.2f} us, T_LAUNCH {T_LAUNCH * 1e6:.0f} us, L2 "
+          f"{L2_BW / 1e12:.1f} TB/s (assumed)")
+    summary = [("dtype", "batch", "method", "predicted s", "measured s", "pred/meas",
+                "ms/image", "images/s", "x naive")]
+    result = {}
+    for dtype in args.dtypes:
+        for batch in args.batches:
+            pred = predict(cfg, args.device, dtype, batch, size)
+            result[(dtype, batch)] = pred
+            print(f"\n{dtype}, batch {batch}:")
+            print("\n".join(step_table([s for steps, _ in pred.values() for s in steps])))
+            naive_s = meas.get(("naive", dtype, batch), pred["naive"][1])
+            for method, (_, seconds) in pred.items():
+                got = meas.get((method, dtype, batch))
+                summary.append((dtype, batch, method, fmt(seconds),
+                                fmt(got) if got else "-", f"{seconds / got:.2f}" if got else "-",
+                                fmt(seconds / batch * 1e3), fmt(batch / seconds),
+                                f"{naive_s / seconds:,.0f}x"))
+    print("\npredicted vs measured, seconds per batch (x naive: against measured naive where "
+          "there is one):")
+    print("\n".join(align(summary)))
+    if "bf16" in args.dtypes:
+        print("\n" + "\n".join(targets(cfg, args.device, size, meas)))
+    return result
+
+
+def targets(cfg, device, size, meas) -> list:
+    """The redesign against issue 12's targets (bf16), and the sync cost each one tolerates:
+    a batch's time is linear in T_SYNC."""
+    lines = []
+    for batch, need, what in ((1, 50, "x naive"), (256, 500, "x naive"),
+                              (256, 2000, "images/s")):
+        naive_s = meas.get(("naive", "bf16", batch),
+                           predict(cfg, device, "bf16", batch, size)["naive"][1])
+        limit = naive_s / need if what == "x naive" else batch / need      # seconds per batch
+        at = lambda ts: predict(cfg, device, "bf16", batch, size, ts)["redesign"][1]
+        t0, t1 = at(0.0), at(T_SYNC)
+        got = naive_s / t1 if what == "x naive" else batch / t1
+        tolerated = (limit - t0) / (t1 - t0) * T_SYNC
+        lines.append(f"target bf16 batch {batch}: >= {need:,} {what}: redesign predicts "
+                     f"{got:,.0f} ({'met' if t1 <= limit else 'MISSED'}); holds while a "
+                     f"cross-SM sync costs <= {tolerated * 1e6:.2f} us (assumed "
+                     f"{T_SYNC * 1e6:.2f})")
+    return lines
+
+
+if __name__ == "__main__":
+    main()
