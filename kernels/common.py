@@ -52,15 +52,17 @@ def gate(f, g):
 
 @triton.jit
 def matmul_rows(acc, a_ptrs, a_ok, w_ptr, K, n, n_ok, w_stride,
-                BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+                BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr,
+                CACHE: tl.constexpr = ""):
     """acc + A @ W[:, n]: row r of A is K contiguous values at a_ptrs[r] (rows masked by a_ok
-    read as zero: padding); W is [K, *] with row stride w_stride."""
+    read as zero: padding); W is [K, *] with row stride w_stride. CACHE: the cache modifier of
+    A's loads (".cg": from L2, for activations other programs wrote in the same launch)."""
     k = tl.arange(0, BK)
     for k0 in range(0, K, BK):
         kk = k0 + k
         k_ok = kk < K
         a = tl.load(a_ptrs[:, None] + kk[None, :], mask=a_ok[:, None] & k_ok[None, :],
-                    other=0.0).to(tl.float32)
+                    other=0.0, cache_modifier=CACHE).to(tl.float32)
         w = tl.load(w_ptr + kk[:, None] * w_stride + n[None, :],
                     mask=k_ok[:, None] & n_ok[None, :], other=0.0)
         acc = mm(a, w, acc, BF16, INTERPRET)
@@ -69,7 +71,8 @@ def matmul_rows(acc, a_ptrs, a_ok, w_ptr, K, n, n_ok, w_stride,
 
 @triton.jit
 def gated_matmul_rows(acc_f, acc_g, a_ptrs, a_ok, w_ptr, K, n, n_ok, HD,
-                      BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+                      BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr,
+                      CACHE: tl.constexpr = ""):
     """Both halves of a pre-activation: acc_f + A @ W[:, n], acc_g + A @ W[:, HD + n], with W
     [K, 2 HD] (tanh half, then sigmoid half) and A as in matmul_rows, loaded once."""
     k = tl.arange(0, BK)
@@ -77,7 +80,7 @@ def gated_matmul_rows(acc_f, acc_g, a_ptrs, a_ok, w_ptr, K, n, n_ok, HD,
         kk = k0 + k
         k_ok = kk < K
         a = tl.load(a_ptrs[:, None] + kk[None, :], mask=a_ok[:, None] & k_ok[None, :],
-                    other=0.0).to(tl.float32)
+                    other=0.0, cache_modifier=CACHE).to(tl.float32)
         wp = w_ptr + kk[:, None] * (2 * HD) + n[None, :]
         w_ok = k_ok[:, None] & n_ok[None, :]
         acc_f = mm(a, tl.load(wp, mask=w_ok, other=0.0), acc_f, BF16, INTERPRET)

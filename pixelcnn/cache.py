@@ -46,7 +46,9 @@ class GatedCache:
     base     [L, B, 2H]            row_bias + the taps left of the current pixel
     gated    [B, L, H]             every layer's gated unit at the current sub-pixel
     cur      [B, H]                the first layer's input: the current pixel, embedded
-    scratch  [B, 2H]               the fused pixel kernel's head activations
+    scratch  [B, 2H]               the fused pixel kernels' head activations
+    skip     [B, H] float32        the grid pixel kernel's skip sum, accumulated over layers
+    sync     [1] int32             the grid pixel kernel's barrier counter (kernels/grid.py)
     """
 
     def __init__(self, packed: PackedGated, cond: Optional[torch.Tensor] = None):
@@ -66,6 +68,8 @@ class GatedCache:
         self.gated = new(batch, L, H)
         self.cur = new(batch, H)
         self.scratch = new(batch, 2 * H)
+        self.skip = w.wv.new_zeros(batch, H, dtype=torch.float32)
+        self.sync = w.wv.new_zeros(1, dtype=torch.int32)
         # per-layer views, taken once: indexing in the per-sub-pixel loop costs more than math
         self.per_layer = list(zip(self.base, w.wh_cur, self.gated.unbind(1), self.hbuf,
                                   w.wres, w.bres))
@@ -73,7 +77,7 @@ class GatedCache:
 
     def buffers(self) -> tuple:
         return (self.vbuf, self.v_pre, self.row_bias, self.hbuf, self.base, self.gated,
-                self.cur, self.scratch)
+                self.cur, self.scratch, self.skip, self.sync)
 
     def reset(self):
         for t in self.buffers():

@@ -1,0 +1,44 @@
+"""Grid-wide synchronisation for persistent kernels: programs that stay resident for a whole
+multi-phase step and meet at a barrier between phases, instead of one launch per phase.
+
+The barrier is a ticket counter in global memory (one int32, zeroed with the cache): each
+program adds 1 on arrival and learns its ticket; with `nprog` programs, tickets
+[k * nprog, (k + 1) * nprog) belong to the k-th barrier since the counter was zeroed, so a
+program waits until the counter reaches the end of its ticket's block. No reset is needed
+between barriers or launches: no program can arrive at barrier k + 1 before all have arrived
+at barrier k. It deadlocks unless every program is resident at once, so launch with
+`launch_cooperative_grid=True` (the driver refuses a grid that cannot be co-resident) and no
+more programs than SMs. Triton's interpreter runs programs one after another and cannot run
+it: kernels that use it also run as one launch per phase, which is what the interpreter tests
+(DESIGN.md §4).
+"""
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def grid_barrier(counter, nprog):
+    """Wait until all `nprog` programs of the grid arrive. Stores before it are visible to
+    every program after it (release on arrival, acquire while waiting, at GPU scope)."""
+    tl.debug_barrier()                      # this program's threads have issued their stores
+    ticket = tl.atomic_add(counter, 1, sem="release", scope="gpu")
+    target = (ticket // nprog + 1) * nprog
+    seen = tl.atomic_add(counter, 0, sem="acquire", scope="gpu")
+    while seen < target:
+        seen = tl.atomic_add(counter, 0, sem="acquire", scope="gpu")
+    tl.debug_barrier()
+
+
+def cooperative_launch() -> bool:
+    """Whether this Triton can launch a cooperative grid (launch_cooperative_grid=True)."""
+    try:
+        from triton.backends.nvidia.compiler import CUDAOptions
+    except ImportError:
+        return False
+    return "launch_cooperative_grid" in CUDAOptions.__dataclass_fields__
+
+
+def sm_count(device) -> int:
+    """Streaming multiprocessors of a CUDA device (programs a persistent grid may have)."""
+    return torch.cuda.get_device_properties(device).multi_processor_count

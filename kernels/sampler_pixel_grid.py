@@ -1,0 +1,290 @@
+"""The incremental sampler's sub-pixel step across the whole GPU: the same work as
+`sampler_pixel` (every layer's horizontal stack at one pixel, the head, the softmax and the
+inverse-CDF sample), split into phases whose tiles - BB images x BN output columns - are
+shared by many programs, so that at batch 1 many SMs share each layer's weights and at batch
+256 every SM is busy.
+
+Phases of one step (a phase reads only what earlier phases wrote):
+    0              left    base[l] = row_bias[l, j] + taps j-p..j-1 @ wh_prev[l], every layer
+                           at once (the first sub-pixel of a pixel only)
+    2l + 1         gate l  gated[:, l] = gate(base[l] + input of layer l @ wh_cur[l])
+    2l + 2         res l   input of layer l+1 = gated[:, l] @ wres[l] + bres[l] (+ input of
+                           layer l, l > 0); skip sum += gated[:, l] @ wskip[l] (float32);
+                           l < L - 1
+    2L             hidden  scratch[:, :H] = relu(skip sum + gated[:, L-1] @ wskip[L-1])
+    2L+1           hidden  scratch[:, H:] = relu(scratch[:, :H] @ w1 + b1)
+    2L+2           out     logits of channel c, softmax, sample into x; on the pixel's last
+                           channel its embedded value becomes layer 0's input at column j
+Completion (c=None) runs left, gate and res only, then out's last-channel write.
+
+Two forms run the same per-phase code (`_phase`):
+- one launch per phase, each program one tile (the interpreter runs this form, and the tests);
+- persistent (CUDA): one launch per step, min(SMs, widest phase's tiles) programs that loop
+  over their tiles and meet at a grid barrier (kernels/grid.py) between phases.
+Buffers are GatedCache's; activations pass between phases through L2, loaded with .cg (never
+from a possibly stale L1 line).
+"""
+import triton
+import triton.language as tl
+
+from .common import check_device, gate, gated_matmul_rows, launch_flags, matmul_rows, pow2
+from .grid import cooperative_launch, grid_barrier, sm_count
+
+CG: tl.constexpr = tl.constexpr(".cg")
+
+
+@triton.jit
+def _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
+          P: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+          BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    NB = tl.cdiv(B, BB)
+    NN = tl.cdiv(HD, BN)
+    for t in range(pid, L * NB * NN, nprog):
+        l = t // (NB * NN)
+        bb = (t // NN) % NB * BB + tl.arange(0, BB)
+        n = t % NN * BN + tl.arange(0, BN)
+        b_ok, n_ok = bb < B, n < HD
+        ok = b_ok[:, None] & n_ok[None, :]
+        rb = row_bias + ((l * B + bb[:, None]) * WIDTH + j) * 2 * HD + n[None, :]
+        f = tl.load(rb, mask=ok, other=0.0).to(tl.float32)
+        g = tl.load(rb + HD, mask=ok, other=0.0).to(tl.float32)
+        f, g = gated_matmul_rows(f, g, hbuf + ((l * B + bb) * (P + WIDTH) + j) * HD, b_ok,
+                                 wh_prev + l * P * HD * 2 * HD, P * HD, n, n_ok, HD,
+                                 BK, BF16, INTERPRET, CG)
+        out = base + (l * B + bb[:, None]) * 2 * HD + n[None, :]
+        tl.store(out, f.to(base.dtype.element_ty), mask=ok)
+        tl.store(out + HD, g.to(base.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def _gate(pid, nprog, l, x, hbuf, base, gated, wh_cur, i, j, B, C, HEIGHT, WIDTH, HD, L,
+          scale, P: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+          CP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    NB = tl.cdiv(B, BB)
+    NN = tl.cdiv(HD, BN)
+    for t in range(pid, NB * NN, nprog):
+        bb = t // NN * BB + tl.arange(0, BB)
+        n = t % NN * BN + tl.arange(0, BN)
+        b_ok, n_ok = bb < B, n < HD
+        ok = b_ok[:, None] & n_ok[None, :]
+        bp = base + (l * B + bb[:, None]) * 2 * HD + n[None, :]
+        f = tl.load(bp, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32)
+        g = tl.load(bp + HD, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32)
+        if l == 0:      # the current pixel, embedded; channels not yet sampled meet mask A
+            ch = tl.arange(0, CP)
+            pok = b_ok[:, None] & (ch < C)[None, :]
+            pix = tl.load(x + ((bb[:, None] * C + ch[None, :]) * HEIGHT + i) * WIDTH + j,
+                          mask=pok, other=0).to(tl.float32) * scale - 1.0
+            pix = tl.where(pok, pix.to(wh_cur.dtype.element_ty).to(tl.float32), 0.0)
+            wp = wh_cur + ch[:, None] * 2 * HD + n[None, :]
+            wok = (ch < C)[:, None] & n_ok[None, :]
+            f = f + tl.sum(pix[:, :, None] * tl.load(wp, mask=wok, other=0.0).to(tl.float32)[None, :, :], 1)
+            g = g + tl.sum(pix[:, :, None] * tl.load(wp + HD, mask=wok, other=0.0).to(tl.float32)[None, :, :], 1)
+        else:           # written by the residual phase of layer l - 1
+            f, g = gated_matmul_rows(f, g, hbuf + ((l * B + bb) * (P + WIDTH) + j + P) * HD,
+                                     b_ok, wh_cur + l * HD * 2 * HD, HD, n, n_ok, HD,
+                                     BK, BF16, INTERPRET, CG)
+        tl.store(gated + (bb[:, None] * L + l) * HD + n[None, :],
+                 gate(f, g).to(gated.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def _residual(pid, nprog, l, hbuf, gated, skip, wres, bres, wskip, bskip, j, B, WIDTH, HD, L,
+              P: tl.constexpr, SAMPLE: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
+              BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    NB = tl.cdiv(B, BB)
+    NN = tl.cdiv(HD, BN)
+    for t in range(pid, NB * NN, nprog):
+        bb = t // NN * BB + tl.arange(0, BB)
+        n = t % NN * BN + tl.arange(0, BN)
+        b_ok, n_ok = bb < B, n < HD
+        ok = b_ok[:, None] & n_ok[None, :]
+        g_rows = gated + (bb * L + l) * HD
+        res = tl.zeros((BB, BN), tl.float32) + tl.load(bres + l * HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+        res = matmul_rows(res, g_rows, b_ok, wres + l * HD * HD, HD, n, n_ok, HD,
+                          BK, BF16, INTERPRET, CG)
+        row = hbuf + (l * B + bb[:, None]) * (P + WIDTH) * HD + (j + P) * HD + n[None, :]
+        if l > 0:
+            res += tl.load(row, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32)
+        tl.store(row + B * (P + WIDTH) * HD, res.to(hbuf.dtype.element_ty), mask=ok)  # l + 1
+        if SAMPLE:
+            sp = skip + bb[:, None] * HD + n[None, :]
+            if l == 0:
+                s = tl.zeros((BB, BN), tl.float32) + tl.load(bskip + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+            else:
+                s = tl.load(sp, mask=ok, other=0.0, cache_modifier=CG)
+            s = matmul_rows(s, g_rows, b_ok, wskip + l * HD * HD, HD, n, n_ok, HD,
+                            BK, BF16, INTERPRET, CG)
+            tl.store(sp, s, mask=ok)
+
+
+@triton.jit
+def _hidden(pid, nprog, second, gated, skip, scratch, wskip, bskip, w1, b1, B, HD, L,
+            BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+            BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """The head's two hidden activations: relu(skip sum) (second=False), relu(1x1) (True)."""
+    NB = tl.cdiv(B, BB)
+    NN = tl.cdiv(HD, BN)
+    for t in range(pid, NB * NN, nprog):
+        bb = t // NN * BB + tl.arange(0, BB)
+        n = t % NN * BN + tl.arange(0, BN)
+        b_ok, n_ok = bb < B, n < HD
+        ok = b_ok[:, None] & n_ok[None, :]
+        if second:
+            a = tl.zeros((BB, BN), tl.float32) + tl.load(b1 + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+            a = matmul_rows(a, scratch + bb * 2 * HD, b_ok, w1, HD, n, n_ok, HD,
+                            BK, BF16, INTERPRET, CG)
+            out = scratch + bb[:, None] * 2 * HD + HD + n[None, :]
+        else:
+            if L > 1:
+                a = tl.load(skip + bb[:, None] * HD + n[None, :], mask=ok, other=0.0,
+                            cache_modifier=CG)
+            else:
+                a = tl.zeros((BB, BN), tl.float32) + tl.load(bskip + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+            a = matmul_rows(a, gated + (bb * L + L - 1) * HD, b_ok, wskip + (L - 1) * HD * HD,
+                            HD, n, n_ok, HD, BK, BF16, INTERPRET, CG)
+            out = scratch + bb[:, None] * 2 * HD + n[None, :]
+        tl.store(out, tl.maximum(a, 0.0).to(scratch.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, i, j, c, B, C, HEIGHT, WIDTH, HD, LEVELS,
+         scale, temperature, P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
+         BB: tl.constexpr, BK: tl.constexpr, CP: tl.constexpr, LVP: tl.constexpr,
+         BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    for t in range(pid, tl.cdiv(B, BB), nprog):
+        bb = t * BB + tl.arange(0, BB)
+        b_ok = bb < B
+        ch = tl.arange(0, CP)
+        ok = b_ok[:, None] & (ch < C)[None, :]
+        pix = tl.load(x + ((bb[:, None] * C + ch[None, :]) * HEIGHT + i) * WIDTH + j, mask=ok,
+                      other=0).to(tl.float32) * scale - 1.0
+        if SAMPLE:
+            v = tl.arange(0, LVP)
+            v_ok = v < LEVELS
+            logits = tl.zeros((BB, LVP), tl.float32) + tl.load(b2 + c * LEVELS + v, mask=v_ok, other=0.0).to(tl.float32)[None, :]
+            logits = matmul_rows(logits, scratch + bb * 2 * HD + HD, b_ok, w2 + c * LEVELS, HD,
+                                 v, v_ok, C * LEVELS, BK, BF16, INTERPRET, CG)
+            logits = tl.where(v_ok[None, :], logits / temperature, float("-inf"))
+            e = tl.exp(logits - tl.max(logits, 1)[:, None])          # inverse CDF of softmax
+            cdf = tl.cumsum(e, 1) / tl.sum(e, 1)[:, None]
+            uu = tl.load(u + ((bb * C + c) * HEIGHT + i) * WIDTH + j, mask=b_ok, other=0.0)
+            val = tl.sum(tl.where(v_ok[None, :] & (cdf < uu[:, None]), 1, 0), 1)
+            val = tl.minimum(val, LEVELS - 1)
+            tl.store(x + ((bb * C + c) * HEIGHT + i) * WIDTH + j, val.to(x.dtype.element_ty),
+                     mask=b_ok)
+            pix = tl.where(ch[None, :] == c, val[:, None].to(tl.float32) * scale - 1.0, pix)
+        if LAST:                             # the complete pixel: layer 0's input at column j
+            tl.store(hbuf + (bb[:, None] * (P + WIDTH) + j + P) * HD + ch[None, :],
+                     pix.to(hbuf.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
+           wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
+           i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, scale, temperature,
+           P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
+           BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, CP: tl.constexpr,
+           LVP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """Phase `ph` of the step (see the module docstring), this program's share of its tiles."""
+    if ph == 0:
+        _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
+              P, BB, BN, BK, BF16, INTERPRET)
+    elif ph < 2 * L and ph % 2 == 1:
+        _gate(pid, nprog, ph // 2, x, hbuf, base, gated, wh_cur, i, j, B, C, HEIGHT, WIDTH,
+              HD, L, scale, P, BB, BN, BK, CP, BF16, INTERPRET)
+    elif ph < 2 * L:
+        _residual(pid, nprog, ph // 2 - 1, hbuf, gated, skip, wres, bres, wskip, bskip, j, B,
+                  WIDTH, HD, L, P, SAMPLE, BB, BN, BK, BF16, INTERPRET)
+    elif ph < 2 * L + 2:
+        _hidden(pid, nprog, ph == 2 * L + 1, gated, skip, scratch, wskip, bskip, w1, b1, B,
+                HD, L, BB, BN, BK, BF16, INTERPRET)
+    else:
+        _out(pid, nprog, x, u, hbuf, scratch, w2, b2, i, j, c, B, C, HEIGHT, WIDTH, HD,
+             LEVELS, scale, temperature, P, SAMPLE, LAST, BB, BK, CP, LVP, BF16, INTERPRET)
+
+
+@triton.jit(do_not_specialize=["ph", "i", "j", "c"])
+def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, skip,
+                                wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
+                                i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, scale, temperature,
+                                P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
+                                BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                                CP: tl.constexpr, LVP: tl.constexpr,
+                                BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    _phase(ph, tl.program_id(0), tl.num_programs(0), x, u, hbuf, row_bias, base, gated,
+           scratch, skip, wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
+           i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, scale, temperature,
+           P, SAMPLE, LAST, BB, BN, BK, CP, LVP, BF16, INTERPRET)
+
+
+@triton.jit(do_not_specialize=["first", "i", "j", "c"])
+def _sampler_pixel_grid_kernel(counter, first, x, u, hbuf, row_bias, base, gated, scratch, skip,
+                               wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
+                               i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, scale, temperature,
+                               P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
+                               BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                               CP: tl.constexpr, LVP: tl.constexpr,
+                               BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    pid, nprog = tl.program_id(0), tl.num_programs(0)
+    for ph in range(first, 2 * L + 3):
+        if SAMPLE or ph < 2 * L or ph == 2 * L + 2:
+            _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
+                   wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
+                   i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, scale, temperature,
+                   P, SAMPLE, LAST, BB, BN, BK, CP, LVP, BF16, INTERPRET)
+            if ph < 2 * L + 2:
+                grid_barrier(counter, nprog)
+
+
+def tiles(batch: int, hidden: int) -> tuple:
+    """(BB images, BN columns) per tile: 16 x 16 (tl.dot's smallest) up to batch 128, then 32
+    images, so that a phase has ceil(batch / BB) * ceil(hidden / BN) tiles to spread."""
+    return (16 if batch <= 128 else 32), 16
+
+
+def phases(layers: int, c) -> list:
+    """The phases a step runs for sub-pixel channel c (None: completion, no sample)."""
+    L = layers
+    return ([0] if not c else []) + list(range(1, 2 * L)) + \
+        ([2 * L, 2 * L + 1] if c is not None else []) + [2 * L + 2]
+
+
+def phase_tiles(ph: int, layers: int, batch: int, hidden: int) -> int:
+    bb, bn = tiles(batch, hidden)
+    per_layer = triton.cdiv(batch, bb) * triton.cdiv(hidden, bn)
+    if ph == 0:
+        return layers * per_layer
+    return triton.cdiv(batch, bb) if ph == 2 * layers + 2 else per_layer
+
+
+def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
+                       persistent: bool = False):
+    """Sample sub-pixel (c, i, j) of x (long [B, C, H, W]) from the uniforms u, or with
+    c=None take pixel (i, j) as given (completion) and only update the caches - as the
+    PyTorch step `pixelcnn.cache.pixel_step`, on the same GatedCache. persistent: one
+    cooperative launch with grid barriers (CUDA, Triton with cooperative launches) instead of
+    one launch per phase."""
+    w = cache.w
+    check_device(x, u, w.wv)
+    B, C, H, W = x.shape
+    hd, L = w.hidden, w.layers
+    bb, bn = tiles(B, hd)
+    todo = phases(L, c)
+    args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
+            cache.skip, w.wh_prev, w.wh_cur, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1,
+            w.w2, w.b2, i, j, c or 0, B, C, H, W, hd, L, w.levels, 2.0 / (w.levels - 1),
+            float(temperature))
+    meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
+                BK=32, CP=pow2(C, 1), LVP=pow2(w.levels), num_warps=4,
+                **launch_flags(w.wv.dtype))
+    if not persistent:
+        for ph in todo:
+            _sampler_pixel_phase_kernel[(phase_tiles(ph, L, B, hd),)](ph, *args, **meta)
+        return
+    if not (x.is_cuda and cooperative_launch()):
+        raise ValueError("persistent=True needs a CUDA device and a Triton with cooperative "
+                         "launches (launch_cooperative_grid); use persistent=False")
+    programs = min(sm_count(x.device), max(phase_tiles(ph, L, B, hd) for ph in todo))
+    _sampler_pixel_grid_kernel[(programs,)](cache.sync, todo[0], *args,
+                                            launch_cooperative_grid=True, **meta)

@@ -1,0 +1,128 @@
+"""The incremental sampler's row step as batched GEMMs over the B x W positions of the row
+above: the same work as `sampler_row` (every layer's vertical stack of image row i - 1 and
+its link to the horizontal stack), with the taps as the K loop and tiles of BM positions x BN
+output columns spread over as many programs as there are tiles.
+
+One launch per phase (a row step runs H times per image, so L + 2 launches per row cost a few
+microseconds in a CUDA graph; no grid barrier is needed):
+    0          embed   image row i - 1 into layer 0's ring slot
+    1 + l      vert l  v_pre[l] = the (p+1) x k taps of layer l's ring @ wv[l] + bias;
+                       its gate is layer l + 1's vertical input, in that layer's ring slot
+    L + 1      link    row_bias[l] = v_pre[l] @ wlink[l] + bias_h[l], every layer at once
+"""
+import triton
+import triton.language as tl
+
+from .common import check_device, gate, gated_matmul_rows, launch_flags, pow2
+
+
+@triton.jit
+def _embed(x, vbuf, i, B, C, HEIGHT, WIDTH, HD, slot, scale,
+           P: tl.constexpr, BM: tl.constexpr, CP: tl.constexpr):
+    m = tl.program_id(0) * BM + tl.arange(0, BM)                    # positions (b, w)
+    b, w = m // WIDTH, m % WIDTH
+    ch = tl.arange(0, CP)
+    ok = (m < B * WIDTH)[:, None] & (ch < C)[None, :]
+    pix = tl.load(x + ((b[:, None] * C + ch[None, :]) * HEIGHT + i - 1) * WIDTH + w[:, None],
+                  mask=ok, other=0)
+    ring = vbuf + ((b * (P + 1) + slot) * (WIDTH + 2 * P) + P + w) * HD    # layer 0
+    tl.store(ring[:, None] + ch[None, :],
+             (pix.to(tl.float32) * scale - 1.0).to(vbuf.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def _vertical(l, i, vbuf, v_pre, wv, bias_v, B, WIDTH, HD, L, slot,
+              KS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+              BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    P: tl.constexpr = KS // 2
+    KH: tl.constexpr = P + 1
+    NN = tl.cdiv(HD, BN)
+    t = tl.program_id(0)
+    m = t // NN * BM + tl.arange(0, BM)
+    n = t % NN * BN + tl.arange(0, BN)
+    b, w = m // WIDTH, m % WIDTH
+    m_ok, n_ok = m < B * WIDTH, n < HD
+    ok = m_ok[:, None] & n_ok[None, :]
+    WP = WIDTH + 2 * P
+    bias = bias_v + (l * B + b[:, None]) * 2 * HD + n[None, :]
+    f = tl.load(bias, mask=ok, other=0.0).to(tl.float32)
+    g = tl.load(bias + HD, mask=ok, other=0.0).to(tl.float32)
+    ring = vbuf + (l * B + b) * KH * WP * HD                         # [BM] this layer's rings
+    for r in tl.static_range(KH):                                    # rows i-1-P .. i-1
+        row = ring + ((i + r) % KH) * WP * HD
+        for s in tl.static_range(KS):                                # columns w-P .. w+P
+            f, g = gated_matmul_rows(f, g, row + (w + s) * HD, m_ok,
+                                     wv + ((l * KH + r) * KS + s) * HD * 2 * HD,
+                                     HD, n, n_ok, HD, BK, BF16, INTERPRET)
+    pre = v_pre + ((l * B + b[:, None]) * WIDTH + w[:, None]) * 2 * HD + n[None, :]
+    tl.store(pre, f.to(v_pre.dtype.element_ty), mask=ok)
+    tl.store(pre + HD, g.to(v_pre.dtype.element_ty), mask=ok)
+    if l + 1 < L:                                                    # next layer's input
+        nxt = vbuf + ((((l + 1) * B + b[:, None]) * KH + slot) * WP + P + w[:, None]) * HD
+        tl.store(nxt + n[None, :], gate(f, g).to(vbuf.dtype.element_ty), mask=ok)
+
+
+@triton.jit
+def _link(v_pre, row_bias, wlink, bias_h, B, WIDTH, HD,
+          BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+          BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    NM = tl.cdiv(B * WIDTH, BM)
+    NN = tl.cdiv(HD, BN)
+    t = tl.program_id(0)
+    l = t // (NM * NN)
+    m = (t // NN) % NM * BM + tl.arange(0, BM)
+    n = t % NN * BN + tl.arange(0, BN)
+    b = m // WIDTH
+    m_ok, n_ok = m < B * WIDTH, n < HD
+    ok = m_ok[:, None] & n_ok[None, :]
+    bias = bias_h + (l * B + b[:, None]) * 2 * HD + n[None, :]
+    f = tl.load(bias, mask=ok, other=0.0).to(tl.float32)
+    g = tl.load(bias + HD, mask=ok, other=0.0).to(tl.float32)
+    rows = v_pre + (l * B * WIDTH + m) * 2 * HD                      # [BM]
+    f, g = gated_matmul_rows(f, g, rows, m_ok, wlink + l * 4 * HD * HD, 2 * HD, n, n_ok, HD,
+                             BK, BF16, INTERPRET)
+    out = row_bias + (l * B * WIDTH + m[:, None]) * 2 * HD + n[None, :]
+    tl.store(out, f.to(row_bias.dtype.element_ty), mask=ok)
+    tl.store(out + HD, g.to(row_bias.dtype.element_ty), mask=ok)
+
+
+@triton.jit(do_not_specialize=["ph", "i", "slot"])
+def _sampler_row_gemm_kernel(ph, x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bias_h,
+                             i, slot, B, C, HEIGHT, WIDTH, HD, L, scale,
+                             KS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
+                             BK: tl.constexpr, CP: tl.constexpr,
+                             BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    if ph == 0:
+        _embed(x, vbuf, i, B, C, HEIGHT, WIDTH, HD, slot, scale, KS // 2, BM, CP)
+    elif ph <= L:
+        _vertical(ph - 1, i, vbuf, v_pre, wv, bias_v, B, WIDTH, HD, L, slot,
+                  KS, BM, BN, BK, BF16, INTERPRET)
+    else:
+        _link(v_pre, row_bias, wlink, bias_h, B, WIDTH, HD, BM, BN, BK, BF16, INTERPRET)
+
+
+def tiles(positions: int) -> tuple:
+    """(BM positions, BN columns) per tile: small tiles while there are few positions (more
+    programs share the weights), 64 x 32 from 1,024 positions (a batch of 32 at width 32)."""
+    return (32, 16) if positions < 1024 else (64, 32)
+
+
+def sampler_row_gemm(cache, x, i: int):
+    """Start row i of the incremental sampler: reads image row i - 1 of x (long
+    [B, C, H, W]) and writes cache.vbuf, cache.v_pre and cache.row_bias (see GatedCache),
+    exactly as the PyTorch step `pixelcnn.cache.row_step`."""
+    if i == 0:                                                       # nothing above: biases
+        cache.row(0, None)
+        return
+    w = cache.w
+    check_device(x, w.wv)
+    B, C, H, W = x.shape
+    hd, L = w.hidden, w.layers
+    bm, bn = tiles(B * W)
+    nm, nn = triton.cdiv(B * W, bm), triton.cdiv(hd, bn)
+    args = (x, cache.vbuf, cache.v_pre, cache.row_bias, w.wv, cache.bias_v, w.wlink,
+            cache.bias_h, i, (i - 1) % (w.pad + 1), B, C, H, W, hd, L, 2.0 / (w.levels - 1))
+    meta = dict(KS=w.kernel_size, BM=bm, BN=bn, BK=32, CP=pow2(C, 1), num_warps=4,
+                **launch_flags(w.wv.dtype))
+    for ph, programs in [(0, nm)] + [(1 + l, nm * nn) for l in range(L)] + [(L + 1, L * nm * nn)]:
+        _sampler_row_gemm_kernel[(programs,)](ph, *args, **meta)
