@@ -49,12 +49,19 @@ from pathlib import Path
 import torch
 
 import pixelcnn
+from pixelcnn.cache import GatedCache
 from pixelcnn.cli import RUNS, Parser, at_least, fail, fresh
+from pixelcnn.kernels.sampler_pixel_grid import sampler_pixel_grid, widest
+from pixelcnn.packing import packed
 
 from .common import csv, machine
 
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
-STEP_KERNELS = ("sampler_row", "sampler_pixel")     # run once per sampling step: must not spill
+# Run once per sampling step: must not spill. The legacy step kernels (method="triton", one
+# program per image or per 16 images) spill and are reported, not failed, while they remain
+# selectable (until a GPU run shows the grid kernels of method="triton-grid" faster).
+STEP_KERNELS = ("sampler_row_gemm", "sampler_pixel_phase", "sampler_pixel_grid")
+LEGACY_STEP_KERNELS = ("sampler_row", "sampler_pixel")
 
 
 def short(kernel_name: str) -> str:
@@ -168,18 +175,26 @@ def recording(arch: int):
 
 
 @torch.no_grad()
-def launch_paths(preset: str, dtype: torch.dtype, batch: int, size):
-    """Run backend="triton"'s forward and method="triton"'s sampling on meta tensors: a whole
-    image, and a completion from the middle of the last row (which primes that row)."""
+def launch_paths(preset: str, dtype: torch.dtype, batch: int, size, sms: int = 132):
+    """Run backend="triton"'s forward and the triton methods' sampling on meta tensors: a
+    whole image, and a completion from the middle of the last row (which primes that row);
+    then the persistent form of the grid pixel step (CUDA and bf16 only) on one pixel, with
+    as many programs as a GPU of `sms` SMs gets."""
     with torch.device("meta"):
         model = pixelcnn.build(pixelcnn.preset(preset)).to(dtype).eval()
     model.backend = "triton"
     C, (H, W) = model.config.in_channels, size
     x = torch.zeros(batch, C, H, W, dtype=torch.long, device="meta")
     model.forward_float(model.embed(x))
-    pixelcnn.sample(model, batch, size, method="triton")
     x0 = torch.zeros(batch, C, H, W, dtype=torch.long)      # checked on the CPU, then moved
-    pixelcnn.sample(model, batch, size, method="triton", x0=x0, start=H * W - (W + 1) // 2)
+    for method in ("triton", "triton-grid"):
+        pixelcnn.sample(model, batch, size, method=method)
+        pixelcnn.sample(model, batch, size, method=method, x0=x0, start=H * W - (W + 1) // 2)
+    if dtype == torch.bfloat16:                             # persistent: bf16 only
+        cache = GatedCache(packed(model), None).setup(batch, H, W)
+        programs = min(sms, widest(cache))
+        for c in (None, *range(C)):
+            sampler_pixel_grid(cache, x, x.float(), 1.0, H - 1, W - 1, c, programs=programs)
 
 
 def record(preset, dtype, batch, size, arch) -> list:
@@ -275,6 +290,7 @@ def check(presets, dtypes, batches, size, archs, all_variants=False, workers=1):
             "error" in r, r.get("spill_stores", 0), r.get("registers", 0)))
         rows.append({"preset": preset, "dtype": dtype, "batch": batch, "arch": arch,
                      "kernel": name, "step_kernel": rep.name in STEP_KERNELS,
+                     "legacy_step_kernel": rep.name in LEGACY_STEP_KERNELS,
                      "constexprs": {k: v for k, v in rep.declared().items()
                                     if k != "INTERPRET"},
                      "variants": len(variants), "compiled": len(keys), "launches": count,
@@ -307,7 +323,8 @@ def table(rows) -> str:
     for r in rows:
         res = ("compile failed", "", "", "") if "error" in r else (
             r["registers"], f"{r['spill_stores']}/{r['spill_loads']}", r["stack"], r["shared"])
-        lines.append((r["preset"], r["dtype"], r["batch"], f"sm_{r['arch']}", r["kernel"],
+        kernel = r["kernel"] + (" (legacy)" if r.get("legacy_step_kernel") else "")
+        lines.append((r["preset"], r["dtype"], r["batch"], f"sm_{r['arch']}", kernel,
                       r["variants"], r["programs"], r["num_warps"], *res))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(str(v).ljust(w) if i in (0, 1, 3, 4) else str(v).rjust(w)

@@ -19,18 +19,23 @@ Completion (c=None) runs left, gate and res only, then out's last-channel write.
 
 Two forms run the same per-phase code (`_phase`):
 - one launch per phase, each program one tile (the interpreter runs this form, and the tests);
-- persistent (CUDA): one launch per step, min(SMs, widest phase's tiles) programs that loop
-  over their tiles and meet at a grid barrier (kernels/grid.py) between phases.
+- persistent (CUDA, bf16): one launch per step, min(SMs, widest phase's tiles) programs that
+  loop over their tiles and meet at a grid barrier (kernels/grid.py) between phases. Not for
+  float32: its exact (FMA) products keep the persistent loop above 255 registers, and it
+  spills (bench.compile: 8-40 bytes with 4 or 8 warps on the tiny preset), so float32 takes
+  the per-phase form, which does not.
 Buffers are GatedCache's; activations pass between phases through L2, loaded with .cg (never
 from a possibly stale L1 line).
 """
+import torch
 import triton
 import triton.language as tl
 
 from .common import check_device, gate, gated_matmul_rows, launch_flags, matmul_rows, pow2
-from .grid import cooperative_launch, grid_barrier, sm_count
+from .grid import grid_barrier
 
-CG: tl.constexpr = tl.constexpr(".cg")
+CG: tl.constexpr = tl.constexpr(".cg")     # activations: from L2, never a stale L1 line
+OUT_IMAGES: tl.constexpr = tl.constexpr(16)  # images per tile of the out phase
 
 
 @triton.jit
@@ -150,8 +155,9 @@ def _hidden(pid, nprog, second, gated, skip, scratch, wskip, bskip, w1, b1, B, H
 @triton.jit
 def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, i, j, c, B, C, HEIGHT, WIDTH, HD, LEVELS,
          scale, temperature, P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
-         BB: tl.constexpr, BK: tl.constexpr, CP: tl.constexpr, LVP: tl.constexpr,
+         BK: tl.constexpr, CP: tl.constexpr, LVP: tl.constexpr,
          BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    BB: tl.constexpr = OUT_IMAGES            # [BB, levels] logits: keep the tile small
     for t in range(pid, tl.cdiv(B, BB), nprog):
         bb = t * BB + tl.arange(0, BB)
         b_ok = bb < B
@@ -164,7 +170,7 @@ def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, i, j, c, B, C, HEIGHT, WIDTH, 
             v_ok = v < LEVELS
             logits = tl.zeros((BB, LVP), tl.float32) + tl.load(b2 + c * LEVELS + v, mask=v_ok, other=0.0).to(tl.float32)[None, :]
             logits = matmul_rows(logits, scratch + bb * 2 * HD + HD, b_ok, w2 + c * LEVELS, HD,
-                                 v, v_ok, C * LEVELS, BK, BF16, INTERPRET, CG)
+                                 v, v_ok, C * LEVELS, 16, BF16, INTERPRET, CG)   # [16, LVP] tiles
             logits = tl.where(v_ok[None, :], logits / temperature, float("-inf"))
             e = tl.exp(logits - tl.max(logits, 1)[:, None])          # inverse CDF of softmax
             cdf = tl.cumsum(e, 1) / tl.sum(e, 1)[:, None]
@@ -201,7 +207,7 @@ def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
                 HD, L, BB, BN, BK, BF16, INTERPRET)
     else:
         _out(pid, nprog, x, u, hbuf, scratch, w2, b2, i, j, c, B, C, HEIGHT, WIDTH, HD,
-             LEVELS, scale, temperature, P, SAMPLE, LAST, BB, BK, CP, LVP, BF16, INTERPRET)
+             LEVELS, scale, temperature, P, SAMPLE, LAST, BK, CP, LVP, BF16, INTERPRET)
 
 
 @triton.jit(do_not_specialize=["ph", "i", "j", "c"])
@@ -237,10 +243,11 @@ def _sampler_pixel_grid_kernel(counter, first, x, u, hbuf, row_bias, base, gated
                 grid_barrier(counter, nprog)
 
 
-def tiles(batch: int, hidden: int) -> tuple:
-    """(BB images, BN columns) per tile: 16 x 16 (tl.dot's smallest) up to batch 128, then 32
-    images, so that a phase has ceil(batch / BB) * ceil(hidden / BN) tiles to spread."""
-    return (16 if batch <= 128 else 32), 16
+def tiles(batch: int, hidden: int, dtype: torch.dtype) -> tuple:
+    """(BB images, BN columns) per tile: 16 x 16 (tl.dot's smallest); for bf16 above batch 128
+    32 images (float32's exact products spill there). A phase has ceil(batch / BB) *
+    ceil(hidden / BN) tiles to spread."""
+    return (32 if batch > 128 and dtype == torch.bfloat16 else 16), 16
 
 
 def phases(layers: int, c) -> list:
@@ -250,41 +257,49 @@ def phases(layers: int, c) -> list:
         ([2 * L, 2 * L + 1] if c is not None else []) + [2 * L + 2]
 
 
-def phase_tiles(ph: int, layers: int, batch: int, hidden: int) -> int:
-    bb, bn = tiles(batch, hidden)
+def phase_tiles(ph: int, layers: int, batch: int, hidden: int, dtype: torch.dtype) -> int:
+    bb, bn = tiles(batch, hidden, dtype)
     per_layer = triton.cdiv(batch, bb) * triton.cdiv(hidden, bn)
     if ph == 0:
         return layers * per_layer
-    return triton.cdiv(batch, bb) if ph == 2 * layers + 2 else per_layer
+    return triton.cdiv(batch, OUT_IMAGES.value) if ph == 2 * layers + 2 else per_layer
+
+
+def widest(cache) -> int:
+    """Tiles of a step's widest phase (left): the most programs a persistent launch can use."""
+    w = cache.w
+    return phase_tiles(0, w.layers, cache.batch, w.hidden, w.wv.dtype)
 
 
 def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
-                       persistent: bool = False):
+                       programs: int = 0):
     """Sample sub-pixel (c, i, j) of x (long [B, C, H, W]) from the uniforms u, or with
     c=None take pixel (i, j) as given (completion) and only update the caches - as the
-    PyTorch step `pixelcnn.cache.pixel_step`, on the same GatedCache. persistent: one
-    cooperative launch with grid barriers (CUDA, Triton with cooperative launches) instead of
-    one launch per phase."""
+    PyTorch step `pixelcnn.cache.pixel_step`, on the same GatedCache. programs=0: one launch
+    per phase; programs=N: one persistent cooperative launch of N programs meeting at grid
+    barriers (CUDA; at most one per SM, see kernels/grid.py)."""
     w = cache.w
     check_device(x, u, w.wv)
     B, C, H, W = x.shape
     hd, L = w.hidden, w.layers
-    bb, bn = tiles(B, hd)
+    bb, bn = tiles(B, hd, w.wv.dtype)
     todo = phases(L, c)
     args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
             cache.skip, w.wh_prev, w.wh_cur, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1,
             w.w2, w.b2, i, j, c or 0, B, C, H, W, hd, L, w.levels, 2.0 / (w.levels - 1),
             float(temperature))
     meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
-                BK=32, CP=pow2(C, 1), LVP=pow2(w.levels), num_warps=4,
-                **launch_flags(w.wv.dtype))
-    if not persistent:
-        for ph in todo:
-            _sampler_pixel_phase_kernel[(phase_tiles(ph, L, B, hd),)](ph, *args, **meta)
+                BK=32, CP=pow2(C, 1), LVP=pow2(w.levels), maxnreg=255,
+                num_warps=4 if w.wv.dtype == torch.bfloat16 else 8,   # float32: more threads
+                                                                      # share the FMA products
+                **launch_flags(w.wv.dtype))       # maxnreg: ptxas otherwise aims at more
+                                                  # programs per SM than there are, and spills
+    if programs:
+        if w.wv.dtype != torch.bfloat16:
+            raise ValueError(f"the persistent pixel step takes bf16 weights (float32 spills), "
+                             f"got {w.wv.dtype}: use programs=0")
+        meta.update(num_warps=8, launch_cooperative_grid=True)     # one program per SM
+        _sampler_pixel_grid_kernel[(programs,)](cache.sync, todo[0], *args, **meta)
         return
-    if not (x.is_cuda and cooperative_launch()):
-        raise ValueError("persistent=True needs a CUDA device and a Triton with cooperative "
-                         "launches (launch_cooperative_grid); use persistent=False")
-    programs = min(sm_count(x.device), max(phase_tiles(ph, L, B, hd) for ph in todo))
-    _sampler_pixel_grid_kernel[(programs,)](cache.sync, todo[0], *args,
-                                            launch_cooperative_grid=True, **meta)
+    for ph in todo:
+        _sampler_pixel_phase_kernel[(phase_tiles(ph, L, B, hd, w.wv.dtype),)](ph, *args, **meta)

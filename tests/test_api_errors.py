@@ -44,10 +44,11 @@ def test_sample_checks_the_method_before_the_rest(method):
         pixelcnn.sample(tiny(), 0, None, method=method)        # n and size are wrong too
 
 
-def test_unavailable_method_says_why(no_interpreter):
-    with pytest.raises(ValueError, match="method='triton' runs on CUDA tensors only, got cpu") \
+@pytest.mark.parametrize("fused", ["triton", "triton-grid"])
+def test_unavailable_method_says_why(no_interpreter, fused):
+    with pytest.raises(ValueError, match=f"method='{fused}' runs on CUDA tensors only, got cpu") \
             as e:
-        pixelcnn.sample(tiny(), 0, (4, 4), method="triton")
+        pixelcnn.sample(tiny(), 0, (4, 4), method=fused)
     assert isinstance(e.value, RuntimeError)     # what the kernels' device check raised before
     with pytest.raises(ValueError, match="method='native' samples float32 or float64 models on "
                                          "the CPU, got a torch.bfloat16 model"):

@@ -11,8 +11,12 @@ import torch
 from helpers import conditioning, make_model
 from pixelcnn.kernels import reference
 from pixelcnn.kernels.horizontal_stack import horizontal_stack
+from pixelcnn.kernels import sampler_pixel_grid as pixel_grid
+from pixelcnn.kernels import sampler_row_gemm as row_gemm
 from pixelcnn.kernels.sampler_pixel import sampler_pixel
+from pixelcnn.kernels.sampler_pixel_grid import sampler_pixel_grid
 from pixelcnn.kernels.sampler_row import sampler_row
+from pixelcnn.kernels.sampler_row_gemm import sampler_row_gemm
 from pixelcnn.kernels.vertical_stack import vertical_stack
 from pixelcnn.packing import layer_biases, pack
 from pixelcnn.sampling.cached import GatedCache, pixel_step, row_step
@@ -126,15 +130,30 @@ SAMPLER = [
 WRITTEN = ("v_pre", "row_bias", "base", "gated", "scratch")   # fully written before read
 
 
+STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes, tile overrides)
+    "program": (sampler_row, sampler_pixel, ["base", "gated", "cur"], {}),
+    "grid": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"], {}),
+    # the large-batch tiles on a small batch: 32 images x 16 columns, 64 positions x 32 columns
+    "grid-wide-tiles": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
+                        {row_gemm: lambda positions, dtype: (64, 32),
+                         pixel_grid: lambda batch, hidden, dtype: (32, 16)}),
+}
+
+
+@pytest.mark.parametrize("steps", STEPS)
 @pytest.mark.parametrize("fields,size", [(s[1], s[2]) for s in SAMPLER], ids=[s[0] for s in SAMPLER])
 @torch.no_grad()
-def test_sampler_steps_match_reference(fields, size):
+def test_sampler_steps_match_reference(fields, size, steps, monkeypatch):
     """Row and pixel kernels against the PyTorch steps in lockstep, cache contents and the
-    sampled image compared after every step."""
-    model = make_model(dtype=torch.float32, layers=2, **fields)
+    sampled image compared after every step. The grid kernels run one launch per phase (the
+    form Triton's interpreter can run); a 3-layer model gives them residuals between layers."""
+    row_kernel, pixel_kernel, pixel_writes, tiles = STEPS[steps]
+    for module, fn in tiles.items():
+        monkeypatch.setattr(module, "tiles", fn)
+    model = make_model(dtype=torch.float32, layers=2 if steps == "program" else 3, **fields)
     C = model.config.in_channels
     H, W = size
-    B = 3
+    B = 3 if steps != "grid" else 17            # grid: two image blocks of 16
     y, h = conditioning(model, B)
     g = torch.Generator().manual_seed(5)
     u = torch.rand(B, C, H, W, generator=g)
@@ -151,13 +170,13 @@ def test_sampler_steps_match_reference(fields, size):
                                        rtol=1e-5, atol=1e-5, msg=lambda m: f"{where} {name}: {m}")
     for i in range(H):
         row_step(caches[0], xs[0], i)
-        sampler_row(caches[1], xs[1], i)
+        row_kernel(caches[1], xs[1], i)
         same(f"row {i}")
         for j in range(W):
             for c in range(C):
                 pixel_step(caches[0], xs[0], u, 0.8, i, j, c)
-                sampler_pixel(caches[1], xs[1], u, 0.8, i, j, c)
-                written[4:] = ["base", "gated", "cur"]                # by the pixel step
+                pixel_kernel(caches[1], xs[1], u, 0.8, i, j, c)
+                written[4:] = pixel_writes                            # by the pixel step
                 same(f"sub-pixel {(c, i, j)}")
     assert xs[0].float().std() > 0
 

@@ -93,9 +93,10 @@ def model_for(method, name):
     a skip saying why it cannot here."""
     case = CASES[name]
     model = make_model(case.kind, case.dtype, **case.fields)
-    if method == "triton" and GPU:
+    fused = method.startswith("triton")
+    if fused and GPU:
         model = model.cuda()
-    why = interpreted_triton(model, case) if method == "triton" and INTERPRETED \
+    why = interpreted_triton(model, case) if fused and INTERPRETED \
         else why_unavailable(model, method)
     if why:
         pytest.skip(f"{method}: {why}")

@@ -13,9 +13,11 @@ from ..models import PixelCNNAutoencoder
 from . import cached, naive, native, triton
 from .common import Job, Method, check_model, full_precision, prepare
 
-REGISTRY = {m.name: m for m in (naive.METHOD, cached.METHOD, triton.METHOD, native.METHOD)}
-METHODS = tuple(REGISTRY)                       # ("naive", "cached", "triton", "native")
-FASTEST_FIRST = ("triton", "native", "cached", "naive")
+REGISTRY = {m.name: m for m in (naive.METHOD, cached.METHOD, triton.METHOD, native.METHOD,
+                                triton.GRID_METHOD)}
+METHODS = tuple(REGISTRY)              # ("naive", "cached", "triton", "native", "triton-grid")
+# auto: the first available. triton-grid after triton until a GPU run shows it faster.
+FASTEST_FIRST = ("triton", "triton-grid", "native", "cached", "naive")
 
 
 def _net(model):

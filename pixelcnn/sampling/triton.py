@@ -1,5 +1,15 @@
-"""The incremental sampler on fused Triton kernels: one launch per row step (all layers) and
-one per sub-pixel (all layers, head, softmax, sample), on the same caches as `cached`.
+"""The incremental sampler on fused Triton kernels, on the same caches as `cached`, in two
+registered methods:
+
+- `triton`: one program per image runs a row step (all layers), one program per 16 images a
+  sub-pixel step (all layers, head, softmax, sample): kernels/sampler_row.py,
+  sampler_pixel.py. Measured correct on an H100; flat in the batch (a few SMs do each step).
+- `triton-grid`: the steps spread over the whole GPU (kernels/sampler_row_gemm.py,
+  sampler_pixel_grid.py): the row step as batched GEMMs, the sub-pixel step as phases of
+  images x columns tiles, one persistent cooperative launch with grid barriers per step for
+  bf16 where Triton can launch one, else one launch per phase (PIXELCNN_GRID_PERSISTENT=0:
+  always per phase). Not yet
+  run on a GPU: `auto` keeps picking `triton` until a GPU run shows this correct and faster.
 
 On a GPU the loop is captured as CUDA graphs (one per image row, so that progress can be
 shown) the first time a (model, shape, start, temperature) is sampled, and replayed on later
@@ -8,6 +18,8 @@ CPU the kernels run only in Triton's interpreter (TRITON_INTERPRET=1), eagerly.
 """
 from __future__ import annotations
 
+import functools
+import os
 import weakref
 
 import torch
@@ -31,6 +43,19 @@ def _kernels():
     return check_device, launch_flags, sampler_row, sampler_pixel
 
 
+def _grid_steps(cache, x):
+    """triton-grid's (row step, pixel step) for this cache: the pixel step persistent for bf16
+    on a CUDA device whose Triton launches cooperative grids, one program per SM at most."""
+    from ..kernels.grid import cooperative_launch, sm_count
+    from ..kernels.sampler_pixel_grid import sampler_pixel_grid, widest
+    from ..kernels.sampler_row_gemm import sampler_row_gemm
+    programs = 0
+    if (x.is_cuda and cache.w.wv.dtype == torch.bfloat16 and cooperative_launch()
+            and os.environ.get("PIXELCNN_GRID_PERSISTENT") != "0"):
+        programs = min(sm_count(x.device), widest(cache))
+    return sampler_row_gemm, functools.partial(sampler_pixel_grid, programs=programs)
+
+
 def unavailable(model) -> str:
     """'' for a float32 or bf16 GatedPixelCNN on a CUDA GPU with Triton installed."""
     why = gated_only(model)
@@ -48,24 +73,26 @@ def unavailable(model) -> str:
     return ""
 
 
-def check(model):
-    """An explicit method='triton' also runs on the CPU under Triton's interpreter (tests)."""
+def check(model, name="triton"):
+    """An explicit method='triton' (or 'triton-grid') also runs on the CPU under Triton's
+    interpreter (tests)."""
     why = gated_only(model)
     if why:
-        raise ValueError(f"method='triton' {why}")
-    check_triton("method='triton'", model.device, model.dtype, "method='cached' (or 'auto')")
+        raise ValueError(f"method={name!r} {why}")
+    check_triton(f"method={name!r}", model.device, model.dtype, "method='cached' (or 'auto')")
 
 
 class _GraphRunner:
     """Static buffers and the per-row CUDA graphs of one sampling configuration."""
 
-    def __init__(self, job: Job, sampler_row, sampler_pixel):
+    def __init__(self, job: Job, steps):
+        """steps(cache, x) -> (row step, pixel step) on this runner's static buffers."""
         n, C, H, W = job.shape
         self.job = Job(None, job.x.clone(), job.uniforms.clone(), None, None,  # no model:
                        job.temperature, job.start)                  # freed with it (_RUNNERS)
         static = packed(job.model).apply(torch.clone)
         self.cache = GatedCache(static, None).setup(n, H, W)
-        self.steps = (sampler_row, sampler_pixel)
+        self.steps = steps(self.cache, self.job.x)
         self.graphs = None
 
     def load(self, job: Job):
@@ -107,8 +134,10 @@ class _GraphRunner:
 
 
 @torch.no_grad()
-def sample_triton(job: Job, progress: bool = False) -> torch.Tensor:
+def sample_triton(job: Job, progress: bool = False, grid: bool = False) -> torch.Tensor:
+    """Draw job's images on the fused kernels: today's (grid=False) or the grid-wide steps."""
     check_device, launch_flags, sampler_row, sampler_pixel = _kernels()
+    steps = _grid_steps if grid else lambda cache, x: (sampler_row, sampler_pixel)
     model = job.model
     launch_flags(model.dtype)                  # float32 / bf16 only: a clear error otherwise
     check_device(job.x)
@@ -117,16 +146,18 @@ def sample_triton(job: Job, progress: bool = False) -> torch.Tensor:
         if not job.x.is_cuda:                  # Triton's interpreter on the CPU: eagerly
             cache = GatedCache(packed(model), model.condition(job.y, job.h)).setup(n, H, W)
             for i in range(H):
-                sample_rows(job, cache, [i], sampler_row, sampler_pixel)
+                sample_rows(job, cache, [i], *steps(cache, job.x))
                 bar.update(C * max(0, min(W, (i + 1) * W - job.start)))
             return job.x
-        key = (job.shape, job.start, job.temperature, model.dtype, job.x.device)
+        key = (grid, job.shape, job.start, job.temperature, model.dtype, job.x.device)
         runners = _RUNNERS.setdefault(model, {})
         if key not in runners:
-            runners[key] = _GraphRunner(job, sampler_row, sampler_pixel)
+            runners[key] = _GraphRunner(job, steps)
         runner = runners[key]
         runner.load(job)
         return runner.run(bar)
 
 
 METHOD = Method("triton", unavailable, sample_triton, check)
+GRID_METHOD = Method("triton-grid", unavailable, functools.partial(sample_triton, grid=True),
+                     functools.partial(check, name="triton-grid"))
