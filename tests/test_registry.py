@@ -1,5 +1,6 @@
 """The sampler registry: one table that `sample`, `available_methods`, the CLIs and the
 benchmark read; state kept across calls lives where it is owned and dies with its model."""
+import contextlib
 import gc
 import weakref
 
@@ -10,7 +11,9 @@ import pixelcnn
 from pixelcnn import packing
 from pixelcnn.sampling import (FASTEST_FIRST, METHODS, REGISTRY, available_methods, triton,
                                why_unavailable)
-from pixelcnn.sampling.common import prepare
+from helpers import make_model
+from pixelcnn.cache import pixel_step, row_step
+from pixelcnn.sampling.common import prepare, progress_bar
 
 
 def tiny(**kw):
@@ -65,3 +68,71 @@ def test_every_entry_checks_requests(method):
     else:
         with pytest.raises(ValueError, match="GatedPixelCNN"):
             pixelcnn.sample(masked, 1, (2, 2), method=method)
+
+
+class StandInGraphs:
+    """CUDA graphs on the CPU: inside `capture`, the steps made by `step` are recorded instead
+    of run (as a CUDA stream's launches are), and `replay` runs them again with the arguments
+    they were captured with, reading whatever the static buffers hold by then."""
+
+    def __init__(self):
+        self.capturing, self.replays = None, 0
+        stand_in = self
+
+        class Graph:
+            def __init__(self):
+                self.calls = []
+
+            def replay(self):
+                stand_in.replays += 1
+                for fn, args in self.calls:
+                    fn(*args)
+        self.Graph = Graph
+
+    @contextlib.contextmanager
+    def capture(self, graph):
+        self.capturing = graph
+        try:
+            yield
+        finally:
+            self.capturing = None
+
+    def step(self, fn):
+        def run(*args):
+            if self.capturing is not None:
+                self.capturing.calls.append((fn, args))
+            else:
+                fn(*args)
+        return run
+
+
+@torch.no_grad()
+def test_graph_runner_refreshes_static_buffers_on_every_call(monkeypatch):
+    """The triton runner's logic with the PyTorch steps and a stand-in for capture and replay:
+    the first call runs eagerly and captures; later calls replay, and each draws what cached
+    draws from that call's weights, uniforms, y, h and x0 (float64: exactly)."""
+    graphs = StandInGraphs()
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", graphs.Graph)
+    monkeypatch.setattr(torch.cuda, "graph", graphs.capture)
+    model = make_model(dtype=torch.float64, num_classes=3, cond_dim=2)
+    n, size, start = 2, (4, 3), 5
+    runner = None
+    for call in range(3):
+        g = torch.Generator().manual_seed(call)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+        kw = dict(y=torch.randint(0, 3, (n,), generator=g),
+                  h=torch.randn(n, 2, generator=g, dtype=torch.float64),
+                  uniforms=torch.rand(n, 3, *size, generator=g, dtype=torch.float64),
+                  temperature=0.9, start=start,
+                  x0=torch.randint(0, 256, (n, 3, *size), generator=g))
+        job = prepare(model, n, size, **kw)
+        if runner is None:
+            runner = triton._GraphRunner(job, lambda cache, x: (graphs.step(row_step),
+                                                                graphs.step(pixel_step)))
+        runner.load(job)
+        with progress_bar(job, False) as bar:
+            out = runner.run(bar)
+        assert torch.equal(out, pixelcnn.sample(model, n, size, method="cached", **kw)), call
+        assert graphs.replays == size[0] * call            # captured once, then replayed
