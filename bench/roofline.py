@@ -3,8 +3,8 @@
     python -m bench.roofline --preset cifar --device h100
 
 Per dtype and batch size it prints every step of one sampling call (a --size image): how many
-per batch, its kernel launches, programs, barriers (today: in-program; redesign: cross-SM
-syncs), bytes read, FLOPs, dependent chain, predicted time and what bounds it; then seconds
+per batch, its kernel launches, programs, barriers (today: in-program; triton-grid: grid
+barriers), bytes read, FLOPs, dependent chain, predicted time and what bounds it; then seconds
 per batch, ms per image and images/s, beside what bench/results/ measured on that device
 (bench.sample's JSON files and device-call logs, same model size, dtype and batch: the best).
 Everything follows from the config (layers L, channels H, kernel size k = 2p + 1, colour
@@ -18,12 +18,14 @@ Samplers modelled:
   program is a chain of K-loop iterations (load a weight tile, tl.dot), each waiting for one
   global-memory round trip or its tile's arithmetic: time = chain x max(T_MEM, tile FLOPs /
   the SM's rate); beyond that, bytes / bandwidth; at least one launch.
-- redesign (the targets): every SM works on every step - at batch 1 the columns of each
-  layer are split over all SMs, at 256 every SM is busy with its columns for all images - and
-  the pixel step's weights stay resident in shared memory. A step is a chain of cross-SM syncs
-  (the same data dependencies as today's barriers) plus its arithmetic at EFFICIENCY of the
-  measured matmul rate, plus its L2 traffic: time = syncs x T_SYNC + FLOPs / rate + bytes /
-  L2 bandwidth (no overlap assumed). The row step streams its (larger) weights.
+- triton-grid (kernels/sampler_row_gemm.py, sampler_pixel_grid.py): every SM works on every
+  step. The row step is L + 2 launches of batched-GEMM tiles over the B x W positions; the
+  sub-pixel step is 2L + 2 phases (2L + 3 at c = 0) of images x columns tiles, met at grid
+  barriers inside one persistent launch (bf16) or launched one by one (float32, whose
+  persistent form spills). A phase costs its barrier (T_SYNC) or launch, one global round
+  trip (T_MEM), its arithmetic at EFFICIENCY of the measured matmul rate and its weights
+  from L2 (not resident: each step re-reads them, ~9 MB at c = 0 for the cifar preset in
+  bf16, 1.6 us at the assumed L2 bandwidth, against ~30 phases of latency).
   Not modelled: cached (Python-bound: 2.1-2.6 ms per sub-pixel at every batch size on the
   H100, like on CPUs).
 
@@ -43,8 +45,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 import pixelcnn
 from pixelcnn.cli import Parser, at_least
+from pixelcnn.kernels.sampler_pixel_grid import tiles as pixel_tiles
+from pixelcnn.kernels.sampler_row_gemm import tiles as row_tiles
 
 from .common import ROOT, csv
 
@@ -76,10 +82,10 @@ DEVICES = {
 T_MEM = 0.24e-6       # one dependent global-memory round trip, ~475 cycles at 1.98 GHz: FITTED on
                       # triton bf16 batch 1 (0.770 s per image, H100)
 T_LAUNCH = 2e-6       # a dependent kernel launch in a CUDA graph: assumed, not yet measured here
-T_SYNC = 3 * T_MEM    # redesign: a cross-SM handoff (store + flag, poll, load): assumed
+T_SYNC = 3 * T_MEM    # triton-grid: a grid barrier (arrive: atomic, poll: atomics): assumed
+T_ITER = 0.05e-6      # triton-grid's row step: one pipelined K-loop iteration: assumed
 L2_BW = 5.5e12        # L2 -> SMs, bytes/s: assumed (in no datasheet, not measured here)
-EFFICIENCY = 0.5      # redesign: its small matmuls at half the measured dense rate: assumed
-RESIDENT = 0.75       # redesign: share of shared memory that may hold weights: assumed
+EFFICIENCY = 0.5      # triton-grid: its small matmuls at half the measured dense rate: assumed
 NAIVE_LAYER = 0.3e-3  # naive step: eager PyTorch's dispatch and launches per layer (FITTED with
 NAIVE_EFF = 0.25      # NAIVE_EFF on naive bf16, H100: 4.7 ms at batch 1, 66 ms at 256) and cuDNN's
                       # share of the matmul rate (TF32's, half of it, for float32: cuDNN's default)
@@ -95,10 +101,10 @@ class Step:
     count: int            # per batch
     launches: int | None  # kernel launches per step (None: naive's eager ops, not counted)
     programs: int | None
-    barriers: int | None  # per step: today in-program, redesign cross-SM syncs
+    barriers: int | None  # per step: today in-program, triton-grid grid barriers
     bytes: float          # read per step
     flops: float          # useful, per step
-    chain: int            # today: dependent K-iterations per program; redesign: syncs
+    chain: int            # dependent K-iterations per program (triton-grid pixel: phases)
     seconds: float        # per step
     bound: str
 
@@ -167,27 +173,51 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
             step("pixel c>0", h * w * (C - 1), programs, 2 * L + 2, wt["pixel"], other)]
 
 
-def redesign(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC) -> list:
-    """Every SM on every step; the pixel step's weights resident in shared memory."""
-    L, H, C = cfg.layers, cfg.channels, cfg.in_channels
-    (h, w), eb = size, DTYPE_BYTES[dtype]
+def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC) -> list:
+    """method="triton-grid" as its launchers configure it (kernels/sampler_row_gemm.py,
+    sampler_pixel_grid.py): per row, L + 2 launches of tiles (BM positions x BN columns),
+    each program a K loop over the taps; per sub-pixel, 2L + 2 phases (2L + 3 with the left
+    taps at c = 0) of BB images x BN columns tiles, met at grid barriers in one persistent
+    launch (bf16) or launched one by one (float32). A phase costs its dependency (a barrier
+    or a launch), one global round trip for its inputs (T_MEM; the weight loads behind it are
+    pipelined), its arithmetic at EFFICIENCY of the matmul rate and its weight traffic from
+    L2 (every image block reads its columns' weights: not resident between steps)."""
+    L, H, k, C = cfg.layers, cfg.channels, cfg.kernel_size, cfg.in_channels
+    p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
     wt = weights(cfg)
     compute = rate(dev, dtype) * EFFICIENCY
-    resident = (wt["pixel"] + wt["prev"]) * eb <= RESIDENT * dev.sms * dev.smem
+    persistent = dtype == "bf16"
+    torch_dtype = torch.bfloat16 if persistent else torch.float32
+    bb, bn = pixel_tiles(batch, H, torch_dtype)                     # the launchers' tiles
+    nb, nn = math.ceil(batch / bb), math.ceil(H / bn)
+    programs = min(dev.sms, L * nb * nn)
 
-    def step(name, count, launches, syncs, elements, streamed, columns):
-        exchange = syncs * batch * H * 2                  # bf16 activations through L2, once
-        data = exchange + (elements * eb if streamed else 0)
-        bw = L2_BW if elements * eb <= dev.l2 or not streamed else dev.hbm
-        useful = 2.0 * elements * batch * columns
-        terms = {"sync latency": syncs * t_sync, "compute": useful / compute,
-                 "L2 bandwidth" if bw == L2_BW else "HBM bandwidth": data / bw}
-        return Step("redesign", name, count, launches, dev.sms, syncs, data, useful, syncs,
+    def pixel(name, count, phases, elements):
+        hop = t_sync if persistent else T_LAUNCH
+        useful = 2.0 * elements * batch
+        data = nb * elements * eb + phases * batch * 2 * H * 4      # weights + activations
+        terms = {"sync latency" if persistent else "launch latency": (phases - 1) * hop
+                 + (0 if persistent else T_LAUNCH),
+                 "memory latency": phases * T_MEM, "compute": useful / compute,
+                 "L2 bandwidth": data / L2_BW}
+        return Step("triton-grid", name, count, 1 if persistent else phases, programs,
+                    phases - 1 if persistent else 0, data, useful, phases,
                     sum(terms.values()), bounded(terms)[1])
 
-    return [step("row", h - 1, 1, L + 1, wt["row"], True, w),
-            step("pixel c=0", h * w, 0, 2 * L + 2, wt["pixel"] + wt["prev"], not resident, 1),
-            step("pixel c>0", h * w * (C - 1), 0, 2 * L + 2, wt["pixel"], not resident, 1)]
+    positions = batch * w
+    bm, bn, _ = row_tiles(positions, torch_dtype)
+    nm = math.ceil(positions / bm)
+    row_useful = 2.0 * wt["row"] * positions
+    row_data = nm * wt["row"] * eb + 2 * L * positions * 2 * H * eb
+    iters = L * (p + 1) * k * math.ceil(H / BK)                     # the K loops, in order
+    row_terms = {"launch latency": (L + 2) * T_LAUNCH, "K-loop latency": iters * T_ITER,
+                 "compute": row_useful / compute,
+                 ("L2 bandwidth" if wt["row"] * eb <= dev.l2 else "HBM bandwidth"):
+                 row_data / (L2_BW if wt["row"] * eb <= dev.l2 else dev.hbm)}
+    row = Step("triton-grid", "row", h - 1, L + 2, nm * math.ceil(H / bn),
+               0, row_data, row_useful, iters, sum(row_terms.values()), bounded(row_terms)[1])
+    return [row, pixel("pixel c=0", h * w, 2 * L + 3, wt["pixel"] + wt["prev"]),
+            pixel("pixel c>0", h * w * (C - 1), 2 * L + 2, wt["pixel"])]
 
 
 def naive(cfg, dev: Device, dtype: str, batch: int, size) -> list:
@@ -206,7 +236,7 @@ def predict(cfg, device: str, dtype: str, batch: int, size=(32, 32), t_sync: flo
     out = {}
     for method, steps in (("naive", naive(cfg, dev, dtype, batch, size)),
                           ("triton", today(cfg, dev, dtype, batch, size)),
-                          ("redesign", redesign(cfg, dev, dtype, batch, size, t_sync))):
+                          ("triton-grid", grid(cfg, dev, dtype, batch, size, t_sync))):
         out[method] = (steps, sum(s.count * s.seconds for s in steps))
     return out
 
@@ -324,19 +354,19 @@ def main(argv=None) -> dict:
 
 
 def targets(cfg, device, size, meas) -> list:
-    """The redesign against issue 12's targets (bf16), and the sync cost each one tolerates:
-    a batch's time is linear in T_SYNC."""
+    """triton-grid against issue 12's targets (bf16), and the barrier cost each one
+    tolerates: a batch's time is linear in T_SYNC."""
     lines = []
     for batch, need, what in ((1, 50, "x naive"), (256, 500, "x naive"),
                               (256, 2000, "images/s")):
         naive_s = meas.get(("naive", "bf16", batch),
                            predict(cfg, device, "bf16", batch, size)["naive"][1])
         limit = naive_s / need if what == "x naive" else batch / need      # seconds per batch
-        at = lambda ts: predict(cfg, device, "bf16", batch, size, ts)["redesign"][1]
+        at = lambda ts: predict(cfg, device, "bf16", batch, size, ts)["triton-grid"][1]
         t0, t1 = at(0.0), at(T_SYNC)
         got = naive_s / t1 if what == "x naive" else batch / t1
         tolerated = (limit - t0) / (t1 - t0) * T_SYNC
-        lines.append(f"target bf16 batch {batch}: >= {need:,} {what}: redesign predicts "
+        lines.append(f"target bf16 batch {batch}: >= {need:,} {what}: triton-grid predicts "
                      f"{got:,.0f} ({'met' if t1 <= limit else 'MISSED'}); holds while a "
                      f"cross-SM sync costs <= {tolerated * 1e6:.2f} us (assumed "
                      f"{T_SYNC * 1e6:.2f})")

@@ -103,10 +103,13 @@ def _sampler_row_gemm_kernel(ph, x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bi
 
 
 def tiles(positions: int, dtype: torch.dtype) -> tuple:
-    """(BM positions, BN columns) per tile: small tiles while there are few positions (more
-    programs share the weights), for bf16 64 x 32 from 1,024 positions (a batch of 32 at
-    width 32; float32's exact products spill there)."""
-    return (64, 32) if positions >= 1024 and dtype == torch.bfloat16 else (32, 16)
+    """(BM positions, BN columns, warps) per tile: small tiles while there are few positions
+    (more programs share the weights); for bf16 64 x 32 from 1,024 positions (a batch of 32 at
+    width 32) and 128 x 64 from 4,096, which reads the weights from L2 a quarter as often
+    (float32's exact products spill in tiles that large)."""
+    if dtype != torch.bfloat16:
+        return 32, 16, 8
+    return (32, 16, 4) if positions < 1024 else (64, 32, 4) if positions < 4096 else (128, 64, 8)
 
 
 def sampler_row_gemm(cache, x, i: int):
@@ -120,12 +123,11 @@ def sampler_row_gemm(cache, x, i: int):
     check_device(x, w.wv)
     B, C, H, W = x.shape
     hd, L = w.hidden, w.layers
-    bm, bn = tiles(B * W, w.wv.dtype)
+    bm, bn, warps = tiles(B * W, w.wv.dtype)
     nm, nn = triton.cdiv(B * W, bm), triton.cdiv(hd, bn)
     args = (x, cache.vbuf, cache.v_pre, cache.row_bias, w.wv, cache.bias_v, w.wlink,
             cache.bias_h, i, (i - 1) % (w.pad + 1), B, C, H, W, hd, L, 2.0 / (w.levels - 1))
-    meta = dict(KS=w.kernel_size, BM=bm, BN=bn, BK=32, CP=pow2(C, 1), maxnreg=255,
-                num_warps=4 if w.wv.dtype == torch.bfloat16 else 8,   # as sampler_pixel_grid
-                **launch_flags(w.wv.dtype))
+    meta = dict(KS=w.kernel_size, BM=bm, BN=bn, BK=32, CP=pow2(C, 1), num_warps=warps,
+                maxnreg=255, **launch_flags(w.wv.dtype))
     for ph, programs in [(0, nm)] + [(1 + l, nm * nn) for l in range(L)] + [(L + 1, L * nm * nn)]:
         _sampler_row_gemm_kernel[(programs,)](ph, *args, **meta)
