@@ -1,0 +1,47 @@
+"""bench.roofline (issue 12, item 4): the performance model of the sampler's steps, as a
+command; it predicts from the launchers' own tiles and prints predicted beside measured."""
+import pytest
+
+import pixelcnn
+from bench import roofline
+from pixelcnn.kernels.sampler_pixel_grid import phases
+
+
+def test_grid_steps_follow_the_kernels():
+    """triton-grid's pixel step has one phase per launched phase of the kernel: 2L + 3 at
+    c = 0 (the left taps), 2L + 2 after; bf16 meets at grid barriers in one launch, float32
+    launches each phase."""
+    cfg = pixelcnn.preset("cifar")
+    L = cfg.layers
+    assert len(phases(L, 0)) == 2 * L + 3 and len(phases(L, 1)) == 2 * L + 2
+    for dtype, launches in (("bf16", 1), ("float32", 2 * L + 2)):
+        steps = {s.name: s for s in roofline.grid(cfg, roofline.DEVICES["h100"], dtype, 1,
+                                                    (32, 32))}
+        assert steps["pixel c=0"].chain == 2 * L + 3
+        assert steps["pixel c>0"].launches == launches
+        assert steps["row"].launches == L + 2 and steps["row"].count == 31
+        assert steps["pixel c=0"].count == 32 * 32 and steps["pixel c>0"].count == 2 * 32 * 32
+
+
+def test_a_batch_is_linear_in_the_barrier_cost():
+    cfg = pixelcnn.preset("cifar")
+    at = lambda t: roofline.predict(cfg, "h100", "bf16", 1, (32, 32), t)["triton-grid"][1]
+    assert at(2e-6) - at(1e-6) == pytest.approx(at(1e-6) - at(0.0))
+    assert at(1e-6) > at(0.0)
+
+
+def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
+    result = roofline.main(["--preset", "small", "--device", "h200", "--batches", "1,256",
+                            "--results", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
+    assert "predicted vs measured" in out and "H200" in out
+    assert out.count("target bf16") == 3
+    for method in ("naive", "triton", "triton-grid"):
+        assert f"  {method} " in out
+
+
+def test_bad_options_fail_in_one_line(capsys):
+    with pytest.raises(SystemExit):
+        roofline.main(["--dtypes", "fp8"])
+    assert "--dtypes: unknown ['fp8']" in capsys.readouterr().err
