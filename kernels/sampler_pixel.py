@@ -8,7 +8,7 @@ import triton.language as tl
 from .common import check_device, gate, gated_matmul_rows, launch_flags, matmul_rows, pow2
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["i", "j", "c"])   # one compile for every step
 def _sampler_pixel_fwd_kernel(x, u, cur, hbuf, row_bias, base, gated, scratch,
                               wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
                               i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, scale, temperature,

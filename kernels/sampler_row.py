@@ -8,7 +8,7 @@ import triton.language as tl
 from .common import check_device, gate, gated_matmul_rows, launch_flags, pow2
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["i"])   # one compile for every step
 def _sampler_row_fwd_kernel(x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bias_h,
                             i, B, C, HEIGHT, WIDTH, HD, L, scale,
                             KS: tl.constexpr, BW: tl.constexpr, BN: tl.constexpr,
