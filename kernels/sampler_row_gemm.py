@@ -105,11 +105,11 @@ def _sampler_row_gemm_kernel(ph, x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bi
 def tiles(positions: int, dtype: torch.dtype) -> tuple:
     """(BM positions, BN columns, warps) per tile: small tiles while there are few positions
     (more programs share the weights); for bf16 64 x 32 from 1,024 positions (a batch of 32 at
-    width 32) and 128 x 64 from 4,096, which reads the weights from L2 a quarter as often
+    width 32) and 128 x 32 from 4,096, which reads the weights from L2 half as often
     (float32's exact products spill in tiles that large)."""
     if dtype != torch.bfloat16:
         return 32, 16, 8
-    return (32, 16, 4) if positions < 1024 else (64, 32, 4) if positions < 4096 else (128, 64, 8)
+    return (32, 16, 4) if positions < 1024 else (64, 32, 4) if positions < 4096 else (128, 32, 8)
 
 
 def sampler_row_gemm(cache, x, i: int):

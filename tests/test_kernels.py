@@ -133,9 +133,9 @@ WRITTEN = ("v_pre", "row_bias", "base", "gated", "scratch")   # fully written be
 STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes, tile overrides)
     "program": (sampler_row, sampler_pixel, ["base", "gated", "cur"], {}),
     "grid": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"], {}),
-    # large-batch tiles on a small batch: 32 images x 16 columns, 128 positions x 64 columns
+    # large-batch tiles on a small batch: 32 images x 16 columns, 128 positions x 32 columns
     "grid-wide-tiles": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
-                        {row_gemm: lambda positions, dtype: (128, 64, 8),
+                        {row_gemm: lambda positions, dtype: (128, 32, 8),
                          pixel_grid: lambda batch, hidden, dtype: (32, 16)}),
 }
 
