@@ -86,3 +86,32 @@ def gated_matmul_rows(acc_f, acc_g, a_ptrs, a_ok, w_ptr, K, n, n_ok, HD,
         acc_f = mm(a, tl.load(wp, mask=w_ok, other=0.0), acc_f, BF16, INTERPRET)
         acc_g = mm(a, tl.load(wp + HD, mask=w_ok, other=0.0), acc_g, BF16, INTERPRET)
     return acc_f, acc_g
+
+
+@triton.jit
+def vertical_taps(f, g, ring, w, w_ok, wv, i, HD, WP, n, n_ok,
+                  KS: tl.constexpr, BK: tl.constexpr, BF16: tl.constexpr,
+                  INTERPRET: tl.constexpr):
+    """f, g + a layer's vertical stack at output columns w of the row above row i: the
+    (p+1) x k taps of its ring buffer (rows i-1-p .. i-1 in slots (i + r) % (p+1), padded rows
+    of WP = width + 2p positions; ring: a [rows] or scalar base) against wv, that layer's
+    [(p+1) * k * HD, 2 HD] weights."""
+    KH: tl.constexpr = KS // 2 + 1
+    for r in tl.static_range(KH):                                    # rows i-1-p .. i-1
+        row = ring + ((i + r) % KH) * WP * HD
+        for s in tl.static_range(KS):                                # columns w-p .. w+p
+            f, g = gated_matmul_rows(f, g, row + (w + s) * HD, w_ok,
+                                     wv + (r * KS + s) * HD * 2 * HD,
+                                     HD, n, n_ok, HD, BK, BF16, INTERPRET)
+    return f, g
+
+
+@triton.jit
+def inverse_cdf(logits, v_ok, u, temperature, LEVELS):
+    """Per row of logits [B, V] (levels masked by v_ok): #{v : cdf(v) < u} under
+    softmax(logits / temperature), at most LEVELS - 1 - as pixelcnn.cache.inverse_cdf."""
+    logits = tl.where(v_ok[None, :], logits / temperature, float("-inf"))
+    e = tl.exp(logits - tl.max(logits, 1)[:, None])
+    cdf = tl.cumsum(e, 1) / tl.sum(e, 1)[:, None]
+    val = tl.sum(tl.where(v_ok[None, :] & (cdf < u[:, None]), 1, 0), 1)
+    return tl.minimum(val, LEVELS - 1)

@@ -5,7 +5,8 @@ cache (GatedCache's buffers, L1/L2-resident), with a barrier between writer and 
 import triton
 import triton.language as tl
 
-from .common import check_device, gate, gated_matmul_rows, launch_flags, matmul_rows, pow2
+from .common import (check_device, gate, gated_matmul_rows, inverse_cdf, launch_flags,
+                     matmul_rows, pow2)
 
 
 @triton.jit(do_not_specialize=["i", "j", "c"])   # one compile for every step
@@ -91,12 +92,8 @@ def _sampler_pixel_fwd_kernel(x, u, cur, hbuf, row_bias, base, gated, scratch,
         logits = tl.zeros((BB, LVP), tl.float32) + tl.load(b2 + c * LEVELS + v, mask=v_ok, other=0.0).to(tl.float32)[None, :]
         logits = matmul_rows(logits, scratch + bb * 2 * HD + HD, b_ok, w2 + c * LEVELS, HD, v,
                              v_ok, C * LEVELS, BK, BF16, INTERPRET)
-        logits = tl.where(v_ok[None, :], logits / temperature, float("-inf"))
-        e = tl.exp(logits - tl.max(logits, 1)[:, None])              # inverse CDF of softmax
-        cdf = tl.cumsum(e, 1) / tl.sum(e, 1)[:, None]
         uu = tl.load(u + ((bb * C + c) * HEIGHT + i) * WIDTH + j, mask=b_ok, other=0.0)
-        val = tl.sum(tl.where(v_ok[None, :] & (cdf < uu[:, None]), 1, 0), 1)
-        val = tl.minimum(val, LEVELS - 1)
+        val = inverse_cdf(logits, v_ok, uu, temperature, LEVELS)
         tl.store(x + ((bb * C + c) * HEIGHT + i) * WIDTH + j, val.to(x.dtype.element_ty), mask=b_ok)
         pix = tl.where(ch[None, :] == c, val[:, None].to(tl.float32) * scale - 1.0, pix)
     if LAST:                                 # the complete pixel: first layer's input at j

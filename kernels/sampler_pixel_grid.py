@@ -31,7 +31,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import check_device, gate, gated_matmul_rows, launch_flags, matmul_rows, pow2
+from .common import (check_device, gate, gated_matmul_rows, inverse_cdf, launch_flags,
+                     matmul_rows, pow2)
 from .grid import grid_barrier
 
 CG: tl.constexpr = tl.constexpr(".cg")     # activations: from L2, never a stale L1 line
@@ -39,17 +40,24 @@ OUT_IMAGES: tl.constexpr = tl.constexpr(16)  # images per tile of the out phase
 
 
 @triton.jit
+def _tile(t, B, HD, BB: tl.constexpr, BN: tl.constexpr):
+    """Tile t of a layer's images x columns grid, ceil(B / BB) * ceil(HD / BN) tiles: its
+    images bb, columns n, and their masks."""
+    NN = tl.cdiv(HD, BN)
+    bb = t // NN * BB + tl.arange(0, BB)
+    n = t % NN * BN + tl.arange(0, BN)
+    b_ok, n_ok = bb < B, n < HD
+    return bb, n, b_ok, n_ok, b_ok[:, None] & n_ok[None, :]
+
+
+@triton.jit
 def _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
           P: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
           BF16: tl.constexpr, INTERPRET: tl.constexpr):
-    NB = tl.cdiv(B, BB)
-    NN = tl.cdiv(HD, BN)
-    for t in range(pid, L * NB * NN, nprog):
-        l = t // (NB * NN)
-        bb = (t // NN) % NB * BB + tl.arange(0, BB)
-        n = t % NN * BN + tl.arange(0, BN)
-        b_ok, n_ok = bb < B, n < HD
-        ok = b_ok[:, None] & n_ok[None, :]
+    per_layer = tl.cdiv(B, BB) * tl.cdiv(HD, BN)
+    for t in range(pid, L * per_layer, nprog):
+        l = t // per_layer
+        bb, n, b_ok, n_ok, ok = _tile(t % per_layer, B, HD, BB, BN)
         rb = row_bias + ((l * B + bb[:, None]) * WIDTH + j) * 2 * HD + n[None, :]
         f = tl.load(rb, mask=ok, other=0.0).to(tl.float32)
         g = tl.load(rb + HD, mask=ok, other=0.0).to(tl.float32)
@@ -65,13 +73,8 @@ def _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
 def _gate(pid, nprog, l, x, hbuf, base, gated, wh_cur, i, j, B, C, HEIGHT, WIDTH, HD, L,
           scale, P: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
           CP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
-    NB = tl.cdiv(B, BB)
-    NN = tl.cdiv(HD, BN)
-    for t in range(pid, NB * NN, nprog):
-        bb = t // NN * BB + tl.arange(0, BB)
-        n = t % NN * BN + tl.arange(0, BN)
-        b_ok, n_ok = bb < B, n < HD
-        ok = b_ok[:, None] & n_ok[None, :]
+    for t in range(pid, tl.cdiv(B, BB) * tl.cdiv(HD, BN), nprog):
+        bb, n, b_ok, n_ok, ok = _tile(t, B, HD, BB, BN)
         bp = base + (l * B + bb[:, None]) * 2 * HD + n[None, :]
         f = tl.load(bp, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32)
         g = tl.load(bp + HD, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32)
@@ -97,13 +100,8 @@ def _gate(pid, nprog, l, x, hbuf, base, gated, wh_cur, i, j, B, C, HEIGHT, WIDTH
 def _residual(pid, nprog, l, hbuf, gated, skip, wres, bres, wskip, bskip, j, B, WIDTH, HD, L,
               P: tl.constexpr, SAMPLE: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
               BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
-    NB = tl.cdiv(B, BB)
-    NN = tl.cdiv(HD, BN)
-    for t in range(pid, NB * NN, nprog):
-        bb = t // NN * BB + tl.arange(0, BB)
-        n = t % NN * BN + tl.arange(0, BN)
-        b_ok, n_ok = bb < B, n < HD
-        ok = b_ok[:, None] & n_ok[None, :]
+    for t in range(pid, tl.cdiv(B, BB) * tl.cdiv(HD, BN), nprog):
+        bb, n, b_ok, n_ok, ok = _tile(t, B, HD, BB, BN)
         g_rows = gated + (bb * L + l) * HD
         res = tl.zeros((BB, BN), tl.float32) + tl.load(bres + l * HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
         res = matmul_rows(res, g_rows, b_ok, wres + l * HD * HD, HD, n, n_ok, HD,
@@ -128,13 +126,8 @@ def _hidden(pid, nprog, second, gated, skip, scratch, wskip, bskip, w1, b1, B, H
             BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
             BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """The head's two hidden activations: relu(skip sum) (second=False), relu(1x1) (True)."""
-    NB = tl.cdiv(B, BB)
-    NN = tl.cdiv(HD, BN)
-    for t in range(pid, NB * NN, nprog):
-        bb = t // NN * BB + tl.arange(0, BB)
-        n = t % NN * BN + tl.arange(0, BN)
-        b_ok, n_ok = bb < B, n < HD
-        ok = b_ok[:, None] & n_ok[None, :]
+    for t in range(pid, tl.cdiv(B, BB) * tl.cdiv(HD, BN), nprog):
+        bb, n, b_ok, n_ok, ok = _tile(t, B, HD, BB, BN)
         if second:
             a = tl.zeros((BB, BN), tl.float32) + tl.load(b1 + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
             a = matmul_rows(a, scratch + bb * 2 * HD, b_ok, w1, HD, n, n_ok, HD,
@@ -171,12 +164,8 @@ def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, i, j, c, B, C, HEIGHT, WIDTH, 
             logits = tl.zeros((BB, LVP), tl.float32) + tl.load(b2 + c * LEVELS + v, mask=v_ok, other=0.0).to(tl.float32)[None, :]
             logits = matmul_rows(logits, scratch + bb * 2 * HD + HD, b_ok, w2 + c * LEVELS, HD,
                                  v, v_ok, C * LEVELS, 16, BF16, INTERPRET, CG)   # [16, LVP] tiles
-            logits = tl.where(v_ok[None, :], logits / temperature, float("-inf"))
-            e = tl.exp(logits - tl.max(logits, 1)[:, None])          # inverse CDF of softmax
-            cdf = tl.cumsum(e, 1) / tl.sum(e, 1)[:, None]
             uu = tl.load(u + ((bb * C + c) * HEIGHT + i) * WIDTH + j, mask=b_ok, other=0.0)
-            val = tl.sum(tl.where(v_ok[None, :] & (cdf < uu[:, None]), 1, 0), 1)
-            val = tl.minimum(val, LEVELS - 1)
+            val = inverse_cdf(logits, v_ok, uu, temperature, LEVELS)
             tl.store(x + ((bb * C + c) * HEIGHT + i) * WIDTH + j, val.to(x.dtype.element_ty),
                      mask=b_ok)
             pix = tl.where(ch[None, :] == c, val[:, None].to(tl.float32) * scale - 1.0, pix)

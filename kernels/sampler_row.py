@@ -5,7 +5,7 @@ One program per image runs all layers in order: layer l + 1 reads the row layer 
 import triton
 import triton.language as tl
 
-from .common import check_device, gate, gated_matmul_rows, launch_flags, pow2
+from .common import check_device, gate, gated_matmul_rows, launch_flags, pow2, vertical_taps
 
 
 @triton.jit(do_not_specialize=["i"])   # one compile for every step
@@ -38,12 +38,8 @@ def _sampler_row_fwd_kernel(x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bias_h,
             bias = bias_v + (l * B + b) * 2 * HD + n
             f = tl.zeros((BW, BN), tl.float32) + tl.load(bias, mask=n_ok, other=0.0).to(tl.float32)[None, :]
             g = tl.zeros((BW, BN), tl.float32) + tl.load(bias + HD, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-            for r in tl.static_range(KH):                            # rows i-1-P .. i-1
-                row = ring + ((i + r) % KH) * WP * HD
-                for s in tl.static_range(KS):                        # columns j-P .. j+P
-                    f, g = gated_matmul_rows(f, g, row + (w + s) * HD, w_ok,
-                                             wv + ((l * KH + r) * KS + s) * HD * 2 * HD,
-                                             HD, n, n_ok, HD, BK, BF16, INTERPRET)
+            f, g = vertical_taps(f, g, ring, w, w_ok, wv + l * KH * KS * HD * 2 * HD, i, HD,
+                                 WP, n, n_ok, KS, BK, BF16, INTERPRET)
             tl.store(pre[:, None] + n[None, :], f.to(v_pre.dtype.element_ty), mask=ok2)
             tl.store(pre[:, None] + HD + n[None, :], g.to(v_pre.dtype.element_ty), mask=ok2)
             if l + 1 < L:                                            # next layer's input

@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import check_device, gate, gated_matmul_rows, launch_flags, pow2
+from .common import check_device, gate, gated_matmul_rows, launch_flags, pow2, vertical_taps
 
 
 @triton.jit
@@ -49,12 +49,8 @@ def _vertical(l, i, vbuf, v_pre, wv, bias_v, B, WIDTH, HD, L, slot,
     f = tl.load(bias, mask=ok, other=0.0).to(tl.float32)
     g = tl.load(bias + HD, mask=ok, other=0.0).to(tl.float32)
     ring = vbuf + (l * B + b) * KH * WP * HD                         # [BM] this layer's rings
-    for r in tl.static_range(KH):                                    # rows i-1-P .. i-1
-        row = ring + ((i + r) % KH) * WP * HD
-        for s in tl.static_range(KS):                                # columns w-P .. w+P
-            f, g = gated_matmul_rows(f, g, row + (w + s) * HD, m_ok,
-                                     wv + ((l * KH + r) * KS + s) * HD * 2 * HD,
-                                     HD, n, n_ok, HD, BK, BF16, INTERPRET)
+    f, g = vertical_taps(f, g, ring, w, m_ok, wv + l * KH * KS * HD * 2 * HD, i, HD, WP,
+                         n, n_ok, KS, BK, BF16, INTERPRET)
     pre = v_pre + ((l * B + b[:, None]) * WIDTH + w[:, None]) * 2 * HD + n[None, :]
     tl.store(pre, f.to(v_pre.dtype.element_ty), mask=ok)
     tl.store(pre + HD, g.to(v_pre.dtype.element_ty), mask=ok)
