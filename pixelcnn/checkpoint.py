@@ -116,8 +116,13 @@ def load_payload(path) -> dict:
     return payload
 
 
-def load(path, map_location="cpu", return_metadata: bool = False):
-    """The model saved at path (in eval mode), and its metadata if return_metadata."""
+def load(path, map_location="cpu", return_metadata: bool = False, ema: bool = True):
+    """The model saved at path (in eval mode), and its metadata if return_metadata.
+
+    A checkpoint trained with --ema holds two sets of weights: the raw ones (state_dict) and
+    their exponential moving average (metadata "ema"). The EMA weights are what a user wants
+    to evaluate and sample (they score better), so they load by default; ema=False loads the
+    raw ones. metadata["weights"] says which were loaded: "ema" or "raw"."""
     payload = load_payload(path)
     try:
         config = ModelConfig.from_dict(payload["config"])
@@ -129,5 +134,14 @@ def load(path, map_location="cpu", return_metadata: bool = False):
     except (KeyError, RuntimeError) as e:
         raise ValueError(f"checkpoint {path}: weights do not match its config {config} "
                          f"({str(e).splitlines()[0]})") from None
+    metadata = dict(payload.get("metadata", {}))
+    metadata["weights"] = "raw"
+    if ema and metadata.get("ema") is not None:
+        try:
+            model.load_state_dict(metadata["ema"])
+        except (KeyError, RuntimeError) as e:
+            raise ValueError(f"checkpoint {path}: its EMA weights do not match its config "
+                             f"{config} ({str(e).splitlines()[0]})") from None
+        metadata["weights"] = "ema"
     model.to(map_location).eval()
-    return (model, payload.get("metadata", {})) if return_metadata else model
+    return (model, metadata) if return_metadata else model

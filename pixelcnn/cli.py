@@ -76,12 +76,13 @@ def set_threads(threads: Optional[int]):
         torch.set_num_threads(threads)
 
 
-def fresh(path: Path) -> Path:
+def fresh(path: Path, siblings=()) -> Path:
     """path if nothing exists there, else the first free `stem-2.suffix`, `stem-3.suffix`, ...
-    Default outputs go through this, so a second run never replaces the first one's files."""
+    Default outputs go through this, so a second run never replaces the first one's files.
+    siblings: other suffixes written beside it (".npz"), which must be free too."""
     path = candidate = Path(path)
     k = 2
-    while candidate.exists():
+    while candidate.exists() or any(candidate.with_suffix(s).exists() for s in siblings):
         candidate = path.with_name(f"{path.stem}-{k}{path.suffix}")
         k += 1
     return candidate

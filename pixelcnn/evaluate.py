@@ -34,13 +34,13 @@ def labels_for(model, y: torch.Tensor):
 
 
 @torch.no_grad()
-def evaluate(model, loader, device="cpu", progress: bool = False) -> dict:
-    """Mean bits/dim over every image the loader yields, with its standard error (std of
-    per-image bits/dim / sqrt(n)); for levels == 2 also nats per image. float32, eval mode."""
+def per_image_bits(model, loader, device="cpu", progress: bool = False) -> torch.Tensor:
+    """bits/dim of every image the loader yields, float64 [n] on the CPU (float32 model,
+    eval mode). Empty when the loader yields nothing (a rank's empty share)."""
     from tqdm.auto import tqdm
     was_training = model.training
     model.eval()
-    per_image = []
+    per_image = [torch.zeros(0, dtype=torch.float64)]
     try:
         for x, y in tqdm(loader, desc="evaluate", leave=False, disable=not progress):
             x = x.to(device, non_blocking=True)
@@ -49,19 +49,32 @@ def evaluate(model, loader, device="cpu", progress: bool = False) -> dict:
             per_image.append(bits_per_dim(logits, x, reduction="none").double().cpu())
     finally:
         model.train(was_training)
-    if not per_image:
-        raise ValueError("evaluate: the loader yielded no images")
-    bpd = torch.cat(per_image)
+    return torch.cat(per_image)
+
+
+def summarize(bpd: torch.Tensor, levels: int, dims: int) -> dict:
+    """Mean bits/dim of per-image figures with its standard error (std / sqrt(n)); for
+    levels == 2 also nats per image (dims: sub-pixels per image)."""
     n = len(bpd)
+    if not n:
+        raise ValueError("evaluate: the loader yielded no images")
     stderr = float(bpd.std() / math.sqrt(n)) if n > 1 else float("nan")
     out = {"bits_per_dim": float(bpd.mean()), "stderr": stderr, "n": n}
-    cfg = model.config
-    if cfg.levels == 2:
-        dims = x[0].numel()
+    if levels == 2:
         nats = bpd * dims * math.log(2)
         out["nats_per_image"] = float(nats.mean())
         out["nats_stderr"] = float(nats.std() / math.sqrt(n)) if n > 1 else float("nan")
     return out
+
+
+def evaluate(model, loader, device="cpu", progress: bool = False) -> dict:
+    """Mean bits/dim over every image the loader yields, with its standard error (std of
+    per-image bits/dim / sqrt(n)); for levels == 2 also nats per image. float32, eval mode."""
+    bpd = per_image_bits(model, loader, device, progress)
+    if not len(bpd):
+        raise ValueError("evaluate: the loader yielded no images")
+    dims = next(iter(loader))[0][0].numel() if model.config.levels == 2 else 0
+    return summarize(bpd, model.config.levels, dims)
 
 
 def describe(result: dict, info: dict) -> str:
@@ -89,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=at_least(1), help="evaluate only the first N images")
     p.add_argument("--workers", type=at_least(0), default=0, help="DataLoader worker processes")
     p.add_argument("--no-download", action="store_true", help="never try to download data")
+    p.add_argument("--no-ema", action="store_true",
+                   help="score the raw weights of a checkpoint trained with --ema (default: "
+                        "its EMA weights)")
     p.add_argument("--json", help="also write the result to this JSON file")
     p.add_argument("--progress", default="auto", choices=["auto", "on", "off"],
                    help="progress bar (auto: on a terminal; otherwise a start line)")
@@ -102,7 +118,8 @@ def main(argv=None) -> dict:
         device = resolve_device(args.device)
         if args.json and Path(args.json).is_dir():
             raise ValueError(f"--json {args.json} is a folder: give a file path")
-        model, meta = checkpoint.load(args.checkpoint, map_location=device, return_metadata=True)
+        model, meta = checkpoint.load(args.checkpoint, map_location=device,
+                                      return_metadata=True, ema=not args.no_ema)
         cfg = model.config
         name = args.dataset or meta.get("dataset")
         if not name:
@@ -128,9 +145,9 @@ def main(argv=None) -> dict:
         print(f"scoring {len(data)} images of {data.name} ({args.split}) on {device}...",
               flush=True)
     result = evaluate(model, loader, device, progress=bar)
-    print(describe(result, data.info()))
+    print(describe(result, data.info()) + (" (EMA weights)" if meta["weights"] == "ema" else ""))
     out = {**result, **data.info(), "checkpoint": str(args.checkpoint),
-           "epoch": meta.get("epoch"), "config": cfg.to_dict()}
+           "epoch": meta.get("epoch"), "weights": meta["weights"], "config": cfg.to_dict()}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

@@ -99,7 +99,8 @@ class PixelCNNBase(nn.Module):
                 f"(img * {cfg.levels - 1}).round().long() for floats in [0, 1]")
         if x.dim() != 4 or x.shape[1] != cfg.in_channels:
             raise ValueError(f"x must have shape [B, {cfg.in_channels}, H, W], got {list(x.shape)}")
-        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= cfg.levels):
+        if x.numel() and not torch.compiler.is_compiling() and \
+                (int(x.min()) < 0 or int(x.max()) >= cfg.levels):   # a graph break: eager only
             raise ValueError(f"x values must lie in [0, {cfg.levels}), got min {int(x.min())} "
                              f"max {int(x.max())}")
 
@@ -117,7 +118,8 @@ class PixelCNNBase(nn.Module):
                 or y.shape[0] != batch:
             got = f"{y.dtype} {list(y.shape)}" if isinstance(y, torch.Tensor) else type(y).__name__
             raise ValueError(f"y must be an integer tensor of shape [{batch}], got {got}")
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= n):
+        if y.numel() and not torch.compiler.is_compiling() and \
+                (int(y.min()) < 0 or int(y.max()) >= n):
             raise ValueError(f"y values must lie in [0, {n}), got min {int(y.min())} "
                              f"max {int(y.max())}")
 

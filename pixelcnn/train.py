@@ -1,11 +1,17 @@
-"""Train a PixelCNN on a data set.
+"""Train a PixelCNN on a data set, in one process or many.
 
     python -m pixelcnn.train --dataset mnist --preset small --epochs 1 --data-dir ../shared/datasets
+    torchrun --standalone --nproc_per_node 4 -m pixelcnn.train --dataset cifar --preset cifar ...
 
 Adam with warmup and a per-step learning-rate schedule, gradient-norm clipping, bf16 autocast
-on a GPU; every epoch: test bits/dim, a checkpoint (with the optimizer and RNG state, so
-`--resume` continues exactly as if never stopped) and, every --sample-every epochs, a PNG
-grid of samples. Metrics go to OUT/metrics.jsonl (and TensorBoard when installed).
+on a GPU, optional gradient accumulation (--accumulate), EMA weights (--ema) and
+torch.compile (--compile). Under torchrun every rank trains on its share of each global batch
+(--batch-size is the global batch: results do not depend on the number of processes) with
+DistributedDataParallel, and rank 0 alone writes. Every epoch (and every --checkpoint-every
+updates): a checkpoint with the optimizer, EMA, position in the epoch and every rank's RNG,
+so `--resume` continues exactly as if never stopped; every epoch: test bits/dim (EMA and raw
+weights) and, every --sample-every epochs, a PNG grid of samples. Metrics go to
+OUT/metrics.jsonl (and TensorBoard when installed).
 """
 from __future__ import annotations
 
@@ -19,15 +25,16 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .config import MODEL_KINDS, PRESETS, preset
 from .data import DATASETS, canonical, load_dataset, make_loader
 from .cli import RUNS, Parser, eval_batch_size, fail, fresh, resolve_device
-from .evaluate import describe, evaluate
+from .distributed import World
+from .evaluate import describe, per_image_bits, summarize
 from .images import save_grid
-from .likelihood import bits_per_dim
 from .models import build
 from .sampling import METHODS, available_methods, sample
+from .training import GlobalBatches, TrainState, lr_at, train_step  # noqa: F401 (the API)
 
 try:
     from torch.utils.tensorboard import SummaryWriter
@@ -64,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-download", action="store_true", help="never try to download data")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=1, help="total epochs (0: only evaluate and sample)")
-    o.add_argument("--batch-size", type=int, default=64)
+    o.add_argument("--batch-size", type=int, default=64,
+                   help="the GLOBAL batch of one update, split over --accumulate micro-batches "
+                        "and the processes of a torchrun")
+    o.add_argument("--accumulate", type=int, default=1,
+                   help="micro-batches per update (gradients summed; one GPU reproduces the "
+                        "update of many)")
     o.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (Adam)")
     o.add_argument("--schedule", default="exp", choices=["exp", "cosine", "constant"],
                    help="exp: lr * lr_decay**step; cosine: to lr/10 at the last step of --epochs")
@@ -74,12 +86,21 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--seed", type=int, default=0)
     o.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     o.add_argument("--no-amp", action="store_true", help="no bf16 autocast on a GPU")
+    o.add_argument("--ema", type=float, default=0.0,
+                   help="keep an exponential moving average of the weights with this decay "
+                        "(e.g. 0.9995; 0: off). Evaluation, sampling and bench use it")
+    o.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    o.add_argument("--dist-backend", default="auto", choices=distributed.BACKENDS,
+                   help="under torchrun: auto (NCCL on CUDA, gloo on the CPU), nccl or gloo")
     w = p.add_argument_group("output")
     w.add_argument("--out", help="output folder (default: a new runs/DATASET-MODEL-COND-PRESET, "
                                  "numbered -2, -3, ... when taken; with --resume: the "
                                  "checkpoint's folder). A folder holding another run is refused")
     w.add_argument("--resume", help="continue from this checkpoint (its model and settings; "
                                     "flags given explicitly override the settings)")
+    w.add_argument("--checkpoint-every", type=int, default=0,
+                   help="also write the checkpoint every N updates (0: at the end of each "
+                        "epoch only); a killed run loses at most N updates")
     w.add_argument("--sample-every", type=int, default=1, help="sample grid every N epochs (0: at the end only)")
     w.add_argument("--n-samples", type=int, default=16)
     w.add_argument("--sample-method", default="auto",
@@ -122,15 +143,21 @@ def resolve_args(parser, argv):
         if "out" not in given:
             merged["out"] = str(Path(args.resume).parent)
         args = argparse.Namespace(**merged)
-    for flag in ("epochs", "limit_train", "limit_test", "workers", "sample_every", "warmup"):
+    for flag in ("epochs", "limit_train", "limit_test", "workers", "sample_every", "warmup",
+                 "checkpoint_every"):
         if getattr(args, flag) is not None and getattr(args, flag) < 0:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 0")
     for flag in ("batch_size", "n_samples", "eval_batch_size", "log_every", "limit_train",
-                 "limit_test"):
+                 "limit_test", "accumulate"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1")
     if not args.lr > 0 or not 0 < args.lr_decay <= 1:
         raise ValueError("--lr must be > 0 and --lr-decay in (0, 1]")
+    if args.ema and not 0 < args.ema < 1:
+        raise ValueError(f"--ema must be in (0, 1), e.g. 0.9995 (0: off); got {args.ema}")
+    if args.accumulate > args.batch_size:
+        raise ValueError(f"--accumulate {args.accumulate} is more micro-batches than the "
+                         f"--batch-size {args.batch_size} has images")
     args.dataset = canonical(args.dataset)
     return args, payload
 
@@ -151,25 +178,17 @@ def model_config(args, data):
                   layers=args.layers, channels=args.channels, kernel_size=args.kernel_size)
 
 
-def lr_at(step: int, args, total_steps: int) -> float:
-    """Linear warmup, then the schedule (a function of the step alone, so resuming is exact)."""
-    warm = min(1.0, (step + 1) / args.warmup) if args.warmup else 1.0
-    if args.schedule == "exp":
-        return args.lr * warm * args.lr_decay ** step
-    if args.schedule == "cosine":
-        t = min(1.0, step / max(1, total_steps - 1))
-        return args.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
-    return args.lr * warm
-
-
 class Logger:
-    """Metrics as JSON lines (OUT/metrics.jsonl) and, when installed, TensorBoard scalars."""
+    """Metrics as JSON lines (OUT/metrics.jsonl) and, when installed, TensorBoard scalars.
+    Rank 0 writes; on the other ranks of a distributed run every call is a no-op."""
 
-    def __init__(self, out: Path):
-        self.file = open(out / "metrics.jsonl", "a")
-        self.tb = SummaryWriter(str(out / "tb")) if SummaryWriter is not None else None
+    def __init__(self, out: Path, main: bool = True):
+        self.file = open(out / "metrics.jsonl", "a") if main else None
+        self.tb = SummaryWriter(str(out / "tb")) if main and SummaryWriter is not None else None
 
     def log(self, **row):
+        if self.file is None:
+            return
         self.file.write(json.dumps(row) + "\n")
         self.file.flush()
         if self.tb is not None:
@@ -178,7 +197,8 @@ class Logger:
                     self.tb.add_scalar(k, v, row.get("step", 0))
 
     def close(self):
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
         if self.tb is not None:
             self.tb.close()
 
@@ -213,21 +233,25 @@ def check_sample_method(model, method: str, device):
                          f"on {device}; available here: {', '.join(available)}")
 
 
-def settings_lines(args, config, model, train, test, device, out, amp) -> str:
+def settings_lines(args, config, model, train, test, device, out, amp, world: World) -> str:
     """The run in a few lines (everything else is in OUT/config.json)."""
     params = sum(p.numel() for p in model.parameters())
     steps = math.ceil(len(train) / args.batch_size)
     verified = lambda d: "verified" if d.data_verified else "NOT verified"
+    extras = [f"{world.size} processes (DDP)" if world.distributed else "",
+              f"{args.accumulate} micro-batches per update" if args.accumulate > 1 else "",
+              f"EMA {args.ema:g}" if args.ema else "", "torch.compile" if args.compile else ""]
     return "\n".join([
         f"run: {out}{' (resumed)' if args.resume else ''} | device {device}"
-        f"{' | bf16 autocast' if amp else ''}",
+        f"{' | bf16 autocast' if amp else ''}"
+        + "".join(f" | {e}" for e in extras if e),
         f"model: {config.model}, {config.layers} layers x {config.channels} channels, "
         f"k{config.kernel_size}, {config.levels} levels, {params:,} parameters"
         + (f", {config.num_classes} classes" if config.num_classes else ""),
         f"data: {train.name} train {len(train):,} images ({verified(train)}), test "
         f"{len(test):,} ({verified(test)}), {'x'.join(map(str, train.image_size))}x"
         f"{train.in_channels}",
-        f"optimisation: {args.epochs} epoch(s) x {steps} steps, batch {args.batch_size}, Adam lr "
+        f"optimisation: {args.epochs} epoch(s) x {steps} steps, global batch {args.batch_size}, Adam lr "
         f"{args.lr:g} ({args.schedule}, warmup {args.warmup}), clip {args.clip:g}, seed {args.seed}",
         f"all settings: {out / 'config.json'}"])
 
@@ -265,76 +289,65 @@ def load_model(args, config, device):
     which must be that config; on device."""
     if not args.resume:
         return build(config).to(device)
-    model = checkpoint.load(args.resume)
+    model = checkpoint.load(args.resume, ema=False)
     if model.config != config:
         raise ValueError(f"{args.resume} holds {model.config}, but the data set gives {config}")
     return model.to(device)
 
 
 def setup(parser, argv):
-    """Settings, device, data, model and output folder, all checked before any long work: a
-    bad value exits 2 with one line. Returns (args, resume payload or None, device, train,
-    test, model, out)."""
+    """Settings, process group, device, data, model and output folder, all checked before any
+    long work: a bad value exits 2 with one line. Returns (args, resume payload or None,
+    world, device, train, test, model, out)."""
     try:
         args, payload = resolve_args(parser, argv)
-        device = resolve_device(args.device)
+        world, device = distributed.init(resolve_device(args.device), args.dist_backend)
         torch.manual_seed(args.seed)
         train, test = load_data(args)
         model = load_model(args, model_config(args, train), device)
         check_sample_method(model, args.sample_method, device)
-        out = output_folder(args)
+        if args.ema and payload is not None and payload["metadata"].get("ema") is None:
+            raise ValueError(f"--ema {args.ema:g}: {args.resume} has no EMA weights to continue; "
+                             "resume without --ema, or start a new run with it")
+        out, why = None, None
+        if world.main:                 # one rank picks the folder (runs/NAME-2, ...) for all
+            try:
+                out = output_folder(args)
+            except ValueError as e:
+                why = str(e)
+        out, why = distributed.broadcast((out, why), world)
+        if why:
+            raise ValueError(why)
     except (ValueError, FileNotFoundError) as e:
         fail(parser.prog, str(e))
-    return args, payload, device, train, test, model, out
+    return args, payload, world, device, train, test, model, out
 
 
-def start_run(args, model, train, test, device, out, amp):
+def start_run(args, model, train, test, device, out, amp, world: World):
     """Create the output folder, print the settings in a few lines and write them all (the
-    resolved flags, model config, device and data) to OUT/config.json."""
-    out.mkdir(parents=True, exist_ok=True)
+    resolved flags, model config, device and data) to OUT/config.json: rank 0 only."""
     args.out = str(out)
-    print(settings_lines(args, model.config, model, train, test, device, out, amp), flush=True)
+    torch.backends.cudnn.benchmark = device.type == "cuda"    # fixed shapes: pick fast kernels
+    if not world.main:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    print(settings_lines(args, model.config, model, train, test, device, out, amp, world),
+          flush=True)
     (out / "config.json").write_text(json.dumps({"args": vars(args),
                                                  "config": model.config.to_dict(),
-                                                 "device": str(device), "train": train.info(),
+                                                 "device": str(device), "world_size": world.size,
+                                                 "train": train.info(),
                                                  "test": test.info()}, indent=2) + "\n")
-    torch.backends.cudnn.benchmark = device.type == "cuda"    # fixed shapes: pick fast kernels
-
-
-class TrainState:
-    """All that a run needs to continue exactly as if never stopped: the model, the Adam
-    optimizer, the step and epoch counters and the RNG. state_dict() and load_state_dict()
-    are the one place that says what that is: a new part (EMA weights) is one more key in
-    both."""
-
-    def __init__(self, model, lr: float, device):
-        self.model, self.device = model, device
-        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
-        self.step, self.epoch = 0, 0
-
-    def state_dict(self) -> dict:
-        """The state as references to the live tensors (copy it to keep it while training)."""
-        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
-        return {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "step": self.step, "epoch": self.epoch,
-                "rng": {"torch": torch.get_rng_state(), "cuda": cuda}}
-
-    def load_state_dict(self, state: dict):
-        """Continue from a state_dict(): weights, Adam moments, counters, RNG."""
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.step, self.epoch = state["step"], state["epoch"]
-        torch.set_rng_state(state["rng"]["torch"])
-        if self.device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
 
 
 def save_checkpoint(state: TrainState, path, **metadata):
     """Write state as a checkpoint: the weights where checkpoint.save puts any model's, the
-    rest as metadata keys of the same names (optimizer, step, epoch, rng) beside metadata."""
+    rest (optimizer, step, epoch, batch, world_size, rng, ema) as metadata keys of those
+    names beside metadata. Every rank calls it (the RNG states are gathered); rank 0 writes."""
     saved = state.state_dict()
     del saved["model"]          # checkpoint.save writes state.model's weights itself
-    checkpoint.save(state.model, path, **saved, **metadata)
+    if state.world.main:
+        checkpoint.save(state.model, path, **saved, **metadata)
 
 
 def resumed_state(payload: dict) -> dict:
@@ -342,104 +355,130 @@ def resumed_state(payload: dict) -> dict:
     return {"model": payload["state_dict"], **payload["metadata"]}
 
 
-def train_step(state: TrainState, x, y, args, total_steps: int, amp: bool):
-    """One optimizer step on the batch (x, y): the scheduled lr, the forward pass (bf16
-    autocast when amp), bits/dim, backward, gradient-norm clip (--clip), Adam. Returns the
-    loss and the gradient norm before clipping, as tensors (no GPU sync here). Gradient
-    accumulation will loop over micro-batches of (x, y) here."""
-    model, opt = state.model, state.opt
-    x = x.to(state.device, non_blocking=True)
-    y = y.to(state.device) if model.config.num_classes else None
-    for group in opt.param_groups:
-        group["lr"] = lr_at(state.step, args, total_steps)
-    with torch.autocast(state.device.type, dtype=torch.bfloat16, enabled=amp):
-        logits = model(x, y=y)
-    loss = bits_per_dim(logits, x)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
-                                          args.clip if args.clip > 0 else float("inf"))
-    opt.step()
-    state.step += 1
-    return loss.detach(), norm
+def score_test(model, test, args, state: TrainState) -> dict:
+    """evaluate()'s result for model on the test set: each rank scores its contiguous share
+    and the per-image figures are gathered in order, so the result is one process's."""
+    world = state.world
+    share = distributed.shard(range(len(test)), world)
+    loader = make_loader(torch.utils.data.Subset(test, share),
+                         args.eval_batch_size or eval_batch_size(state.device),
+                         workers=args.workers, device=state.device)
+    bits = per_image_bits(model, loader, state.device)
+    return summarize(torch.cat(distributed.gather(bits, world)), model.config.levels,
+                     test.in_channels * test.image_size[0] * test.image_size[1])
 
 
-def train_epoch(state: TrainState, args, train, total_steps: int, amp: bool, logger):
-    """One pass over the training set (shuffled by --seed and the epoch), with a progress bar
-    of the smoothed loss and a metrics line every --log-every steps. Returns (images, s)."""
+def train_epoch(state: TrainState, args, train, total_steps: int, amp: bool, logger, save):
+    """The rest of the current epoch (all of it, or from the global batch a resumed state
+    stopped at), with a progress bar of the smoothed loss (rank 0), a metrics line every
+    --log-every updates and save() every --checkpoint-every updates. Returns (images, s)."""
     state.model.train()
     train.set_epoch(state.epoch)
-    loader = make_loader(train, args.batch_size, shuffle=True,
-                         seed=args.seed * 1000 + state.epoch, workers=args.workers,
-                         device=state.device)
-    no_bar = {"auto": None, "on": False, "off": True}[args.progress]   # tqdm's disable=
-    bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{args.epochs}", disable=no_bar)
+    batches = GlobalBatches(len(train), args.batch_size, args.seed * 1000 + state.epoch,
+                            args.accumulate, state.world, skip=state.batch)
+    loader = torch.utils.data.DataLoader(train, sampler=batches, batch_size=None,
+                                         num_workers=args.workers,
+                                         pin_memory=state.device.type == "cuda")
+    no_bar = {"auto": None, "on": False, "off": True}[args.progress] if state.world.main else True
+    bar = tqdm(loader, desc=f"epoch {state.epoch + 1}/{args.epochs}", disable=no_bar,
+               initial=state.batch, total=len(batches) + state.batch)
     t0, seen, smooth = time.time(), 0, None
-    for x, y in bar:
-        loss, norm = train_step(state, x, y, args, total_steps, amp)
-        lr, seen = state.opt.param_groups[0]["lr"], seen + len(x)
-        if state.step % 10 == 1 or state.step % args.log_every == 0:
-            smooth = loss.item() if smooth is None else 0.9 * smooth + 0.1 * loss.item()
+    for b, (x, y) in enumerate(bar, start=state.batch):
+        layout = batches.layout(b)
+        loss, norm = train_step(state, x, y, args, total_steps, amp, layout)
+        state.batch, seen = b + 1, seen + layout[0]
+        lr, due = state.opt.param_groups[0]["lr"], state.step % args.log_every == 0
+        if state.step % 10 == 1 or due:
+            loss = float(distributed.all_sum(loss))         # the global batch's mean
+            smooth = loss if smooth is None else 0.9 * smooth + 0.1 * loss
             bar.set_postfix(bpd=f"{smooth:.3f}", lr=f"{lr:.2e}")
-        if state.step % args.log_every == 0:
-            logger.log(step=state.step, epoch=state.epoch + 1, train_bpd=loss.item(), lr=lr,
+        if due:
+            logger.log(step=state.step, epoch=state.epoch + 1, train_bpd=loss, lr=lr,
                        grad_norm=float(norm), images_per_s=seen / (time.time() - t0))
+        if args.checkpoint_every and state.step % args.checkpoint_every == 0 \
+                and state.batch < len(batches) + batches.skip:
+            save()
     bar.close()
-    state.epoch += 1
+    state.epoch, state.batch = state.epoch + 1, 0
     return seen, time.time() - t0
 
 
-def end_of_epoch(state: TrainState, args, train, test, test_loader, logger, seen, seconds):
-    """Test bits/dim, a metrics line, the checkpoint and then, when due, a sample grid (the
-    checkpoint first: a failing sampler never costs the epoch). In a distributed run this is
-    rank 0's work only. Returns evaluate()'s result."""
+def end_of_epoch(state: TrainState, args, train, test, logger, seen, seconds, save):
+    """Test bits/dim (of the EMA weights, and of the raw ones beside them, with --ema), a
+    metrics line, the checkpoint and then, when due, a sample grid (the checkpoint first: a
+    failing sampler never costs the epoch). Rank 0 writes and samples. Returns the result."""
     epoch, out = state.epoch, Path(args.out)
-    result = evaluate(state.model, test_loader, state.device)
+    result = score_test(state.eval_model(), test, args, state)
+    raw = score_test(state.model, test, args, state) if state.ema is not None else None
     logger.log(step=state.step, epoch=epoch, test_bpd=result["bits_per_dim"],
                test_stderr=result["stderr"], epoch_time_s=seconds, images_per_s=seen / seconds,
-               data_verified=test.data_verified)
-    print(f"epoch {epoch}: {seen / seconds:.1f} images/s, {seconds:.0f} s; "
-          + describe(result, test.info()))
-    save_checkpoint(state, out / "checkpoint.pt", dataset=args.dataset, split="test",
-                    bits_per_dim=result["bits_per_dim"], bits_per_dim_stderr=result["stderr"],
-                    test_n=result["n"], data_verified=test.data_verified and train.data_verified,
-                    image_size=list(test.image_size), args=vars(args))
-    print(f"checkpoint: {out / 'checkpoint.pt'}")
-    if epoch == args.epochs or (args.sample_every and epoch % args.sample_every == 0):
-        path = sample_grid(state.model, args, test, epoch, out / f"samples_epoch{epoch:03d}.png",
-                           state.device)
-        print(f"samples: {path}")
+               data_verified=test.data_verified,
+               **({"test_bpd_raw": raw["bits_per_dim"]} if raw else {}))
+    save(result, raw)
+    if state.world.main:
+        print(f"epoch {epoch}: {seen / seconds:.1f} images/s, {seconds:.0f} s; "
+              + describe(result, test.info()) + (" (EMA weights)" if raw else ""))
+        if raw:
+            print(f"  raw weights: {raw['bits_per_dim']:.4f} ± {raw['stderr']:.4f} bits/dim")
+        print(f"checkpoint: {out / 'checkpoint.pt'}")
+        if epoch == args.epochs or (args.sample_every and epoch % args.sample_every == 0):
+            path = sample_grid(state.eval_model(), args, test, epoch,
+                               out / f"samples_epoch{epoch:03d}.png", state.device)
+            print(f"samples: {path}")
+    distributed.barrier()
     return result
 
 
 def main(argv=None):
     """Train as the flags say (see build_parser); returns the final test result, also written
-    to OUT/results.json."""
+    to OUT/results.json (by rank 0)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args, payload, device, train, test, model, out = setup(build_parser(), argv)
+    args, payload, world, device, train, test, model, out = setup(build_parser(), argv)
     amp = device.type == "cuda" and not args.no_amp
-    start_run(args, model, train, test, device, out, amp)
-    state = TrainState(model, args.lr, device)
+    start_run(args, model, train, test, device, out, amp, world)
+    state = TrainState(model, args.lr, device, ema=args.ema, world=world, compile=args.compile)
     if payload is not None:
-        state.load_state_dict(resumed_state(payload))
-        print(f"resumed from {args.resume}: epoch {state.epoch}, step {state.step}")
+        note = state.load_state_dict(resumed_state(payload))
+        if world.main:
+            print(f"resumed from {args.resume}: epoch {state.epoch}, step {state.step}"
+                  + (f", global batch {state.batch} of the epoch" if state.batch else "")
+                  + (f"; {note}" if note else ""))
     total_steps = args.epochs * math.ceil(len(train) / args.batch_size)
-    test_loader = make_loader(test, args.eval_batch_size or eval_batch_size(device),
-                              workers=args.workers, device=device)
-    logger = Logger(out)
+    logger = Logger(out, world.main)
+    last = {"result": None, "raw": None}
+
+    def save(result=None, raw=None):
+        """The checkpoint (every rank calls; rank 0 writes): with the latest test result."""
+        if result is not None:
+            last.update(result=result, raw=raw)
+        r, r_raw = last["result"] or {}, last["raw"]
+        save_checkpoint(state, out / "checkpoint.pt", dataset=args.dataset, split="test",
+                        bits_per_dim=r.get("bits_per_dim"),
+                        bits_per_dim_stderr=r.get("stderr"), test_n=r.get("n"),
+                        data_verified=test.data_verified and train.data_verified,
+                        image_size=list(test.image_size), args=vars(args),
+                        **({"bits_per_dim_raw": r_raw["bits_per_dim"]} if r_raw else {}))
+
     result = None
-    while state.epoch < args.epochs:
-        seen, seconds = train_epoch(state, args, train, total_steps, amp, logger)
-        result = end_of_epoch(state, args, train, test, test_loader, logger, seen, seconds)
-    if result is None:   # --epochs 0 (or already trained that far): evaluate and sample only
-        result = evaluate(model, test_loader, device)
-        print(describe(result, test.info()))
-        path = sample_grid(model, args, test, state.epoch, out / "samples.png", device)
-        print(f"samples: {path}")
-    final = {**result, **test.info(), "epoch": state.epoch, "step": state.step,
-             "config": model.config.to_dict()}
-    (out / "results.json").write_text(json.dumps(final, indent=2) + "\n")
-    logger.close()
+    try:
+        while state.epoch < args.epochs:
+            seen, seconds = train_epoch(state, args, train, total_steps, amp, logger, save)
+            result = end_of_epoch(state, args, train, test, logger, seen, seconds, save)
+        if result is None:   # --epochs 0 (or already trained that far): evaluate and sample
+            result = score_test(state.eval_model(), test, args, state)
+            if world.main:
+                print(describe(result, test.info()))
+                path = sample_grid(state.eval_model(), args, test, state.epoch,
+                                   out / "samples.png", device)
+                print(f"samples: {path}")
+        final = {**result, **test.info(), "epoch": state.epoch, "step": state.step,
+                 "weights": "raw" if state.ema is None else "ema",
+                 "config": model.config.to_dict()}
+        if world.main:
+            (out / "results.json").write_text(json.dumps(final, indent=2) + "\n")
+    finally:
+        logger.close()
+        distributed.shutdown()
     return final
 
 

@@ -13,13 +13,13 @@ PACKAGE = Path(pixelcnn.__file__).parent
 KERNELS = Path(pixelcnn.kernels.__file__).parent
 
 TIERS = [   # a module may import its own tier and earlier ones
-    {"config", "likelihood", "data", "images", "cli", "version"},     # no model knowledge
+    {"config", "likelihood", "data", "images", "cli", "version", "distributed"},  # no models
     {"layers"},
     {"models"},
     {"packing", "checkpoint", "cache"},                                # the packed layout
     {"kernels"},
     {"sampling"},
-    {"evaluate", "train", "sample", "sample_cli", "__init__"},        # command lines, the API
+    {"evaluate", "training", "train", "sample", "sample_cli", "__init__"},  # CLIs, the API
 ]
 
 

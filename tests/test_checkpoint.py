@@ -133,7 +133,7 @@ def test_version_1_loads_with_warning(tmp_path):
                 "state_dict": model.state_dict(), "metadata": {"epoch": 4}}, tmp_path / "v1.pt")
     with pytest.warns(UserWarning, match="cannot be verified; re-saving it with pixelcnn.save"):
         loaded, meta = pixelcnn.load(tmp_path / "v1.pt", return_metadata=True)
-    assert meta == {"epoch": 4}
+    assert meta == {"epoch": 4, "weights": "raw"}        # "weights": which set was loaded
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                   loaded.state_dict().values()))
 

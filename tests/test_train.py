@@ -77,7 +77,8 @@ def test_train_state_round_trips(tmp_path):
     assert straight["step"] == 2 and loss.ndim == 0 and norm > 0
     assert not same(straight["model"], memory["model"])                 # step 2 did train
     payload = checkpoint.load_payload(tmp_path / "c.pt")
-    assert set(payload["metadata"]) == {"optimizer", "step", "epoch", "rng", "note", "versions"}
+    assert set(payload["metadata"]) == {"optimizer", "step", "epoch", "batch", "world_size",
+                                        "rng", "note", "versions"}
     for seed, saved in [(1, memory), (2, resumed_state(payload))]:
         torch.manual_seed(seed)
         b = TrainState(pixelcnn.build(config), args.lr, cpu)
@@ -128,8 +129,9 @@ def test_checkpoint_metadata_keys(root):
     _, meta = pixelcnn.load(root / "k" / "checkpoint.pt", return_metadata=True)
     assert set(meta) == {"dataset", "split", "epoch", "step", "bits_per_dim",
                          "bits_per_dim_stderr", "test_n", "data_verified", "image_size", "args",
-                         "optimizer", "rng", "versions"}
-    assert set(meta["rng"]) == {"torch", "cuda"}
+                         "optimizer", "rng", "versions", "batch", "world_size", "weights"}
+    assert len(meta["rng"]) == 1 and set(meta["rng"][0]) == {"torch", "cuda"}   # one per rank
+    assert meta["weights"] == "raw" and meta["world_size"] == 1 and meta["batch"] == 0
     assert set(meta["optimizer"]) == {"state", "param_groups"} and meta["split"] == "test"
 
 
