@@ -1,11 +1,13 @@
-"""Data sets as integer images: MNIST, binarized MNIST, Fashion-MNIST, CIFAR-10, image folders.
+"""Data sets as integer images: MNIST, binarized MNIST, Fashion-MNIST, CIFAR-10, downsampled
+ImageNet (32x32, 64x64), image folders.
 
 Every data set is held in memory as one uint8 tensor [N, C, H, W] of sub-pixels in
 [0, levels) plus long labels [N], and yields (x, y) pairs. Files are found under one data
 root (`data_dir`, else $PIXELCNN_DATA, else ./data), in our layout or torchvision's; where
 a network exists, missing files are downloaded from the standard URLs. Every file is checked
 against the original's md5: a mismatch warns, and `dataset.data_verified` (which every
-result must carry) is True only when every file matched a known checksum.
+result must carry) is True only when every file matched a known checksum. Downsampled ImageNet
+is never downloaded (image-net.org needs a login) and has no known checksums.
 """
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ import hashlib
 import io
 import os
 import pickle
+import re
 import tarfile
 import urllib.request
 import warnings
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Optional
@@ -57,10 +61,21 @@ MD5 = {  # the sums torchvision checks
 }
 CIFAR_BATCHES = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
 IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-DATASETS = ("mnist", "binarized-mnist", "fashion-mnist", "cifar", "cifar-exact", "folder:PATH")
+# Downsampled ImageNet (Chrabaszcz, Loshchilov & Hutter 2017), the npz archives unzipped:
+# the official folder names of each split; the train batches train_data_batch_1..10.npz are
+# split over the folders (64x64: part1 and part2), the test split is val_data.npz.
+IMAGENET_FOLDERS = {32: {"train": ("Imagenet32_train_npz",), "test": ("Imagenet32_val_npz",)},
+                    64: {"train": ("Imagenet64_train_part1_npz", "Imagenet64_train_part2_npz"),
+                         "test": ("Imagenet64_val_npz",)}}
+IMAGENET_URL = "https://image-net.org/download-images.php"
+IMAGENET_TRAIN_BATCHES = 10
+IMAGENET_CLASSES = 1000
+DATASETS = ("mnist", "binarized-mnist", "fashion-mnist", "cifar", "cifar-exact", "imagenet32",
+            "imagenet64", "folder:PATH")
 ALIASES = {"bmnist": "binarized-mnist", "binary-mnist": "binarized-mnist",
            "fashion": "fashion-mnist", "fmnist": "fashion-mnist", "cifar10": "cifar",
-           "cifar10-exact": "cifar-exact"}
+           "cifar10-exact": "cifar-exact", "imagenet-32": "imagenet32",
+           "imagenet-64": "imagenet64"}
 TIMEOUT = 10  # seconds per download request: never hang without a network
 SHARED = Path("../shared/datasets")   # the offline copies beside a checkout (the README's path)
 
@@ -318,6 +333,160 @@ def load_cifar(split: str, root: Path, origin: str, download_ok: bool, exact: bo
     return images, labels, ok
 
 
+# ---------------------------------------------------------------------------- ImageNet 32/64
+
+def imagenet_dirs(size: int, split: str, root: Path):
+    """The candidate layouts, in search order, each a tuple of folders read together: the
+    official folder names under root and under root/imagenetS, then root/imagenetS itself."""
+    official = IMAGENET_FOLDERS[size][split]
+    sub = root / f"imagenet{size}"
+    return [tuple(root / f for f in official), tuple(sub / f for f in official), (sub,)]
+
+
+def imagenet_files(size: int, split: str, root: Path):
+    """The split's .npz files in the first layout that has any (train batches sorted by number:
+    batch_10 after batch_9, any subset of them), else None."""
+    for dirs in imagenet_dirs(size, split, root):
+        if split == "test":
+            files = [d / "val_data.npz" for d in dirs if (d / "val_data.npz").is_file()]
+            if files:
+                return files[:1]
+            continue
+        numbered = {}
+        for d in dirs:
+            for f in d.glob("train_data_batch_*.npz") if d.is_dir() else ():
+                m = re.fullmatch(r"train_data_batch_(\d+)\.npz", f.name)
+                if not (m and f.is_file()):
+                    continue
+                k = int(m.group(1))
+                if k in numbered:
+                    raise ValueError(f"train batch {k} of ImageNet{size}x{size} is there twice, "
+                                     f"{numbered[k]} and {f}: delete one of them")
+                numbered[k] = f
+        if numbered:
+            return [numbered[k] for k in sorted(numbered)]
+    return None
+
+
+def npz_shape(z: zipfile.ZipFile, key: str, path: Path):
+    """(shape, dtype) of array `key` in an open .npz without reading its values."""
+    with z.open(key + ".npy") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        else:      # rare (utf-8 headers): read the array itself
+            with np.load(path, allow_pickle=False) as npz:
+                a = npz[key]
+            shape, dtype = a.shape, a.dtype
+    return shape, dtype
+
+
+def imagenet_batch_info(path: Path, size: int):
+    """A Downsampled ImageNet .npz checked without reading its images: (number of images,
+    labels 0-based int64). ValueError naming the file and the fix if it is not one."""
+    fix = (f"delete it and download it again from {IMAGENET_URL} (the ImageNet{size}x{size} "
+           "npz archives)")
+    try:
+        with zipfile.ZipFile(path) as z:
+            keys = {n[:-4] for n in z.namelist() if n.endswith(".npy")}
+            missing = [k for k in ("data", "labels") if k not in keys]
+            if missing:
+                raise ValueError(f"{path} is not a Downsampled ImageNet batch: it has no "
+                                 f"{' or '.join(repr(k) for k in missing)} array (it holds: "
+                                 f"{', '.join(sorted(keys)) or 'nothing'}); {fix}")
+            shape, dtype = npz_shape(z, "data", path)
+        with np.load(path, allow_pickle=False) as npz:
+            labels = np.asarray(npz["labels"])
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as e:
+        raise ValueError(f"{path} is not a readable .npz file ({type(e).__name__}: "
+                         f"{str(e)[:100]}); {fix}") from None
+    except ValueError as e:
+        if str(e).startswith(str(path)):
+            raise
+        raise ValueError(f"{path} is not a readable Downsampled ImageNet batch "
+                         f"({str(e)[:100]}); {fix}") from None
+    row = 3 * size * size
+    if len(shape) != 2 or shape[1] != row:
+        other = {3 * s * s: s for s in (8, 16, 32, 64)}.get(shape[-1] if shape else None)
+        hint = f" (rows of {other}x{other} images: use --dataset imagenet{other})" \
+            if other and other != size and other in IMAGENET_FOLDERS else \
+            f" (rows of {other}x{other} images)" if other and other != size else ""
+        raise ValueError(f"{path}: 'data' has shape {tuple(shape)}, but ImageNet{size}x{size} "
+                         f"rows hold 3*{size}*{size} = {row} values, shape [N, {row}]{hint}; "
+                         f"{fix}")
+    if not (np.issubdtype(dtype, np.integer) or dtype == np.bool_):
+        raise ValueError(f"{path}: 'data' is {dtype}, not uint8 pixel values; {fix}")
+    if labels.ndim != 1 or labels.shape[0] != shape[0]:
+        raise ValueError(f"{path}: {shape[0]} images but 'labels' has shape "
+                         f"{tuple(labels.shape)}; {fix}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{path}: 'labels' are {labels.dtype}, not integers 1..1000; {fix}")
+    if len(labels) and (labels.min() < 1 or labels.max() > IMAGENET_CLASSES):
+        zero = " (0-based? the official files count classes from 1)" \
+            if labels.min() == 0 and labels.max() < IMAGENET_CLASSES else ""
+        raise ValueError(f"{path}: labels range over {labels.min()}..{labels.max()}, not "
+                         f"1..{IMAGENET_CLASSES}{zero}; {fix}")
+    return shape[0], labels.astype(np.int64) - 1
+
+
+def load_imagenet(size: int, split: str, root: Path, origin: str):
+    """images uint8 [N, 3, size, size], labels 0..999, verified (always False: no known sums).
+
+    The batches are read one at a time into one preallocated tensor, so the peak memory is
+    the data set plus one batch file: ImageNet32 train is 1.28M x 3 KB = 3.8 GB, ImageNet64
+    train 1.28M x 12 KB = 15.1 GB (plus its largest batch, about 1.6 GB, while loading)."""
+    files = imagenet_files(size, split, root)
+    if files is None:
+        folders = IMAGENET_FOLDERS[size]
+        wanted = "{train_data_batch_1..10.npz}" if split == "train" else "val_data.npz"
+        searched = [f"{d}/{wanted}" for dirs in imagenet_dirs(size, split, root) for d in dirs]
+        train = " and ".join(f"DIR/{f}/" for f in folders["train"])
+        layout = (f"Put the unzipped npz archives in this layout: {train} holding "
+                  f"train_data_batch_1.npz .. train_data_batch_10.npz"
+                  f"{' between them' if len(folders['train']) > 1 else ''}, and "
+                  f"DIR/{folders['test'][0]}/val_data.npz (or all the .npz files directly in "
+                  f"DIR/imagenet{size}/). Any subset of the train batches will do for a try.")
+        raise not_found(f"Downsampled ImageNet {size}x{size} ({split} split)", root, origin,
+                        searched, "not possible, the files need an image-net.org login: sign "
+                        f"in at {IMAGENET_URL} and use \"Download downsampled image data "
+                        "(32x32, 64x64)\"", layout)
+    infos = [imagenet_batch_info(f, size) for f in files]
+    n = sum(k for k, _ in infos)
+    if split == "train":
+        numbers = [int(re.search(r"\d+", f.name).group()) for f in files]
+        folders = sorted({str(f.parent) for f in files})
+        print(f"imagenet{size}: {len(files)} of the {IMAGENET_TRAIN_BATCHES} train batches "
+              f"found (batch {', '.join(map(str, numbers))}; {n:,} images) in "
+              f"{', '.join(folders)}" + ("" if len(files) >= IMAGENET_TRAIN_BATCHES else
+                                         ": a subset, not the full ImageNet training set"),
+              flush=True)
+    ok = verify(files[0].parent, None, f"Downsampled ImageNet {size}x{size}")
+    images = torch.empty((n, 3, size, size), dtype=torch.uint8)
+    labels = torch.from_numpy(np.concatenate([lab for _, lab in infos]))
+    start = 0
+    for f, (k, _) in zip(files, infos):
+        try:
+            with np.load(f, allow_pickle=False) as npz:
+                data = npz["data"]
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as e:
+            raise ValueError(f"{f} is not a readable .npz file ({type(e).__name__}: "
+                             f"{str(e)[:100]}); delete it and download it again from "
+                             f"{IMAGENET_URL}") from None
+        if data.dtype != np.uint8:
+            if data.size and (data.min() < 0 or data.max() > 255):
+                raise ValueError(f"{f}: 'data' values range over {data.min()}..{data.max()}, "
+                                 f"not 0..255; delete it and download it again from "
+                                 f"{IMAGENET_URL}")
+            data = data.astype(np.uint8)
+        # row = all size*size red values, then green, then blue
+        images[start:start + k] = torch.from_numpy(data.reshape(k, 3, size, size))
+        start += k
+        del data
+    return images, labels, ok
+
+
 # ---------------------------------------------------------------------------- image folders
 
 def load_folder(path: Path, split: str, image_size: int):
@@ -367,6 +536,15 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return torch.cat(out).round().clamp(0, 255).to(torch.uint8)
 
 
+def quantize(images: torch.Tensor, levels: int) -> torch.Tensor:
+    """uint8 values 0..255 -> 0..levels-1 (x * levels // 256), in place, a chunk at a time (no
+    full-size int16 copy of a large data set)."""
+    for i in range(0, len(images), 1024):
+        chunk = images[i:i + 1024]
+        chunk.copy_(chunk.to(torch.int32).mul_(levels).div_(256, rounding_mode="floor"))
+    return images
+
+
 def canonical(name: str) -> str:
     """The data set's canonical name (aliases resolved); ValueError if unknown."""
     name = ALIASES.get(name.lower(), name.lower()) if not name.startswith("folder:") else name
@@ -381,10 +559,15 @@ def load_dataset(name: str, split: str = "train", data_dir=None, levels: Optiona
                  seed: int = 0) -> ImageDataset:
     """The named data set's split as an ImageDataset.
 
-    name: mnist | binarized-mnist | fashion-mnist | cifar | cifar-exact | folder:PATH.
+    name: mnist | binarized-mnist | fashion-mnist | cifar | cifar-exact | imagenet32 |
+    imagenet64 | folder:PATH.
     levels: values per sub-pixel (default 256; binarized MNIST: 2), reduced from 256 by
     x * levels // 256. image_size: resize to image_size x image_size (folders: default 32).
     seed: the binarization seed of the training split (the test split always uses seed 0).
+    download: fetch missing files where a network exists (never for ImageNet, which needs a
+    login). imagenet32 / imagenet64: Downsampled ImageNet (1000 classes, labels 0..999, the
+    test split is the validation set), held in RAM: train 3.8 GB (32x32) or 15 GB (64x64),
+    more while --image-size resizes it; see `load_imagenet`.
     """
     name = canonical(name)
     if split not in ("train", "test"):
@@ -404,6 +587,9 @@ def load_dataset(name: str, split: str = "train", data_dir=None, levels: Optiona
         images, labels, ok = load_idx_pair("FashionMNIST", split, root, origin, download, FASHION_URLS)
     elif name in ("cifar", "cifar-exact"):
         images, labels, ok = load_cifar(split, root, origin, download, exact=name == "cifar-exact")
+    elif name in ("imagenet32", "imagenet64"):
+        images, labels, ok = load_imagenet(int(name[-2:]), split, root, origin)
+        num_classes = IMAGENET_CLASSES
     else:
         path = Path(name[len("folder:"):]).expanduser()
         images, labels, num_classes = load_folder(path, split, image_size or 32)
@@ -411,7 +597,7 @@ def load_dataset(name: str, split: str = "train", data_dir=None, levels: Optiona
     if image_size:
         images = resize(images, image_size)
     if levels < 256 and not binarize:
-        images = (images.to(torch.int16) * levels // 256).to(torch.uint8)
+        images = quantize(images, levels)
     return ImageDataset(images, labels, name=name, split=split, levels=levels,
                         num_classes=num_classes, data_verified=ok, binarize=binarize,
                         seed=seed if split == "train" else 0)

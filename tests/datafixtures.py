@@ -1,5 +1,6 @@
-"""Tiny on-disk data sets in the real formats (idx .gz, CIFAR pickles and tarball, image
-folders), and where the real data sets live (../shared/datasets, or $PIXELCNN_TEST_DATA)."""
+"""Tiny on-disk data sets in the real formats (idx .gz, CIFAR pickles and tarball, Downsampled
+ImageNet .npz batches, image folders), and where the real data sets live (../shared/datasets,
+or $PIXELCNN_TEST_DATA)."""
 import gzip
 import io
 import os
@@ -84,3 +85,42 @@ def write_folder(d: Path, n=12, classes=("cats", "dogs"), mode="RGB", seed=0):
         sub.mkdir(parents=True, exist_ok=True)
         img.save(sub / f"img{k:03d}.png")
     return d
+
+
+IMAGENET_TRAIN = {32: ("Imagenet32_train_npz",),
+                  64: ("Imagenet64_train_part1_npz", "Imagenet64_train_part2_npz")}
+IMAGENET_VAL = {32: "Imagenet32_val_npz", 64: "Imagenet64_val_npz"}
+
+
+def imagenet_batch(n, size, seed, train=True):
+    """One Downsampled ImageNet batch as the originals hold it: data uint8 [n, 3*size*size]
+    (all red values of an image, then green, then blue), labels a list of ints 1..1000 and,
+    in train batches, the mean image."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(0, 256, (n, 3 * size * size), dtype=np.uint8)
+    out = {"data": data, "labels": [int(v) for v in rng.integers(1, 1001, n)]}
+    if train:
+        out["mean"] = data.mean(0)
+    return out
+
+
+def write_imagenet(root: Path, size=32, batches=(1, 2, 10), n=5, n_val=4, layout="official"):
+    """Downsampled ImageNet npz files (n images per train batch, numbered `batches`; n_val
+    validation images) under root. layout: "official" (root/Imagenet32_train_npz/... and
+    root/Imagenet32_val_npz/val_data.npz; 64x64: batches 1-5 in ..._part1_npz, the others in
+    ..._part2_npz), "nested" (the same under root/imagenetSIZE/) or "flat" (every file in
+    root/imagenetSIZE/). Returns {"train": [(number, batch)] in numeric order, "test": batch}."""
+    base = root / f"imagenet{size}" if layout in ("nested", "flat") else root
+    train_dirs = [base] * 2 if layout == "flat" else [base / f for f in IMAGENET_TRAIN[size]]
+    val_dir = base if layout == "flat" else base / IMAGENET_VAL[size]
+    out = {"train": []}
+    for k in sorted(batches):
+        batch = imagenet_batch(n, size, seed=k)
+        d = train_dirs[0 if k <= 5 else -1]
+        d.mkdir(parents=True, exist_ok=True)
+        np.savez(d / f"train_data_batch_{k}.npz", **batch)
+        out["train"].append((k, batch))
+    out["test"] = imagenet_batch(n_val, size, seed=100, train=False)
+    val_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(val_dir / "val_data.npz", **out["test"])
+    return out
