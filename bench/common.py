@@ -75,9 +75,11 @@ def machine_line(m: dict) -> str:
 
 # ---------------------------------------------------------------------------- model
 
-def load_model(checkpoint: Optional[str], dataset: Optional[str], device, dtype: str):
+def load_model(checkpoint: Optional[str], dataset: Optional[str], device, dtype: str,
+               ema: bool = True):
     """(model in eval mode on device and dtype, metadata, path). Without a checkpoint: the
-    shipped model of the data set; ValueError saying what to do when there is none."""
+    shipped model of the data set; ValueError saying what to do when there is none. The EMA
+    weights of a checkpoint trained with --ema unless ema=False (metadata["weights"])."""
     if checkpoint is None:
         name = dataset or "cifar"
         path = DEFAULT_CHECKPOINTS.get(name)
@@ -91,7 +93,7 @@ def load_model(checkpoint: Optional[str], dataset: Optional[str], device, dtype:
                 f"{name} --preset small --epochs 1` (runs/.../checkpoint.pt)")
     else:
         path = Path(checkpoint)
-    model, meta = pixelcnn.load(path, map_location=device, return_metadata=True)
+    model, meta = pixelcnn.load(path, map_location=device, return_metadata=True, ema=ema)
     cfg = model.config
     if cfg.cond_dim:
         raise ValueError(f"{path}: the benchmark samples unconditional and class-conditional "
@@ -102,7 +104,7 @@ def load_model(checkpoint: Optional[str], dataset: Optional[str], device, dtype:
 def model_info(model, meta: dict, path: Path) -> dict:
     """What the results record about the model: file, config, size, training metadata."""
     keep = ("dataset", "image_size", "epoch", "epochs", "train_command", "test_bits_per_dim",
-            "data_verified", "training_data")
+            "data_verified", "training_data", "weights")
     try:
         shown = str(path.resolve().relative_to(ROOT))
     except ValueError:

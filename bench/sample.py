@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint", help="a pixelcnn checkpoint (default: the shipped model of "
                    "--dataset, checkpoints/DATASET.pt)")
     g.add_argument("--dtype", default="float32", choices=["float32", "bf16"])
+    g.add_argument("--no-ema", action="store_true",
+                   help="the raw weights of a checkpoint trained with --ema (default: its EMA "
+                        "weights)")
     g.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                    help="sample size (default: the model's training size)")
     g = p.add_argument_group("methods and timing")
@@ -292,7 +295,8 @@ def main(argv=None) -> dict:
         if Path(args.out).is_file():
             raise ValueError(f"--out {args.out} is a file: give a folder")
         device = resolve_device(args.device)
-        model, meta, path = load_model(args.checkpoint, args.dataset, device, args.dtype)
+        model, meta, path = load_model(args.checkpoint, args.dataset, device, args.dtype,
+                                       ema=not args.no_ema)
         methods, skipped = select_methods(model, args.methods, list(METHODS))
     except ValueError as e:
         fail(parser.prog, str(e))

@@ -171,3 +171,18 @@ def test_compare_missing_test(tmp_path, capsys):
     (tmp_path / "run.json").write_text(json.dumps({"machine_info": {}, "benchmarks": []}))
     assert compare.main([base, str(tmp_path / "run.json")]) == 1
     assert "MISSING" in capsys.readouterr().out
+
+
+def test_bench_uses_ema_weights_unless_no_ema(tmp_path):
+    """A checkpoint trained with --ema benchmarks its EMA weights by default (recorded in
+    the results' model info), its raw ones with --no-ema."""
+    from bench.common import load_model, model_info
+    model = make_model(dtype=torch.float32)
+    ema = {k: v + 1.0 if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    pixelcnn.save(model, tmp_path / "e.pt", ema=ema)
+    for flag, want, weights in ((True, ema, "ema"), (False, model.state_dict(), "raw")):
+        got, meta, path = load_model(str(tmp_path / "e.pt"), None, torch.device("cpu"),
+                                     "float32", ema=flag)
+        assert all(torch.equal(v, want[k]) for k, v in got.state_dict().items())
+        assert model_info(got, meta, path)["weights"] == weights
+    assert "--no-ema" in sample.build_parser().format_help()
