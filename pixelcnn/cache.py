@@ -16,8 +16,8 @@ from typing import Optional
 
 import torch
 
-from .layers import embed
-from .packing import PackedGated, layer_biases
+from .layers import embed_table
+from .packing import PackedGated, layer_biases, map_biases
 
 
 def sampling_dtype(model_dtype: torch.dtype) -> torch.dtype:
@@ -51,8 +51,11 @@ class GatedCache:
     sync     [1] int32             the grid pixel kernel's barrier counter (kernels/grid.py)
     """
 
-    def __init__(self, packed: PackedGated, cond: Optional[torch.Tensor] = None):
-        self.w, self.cond = packed, cond
+    def __init__(self, packed: PackedGated, cond: Optional[torch.Tensor] = None,
+                 cond_map: Optional[torch.Tensor] = None):
+        """cond: per-image conditioning [B, L, 2, 2H] (model.condition); cond_map: the
+        location-dependent conditioning [B, D, H, W], added once per row."""
+        self.w, self.cond, self.cond_map = packed, cond, cond_map
 
     def setup(self, batch: int, height: int, width: int):
         w, p = self.w, self.w.pad
@@ -84,30 +87,41 @@ class GatedCache:
             t.zero_()
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        return embed(x, self.w.levels, self.w.wv.dtype)
+        """Sub-pixels [B, C, ...] -> embedded features [B, C * E, ...] (the packed table)."""
+        return embed_table(x, self.w.table)
 
     def row(self, i: int, above: Optional[torch.Tensor]):
-        """Start row i. above: the embedded image row i - 1 [B, C, W] (None for row 0)."""
+        """Start row i. above: the embedded image row i - 1 [B, C * E, W] (None for row 0)."""
         w, p, k = self.w, self.w.pad, self.w.kernel_size
         L, H, B, W = w.layers, w.hidden, self.batch, self.width
+        maps = lambda r: map_biases(w, self.cond_map, r).split(2 * H, -1)   # [L, B, W, 2H] x 2
         if i == 0:                                                  # above: zero padding
             self.vbuf.zero_()
             self.v_pre.zero_()
             self.row_bias.copy_(self.bias_h[:, :, None].expand_as(self.row_bias))
+            if self.cond_map is not None:
+                self.row_bias += maps(0)[1]
             return
         slot = (i - 1) % (p + 1)
         rows = [(i + r) % (p + 1) for r in range(p + 1)]            # slots, oldest row first
         v_in = self.vbuf.new_zeros(B, W, H)
-        v_in[..., :w.in_channels] = above.transpose(1, 2)
+        v_in[..., :w.features] = above.transpose(1, 2)
+        map_v = map_h = None
+        if self.cond_map is not None:
+            map_v, map_h = maps(i - 1)[0], maps(i)[1]               # the row above, this row
         for l in range(L):
             self.vbuf[l, :, slot, p:p + W] = v_in
             win = self.vbuf[l][:, rows].unfold(2, k, 1).permute(0, 2, 1, 4, 3)  # [B, W, p+1, k, H]
             pre = torch.addmm(self.bias_v[l].repeat_interleave(W, 0), win.reshape(B * W, -1),
                               w.wv[l]).view(B, W, 2 * H)
+            if map_v is not None:
+                pre += map_v[l]
             self.v_pre[l] = pre
             v_in = torch.tanh(pre[..., :H]) * torch.sigmoid(pre[..., H:])
         link = torch.bmm(self.v_pre.view(L, B * W, 2 * H), w.wlink).view(L, B, W, 2 * H)
         torch.add(link, self.bias_h[:, :, None], out=self.row_bias)
+        if map_h is not None:
+            self.row_bias += map_h
 
     def begin_pixel(self, j: int):
         """Once per pixel: row_bias + the horizontal taps j - p .. j - 1, all layers at once."""
@@ -120,7 +134,7 @@ class GatedCache:
         channels not yet sampled are ignored by the masks)."""
         w, p, H = self.w, self.w.pad, self.w.hidden
         cur = self.cur
-        cur[:, :w.in_channels] = pixel
+        cur[:, :w.features] = pixel
         last = w.layers - 1
         for l, (base, wh_cur, gated, hbuf, wres, bres) in enumerate(self.per_layer):
             f, g = torch.addmm(base, cur, wh_cur).split(H, 1)
@@ -142,7 +156,7 @@ class GatedCache:
 
     def end_pixel(self, j: int, pixel: torch.Tensor):
         """The pixel is complete: it becomes the first layer's horizontal input at column j."""
-        self.hbuf[0, :, j + self.w.pad, :self.w.in_channels] = pixel
+        self.hbuf[0, :, j + self.w.pad, :self.w.features] = pixel
 
 
 def row_step(cache: GatedCache, x: torch.Tensor, i: int):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 MODEL_KINDS = ("gated", "pixelcnn", "autoencoder")
-OPTIONAL_FIELDS = ("num_classes", "cond_dim")    # None: no conditioning of that kind
+OPTIONAL_FIELDS = ("num_classes", "cond_dim", "embedding_dim", "cond_channels")  # None: off
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,9 @@ class ModelConfig:
     kernel_size: int = 5              # odd; vertical stack ceil(k/2) x k, horizontal 1 x ceil(k/2)
     num_classes: Optional[int] = None # class conditioning (input y)
     cond_dim: Optional[int] = None    # vector conditioning (input h); the code size for "autoencoder"
+    embedding_dim: Optional[int] = None   # learned input embedding: a [levels, E] table per
+                                      # channel (codes); None: the scalar 2x/(levels-1) - 1 (images)
+    cond_channels: Optional[int] = None   # location-dependent conditioning: a map [B, D, H, W]
 
     def __post_init__(self):
         def bad(what):
@@ -50,6 +53,17 @@ class ModelConfig:
             bad(f"num_classes must be >= 1 or None, got {self.num_classes}")
         if self.cond_dim is not None and self.cond_dim < 1:
             bad(f"cond_dim must be >= 1 or None, got {self.cond_dim}")
+        for name in ("embedding_dim", "cond_channels"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                bad(f"{name} must be >= 1 or None, got {value}")
+            if value is not None and self.model != "gated":
+                bad(f"{name} is a Gated PixelCNN option (model='gated'), not {self.model!r}")
+        if self.embedding_dim and self.in_channels * self.embedding_dim > self.channels:
+            bad(f"in_channels x embedding_dim = {self.in_channels * self.embedding_dim} input "
+                f"features exceed channels={self.channels}; the incremental samplers hold the "
+                f"first layer's input at the hidden width: use embedding_dim <= "
+                f"{self.channels // self.in_channels} or more channels")
         if self.model == "autoencoder" and self.cond_dim is None:
             bad("an autoencoder needs cond_dim (the size of its code h: 10 on MNIST, 100 on CIFAR)")
 

@@ -1,13 +1,14 @@
 """Data sets as integer images: MNIST, binarized MNIST, Fashion-MNIST, CIFAR-10, downsampled
-ImageNet (32x32, 64x64), image folders.
+ImageNet (32x32, 64x64), image folders, and a VQ-VAE's discrete codes (codes:FILE).
 
-Every data set is held in memory as one uint8 tensor [N, C, H, W] of sub-pixels in
-[0, levels) plus long labels [N], and yields (x, y) pairs. Files are found under one data
-root (`data_dir`, else $PIXELCNN_DATA, else ./data), in our layout or torchvision's; where
-a network exists, missing files are downloaded from the standard URLs. Every file is checked
-against the original's md5: a mismatch warns, and `dataset.data_verified` (which every
-result must carry) is True only when every file matched a known checksum. Downsampled ImageNet
-is never downloaded (image-net.org needs a login) and has no known checksums.
+Every data set is held in memory as one integer tensor [N, C, H, W] of sub-pixels in
+[0, levels) (uint8; codes with more than 256 levels: int16, or int32 above 2**15) plus long
+labels [N], and yields (x, y) pairs. Files are found under one data root (`data_dir`, else
+$PIXELCNN_DATA, else ./data), in our layout or torchvision's; where a network exists,
+missing files are downloaded from the standard URLs. Every file is checked against the
+original's md5: a mismatch warns, and `dataset.data_verified` (which every result must carry)
+is True only when every file matched a known checksum. Downsampled ImageNet is never
+downloaded (image-net.org needs a login) and has no known checksums; codes files have none.
 """
 from __future__ import annotations
 
@@ -71,7 +72,10 @@ IMAGENET_URL = "https://image-net.org/download-images.php"
 IMAGENET_TRAIN_BATCHES = 10
 IMAGENET_CLASSES = 1000
 DATASETS = ("mnist", "binarized-mnist", "fashion-mnist", "cifar", "cifar-exact", "imagenet32",
-            "imagenet64", "folder:PATH")
+            "imagenet64", "folder:PATH", "codes:PATH")
+PATH_DATASETS = tuple(d[:-len("PATH")] for d in DATASETS if d.endswith(":PATH"))   # prefixes
+CODE_EXTS = (".npy", ".npz", ".pt")
+CODES_TEST_FRACTION = 0.05   # codes:FILE without a test file: the last 5% are the test split
 ALIASES = {"bmnist": "binarized-mnist", "binary-mnist": "binarized-mnist",
            "fashion": "fashion-mnist", "fmnist": "fashion-mnist", "cifar10": "cifar",
            "cifar10-exact": "cifar-exact", "imagenet-32": "imagenet32",
@@ -85,7 +89,10 @@ class DataUnavailable(FileNotFoundError):
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """Integer images in memory: item i is (x uint8 [C, H, W] in [0, levels), y long).
+    """Integer images in memory: item i is (x [C, H, W] in [0, levels), y long).
+
+    `images` is uint8 [N, C, H, W] for up to 256 levels; codes with more levels are int16 (up
+    to 2**15 levels) or int32 (see `code_dtype`): consumers take .long() where they need it.
 
     Indexing with a list of indices returns a whole batch at once (see `make_loader`).
     `binarize`: the images hold intensities 0..255 and each item is a Bernoulli(intensity/255)
@@ -95,7 +102,7 @@ class ImageDataset(torch.utils.data.Dataset):
 
     def __init__(self, images, labels, *, name, split, levels, num_classes, data_verified,
                  binarize=False, seed=0):
-        self.images, self.labels = images, labels          # uint8 [N, C, H, W], long [N]
+        self.images, self.labels = images, labels   # uint8/int16/int32 [N, C, H, W], long [N]
         self.name, self.split, self.levels = name, split, levels
         self.num_classes, self.data_verified = num_classes, data_verified
         self.binarize, self.seed = binarize, seed
@@ -368,19 +375,28 @@ def imagenet_files(size: int, split: str, root: Path):
     return None
 
 
+def npy_header(f):
+    """(shape, dtype) from the header of an open .npy file; None for header versions numpy
+    reads only whole (3.0)."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+    else:
+        return None
+    return shape, dtype
+
+
 def npz_shape(z: zipfile.ZipFile, key: str, path: Path):
     """(shape, dtype) of array `key` in an open .npz without reading its values."""
     with z.open(key + ".npy") as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-        elif version == (2, 0):
-            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        else:      # rare (utf-8 headers): read the array itself
-            with np.load(path, allow_pickle=False) as npz:
-                a = npz[key]
-            shape, dtype = a.shape, a.dtype
-    return shape, dtype
+        header = npy_header(f)
+    if header is None:      # rare (utf-8 headers): read the array itself
+        with np.load(path, allow_pickle=False) as npz:
+            a = npz[key]
+        header = a.shape, a.dtype
+    return header
 
 
 def imagenet_batch_info(path: Path, size: int):
@@ -524,6 +540,184 @@ def load_folder(path: Path, split: str, image_size: int):
     return torch.from_numpy(out), torch.tensor(labels), num_classes
 
 
+# ---------------------------------------------------------------------------- discrete codes
+
+def code_dtype(levels: int) -> torch.dtype:
+    """The smallest tensor dtype holding values in [0, levels): uint8 up to 256 levels, int16
+    up to 2**15, else int32."""
+    return torch.uint8 if levels <= 256 else torch.int16 if levels <= 2 ** 15 else torch.int32
+
+
+CODES_FORMAT = ("integer codes [N, H, W] or [N, C, H, W] (C = 1 or 3), optionally with labels "
+                "[N]: a .npy of the codes; an .npz with arrays 'codes' and optionally 'labels'; "
+                "or a .pt of a tensor, or of a dict {'codes': ..., 'labels': ...}")
+NUMPY_DTYPES = {torch.uint8: np.uint8, torch.int16: np.int16, torch.int32: np.int32}
+
+
+def ragged(path: Path, what: str) -> ValueError:
+    return ValueError(f"{path}: {what} is an object array (ragged, or Python objects), not an "
+                      "integer array; save one rectangular integer array, e.g. "
+                      "np.stack(codes).astype(np.int64)")
+
+
+def not_integer(path: Path, what: str, dtype) -> ValueError:
+    if what == "codes":
+        return ValueError(f"{path}: codes are {dtype}, not integers: they must be codebook "
+                          "indices 0..K-1 (e.g. codes.astype(np.int64) if they are whole "
+                          f"numbers); save {CODES_FORMAT}")
+    return ValueError(f"{path}: labels are {dtype}, not integer classes 0..num_classes-1; "
+                      "save them as integers (or leave them out)")
+
+
+def read_codes_file(path: Path):
+    """(codes, labels or None) as the file stores them (numpy arrays, unchecked; a .npy is
+    memory-mapped). DataUnavailable if missing, ValueError if unreadable or not in the format
+    (`CODES_FORMAT`)."""
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise DataUnavailable(f"codes file {path} {what}; pass --dataset codes:FILE with FILE "
+                              f"holding {CODES_FORMAT}")
+    ext = path.suffix.lower()
+    if ext not in CODE_EXTS:
+        raise ValueError(f"{path}: codes must be in a {', '.join(CODE_EXTS)} file, not "
+                         f"{ext or 'a file without an extension'}; save {CODES_FORMAT}")
+    unreadable = f"{path} is not a readable {ext} file"
+    fix = f"save {CODES_FORMAT}"
+    try:
+        if ext == ".npy":
+            with open(path, "rb") as f:
+                header = npy_header(f)
+            if header and header[1].hasobject:
+                raise ragged(path, "the array")
+            return np.load(path, mmap_mode="r", allow_pickle=False), None
+        if ext == ".npz":
+            with zipfile.ZipFile(path) as z:
+                keys = sorted(n[:-4] for n in z.namelist() if n.endswith(".npy"))
+                key = "codes" if "codes" in keys else keys[0] if len(keys) == 1 \
+                    and keys[0] != "labels" else "x" if "x" in keys else "data" \
+                    if "data" in keys else None
+                if key is None:
+                    raise ValueError(f"{path} has no codes array: it holds "
+                                     f"{', '.join(map(repr, keys)) or 'no arrays'}, not 'codes' "
+                                     "(nor 'x', 'data' or a single array); save it with "
+                                     "np.savez(FILE, codes=CODES, labels=LABELS)")
+                for k in [key] + ["labels"] * ("labels" in keys):
+                    header = npz_shape(z, k, path)
+                    if header[1].hasobject:
+                        raise ragged(path, f"array {k!r}")
+            with np.load(path, allow_pickle=False) as npz:
+                return npz[key], npz["labels"] if "labels" in keys else None
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except ValueError as e:
+        if str(e).startswith(str(path)):
+            raise
+        raise ValueError(f"{unreadable} ({str(e)[:100]}); {fix}") from None
+    except Exception as e:   # zip, pickle and I/O errors, truncated files
+        first = (str(e).splitlines() or [""])[0][:100]
+        raise ValueError(f"{unreadable} ({type(e).__name__}: {first}); {fix}") from None
+    if isinstance(blob, dict):
+        if "codes" not in blob:
+            raise ValueError(f"{path} holds a dict without 'codes' (keys: "
+                             f"{', '.join(map(repr, blob)) or 'none'}); save "
+                             "torch.save({'codes': CODES, 'labels': LABELS}, FILE)")
+        codes, labels = blob["codes"], blob.get("labels")
+    else:
+        codes, labels = blob, None
+    for what, t in (("codes", codes), ("labels", labels)):
+        if t is not None and not isinstance(t, torch.Tensor):
+            raise ValueError(f"{path}: the {what} are a {type(t).__name__}, not a tensor; {fix}")
+        if t is not None and (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool):
+            raise not_integer(path, what, t.dtype)       # (bfloat16 has no numpy dtype)
+    return codes.detach().numpy(), None if labels is None else labels.detach().numpy()
+
+
+def check_codes(path: Path, codes: np.ndarray, labels):
+    """(codes [N, C, H, W] (C = 1 or 3), labels int64 [N] or None, the largest code), checked:
+    integers, non-negative, the right shapes; ValueError naming the file, the fault and the
+    fix."""
+    fix = f"save {CODES_FORMAT}"
+    if codes.dtype == np.bool_ or not np.issubdtype(codes.dtype, np.integer):
+        raise not_integer(path, "codes", codes.dtype)
+    if codes.ndim == 3:
+        codes = codes[:, None]
+    if codes.ndim != 4 or codes.shape[1] not in (1, 3):
+        why = f"{codes.shape[1]} channels" if codes.ndim == 4 else f"{codes.ndim} dimensions"
+        raise ValueError(f"{path}: codes have shape {list(codes.shape)} ({why}), but must be "
+                         "[N, H, W] or [N, C, H, W] with C = 1 or 3 (the channel counts the "
+                         f"models take); {fix}")
+    if not len(codes) or not codes.size:
+        raise ValueError(f"{path}: codes have shape {list(codes.shape)}: no images; {fix}")
+    low, top = int(codes.min()), int(codes.max())
+    if low < 0:
+        raise ValueError(f"{path}: codes go down to {low}, but codebook indices are 0..K-1 (a "
+                         f"padding or ignore value?); {fix}")
+    if top >= 2 ** 31 - 1:
+        raise ValueError(f"{path}: codes go up to {top}: more levels than int32 holds")
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.dtype == np.bool_ or not np.issubdtype(labels.dtype, np.integer):
+            raise not_integer(path, "labels", labels.dtype)
+        if labels.shape != (len(codes),):
+            raise ValueError(f"{path}: {len(codes)} images but labels have shape "
+                             f"{list(labels.shape)}; labels must be [N], one per image")
+        if labels.min() < 0:
+            raise ValueError(f"{path}: labels go down to {labels.min()}, but classes are "
+                             "0..num_classes-1")
+        labels = labels.astype(np.int64)
+    return codes, labels, top
+
+
+def load_codes(path: Path, split: str, levels: Optional[int], test_path: Optional[Path],
+               test_fraction: Optional[float]):
+    """The split of a codes file as (images [N, C, H, W] of `code_dtype(levels)`, labels long
+    [N], levels, num_classes, verified=False); see `load_dataset`. Levels and num_classes come
+    from both splits, so the train and test sets always agree."""
+    if test_path is not None and test_fraction is not None:
+        raise ValueError("give either a test file or a test fraction for codes, not both")
+    fraction = CODES_TEST_FRACTION if test_fraction is None else test_fraction
+    if not 0 < fraction < 1:
+        raise ValueError(f"the test fraction must be in (0, 1), got {fraction}")
+    codes, labels, top = check_codes(path, *read_codes_file(path))
+    if test_path is not None:
+        test = check_codes(test_path, *read_codes_file(test_path))
+        top = max(top, test[2])
+        if test[0].shape[1:] != codes.shape[1:]:
+            raise ValueError(f"the test codes {test_path} are [N, C, H, W] = "
+                             f"{list(test[0].shape)}, the train codes {path} "
+                             f"{list(codes.shape)}: the C, H, W must match")
+        if (test[1] is None) != (labels is None):
+            has, lacks = (path, test_path) if test[1] is None else (test_path, path)
+            raise ValueError(f"{has} has labels but {lacks} has none: give both files labels "
+                             "or neither")
+        parts = [(codes, labels), test[:2]]
+    else:
+        n_test = max(1, round(len(codes) * fraction))
+        if n_test >= len(codes):
+            raise ValueError(f"{path} holds {len(codes)} images: too few to split off a test "
+                             f"fraction of {fraction} and keep a train split; pass a test file")
+        cut = len(codes) - n_test
+        parts = [(codes[:cut], None if labels is None else labels[:cut]),
+                 (codes[cut:], None if labels is None else labels[cut:])]
+    files = str(path) + (f" and {test_path}" if test_path is not None else "")
+    if levels is None:
+        levels = max(2, top + 1)
+        warnings.warn(f"codes:{path}: levels={levels} was inferred from the largest code in "
+                      f"{files} ({top}): codebook entries never used above it would be "
+                      "missed; pass --levels K (levels=K), K the codebook size, to be sure",
+                      stacklevel=3)
+    elif levels < 2 or levels <= top:
+        raise ValueError(f"levels={levels} is too small for the codes in {files}: they go up "
+                         f"to {top}; pass --levels K with K the codebook size (at least "
+                         f"{max(2, top + 1)})")
+    num_classes = None if labels is None else max(int(lab.max()) + 1 for _, lab in parts)
+    ok = verify(test_path if split == "test" and test_path is not None else path, None,
+                "codes file")
+    images, lab = parts[split == "test"]
+    images = torch.from_numpy(images.astype(NUMPY_DTYPES[code_dtype(levels)], order="C"))
+    lab = torch.zeros(len(images), dtype=torch.long) if lab is None else torch.from_numpy(lab)
+    return images, lab, levels, num_classes, ok
+
+
 # ---------------------------------------------------------------------------- public API
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -546,21 +740,27 @@ def quantize(images: torch.Tensor, levels: int) -> torch.Tensor:
 
 
 def canonical(name: str) -> str:
-    """The data set's canonical name (aliases resolved); ValueError if unknown."""
-    name = ALIASES.get(name.lower(), name.lower()) if not name.startswith("folder:") else name
-    if name not in DATASETS[:-1] and not name.startswith("folder:"):
+    """The data set's canonical name (aliases resolved; folder:PATH and codes:PATH as given);
+    ValueError if unknown."""
+    if name.startswith(PATH_DATASETS):
+        if name.startswith("codes:") and not name[len("codes:"):]:
+            raise ValueError(f"dataset {name!r} names no file: pass --dataset codes:FILE with "
+                             f"FILE holding {CODES_FORMAT}")
+        return name
+    name = ALIASES.get(name.lower(), name.lower())
+    if name not in DATASETS or name.endswith(":PATH"):
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} "
                          f"(aliases: {', '.join(sorted(ALIASES))})")
     return name
 
 
 def load_dataset(name: str, split: str = "train", data_dir=None, levels: Optional[int] = None,
-                 image_size: Optional[int] = None, download: bool = True,
-                 seed: int = 0) -> ImageDataset:
+                 image_size: Optional[int] = None, download: bool = True, seed: int = 0,
+                 test_path=None, test_fraction: Optional[float] = None) -> ImageDataset:
     """The named data set's split as an ImageDataset.
 
     name: mnist | binarized-mnist | fashion-mnist | cifar | cifar-exact | imagenet32 |
-    imagenet64 | folder:PATH.
+    imagenet64 | folder:PATH | codes:PATH.
     levels: values per sub-pixel (default 256; binarized MNIST: 2), reduced from 256 by
     x * levels // 256. image_size: resize to image_size x image_size (folders: default 32).
     seed: the binarization seed of the training split (the test split always uses seed 0).
@@ -568,10 +768,38 @@ def load_dataset(name: str, split: str = "train", data_dir=None, levels: Optiona
     login). imagenet32 / imagenet64: Downsampled ImageNet (1000 classes, labels 0..999, the
     test split is the validation set), held in RAM: train 3.8 GB (32x32) or 15 GB (64x64),
     more while --image-size resizes it; see `load_imagenet`.
+
+    codes:PATH: a VQ-VAE's discrete codes, integers [N, H, W] (one channel) or [N, C, H, W]
+    (C = 1 or 3) with optional labels [N], in a .npy (the codes only), an .npz (arrays
+    'codes', else 'x', 'data' or its only array, and optionally 'labels') or a .pt (a
+    tensor, or a dict with 'codes' and optionally 'labels'). The codes are categories: never
+    quantised nor resized (image_size must be None or their own size). levels: the codebook
+    size K, which must exceed every code; None infers max code + 1 with a warning (entries
+    never used above it would be missed). Up to 256 levels the images are uint8, then int16
+    (up to 2**15) or int32. The test split is test_path when given (the train split is then
+    the whole of PATH); otherwise the LAST test_fraction of PATH (default 0.05:
+    round(N * test_fraction) images, at least 1), and the train split the rest: in file
+    order, no shuffling, the same every time. Levels and num_classes (max label + 1, None
+    without labels) are taken over both splits. Never verified (no reference checksums).
+    test_path and test_fraction are for codes only.
     """
     name = canonical(name)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if name.startswith("codes:"):
+        path = Path(name[len("codes:"):]).expanduser()
+        images, labels, levels, num_classes, ok = load_codes(
+            path, split, levels, None if test_path is None else Path(test_path).expanduser(),
+            test_fraction)
+        if image_size is not None and tuple(images.shape[2:]) != (image_size, image_size):
+            raise ValueError(f"image_size={image_size} (--image-size) with codes: the codes in "
+                             f"{path} are {images.shape[2]}x{images.shape[3]}, and resizing "
+                             "codebook indices (categories) is meaningless; drop --image-size")
+        return ImageDataset(images, labels, name=name, split=split, levels=levels,
+                            num_classes=num_classes, data_verified=ok)
+    if test_path is not None or test_fraction is not None:
+        raise ValueError(f"test_path / test_fraction (--test-data / --test-fraction) are for "
+                         f"codes:FILE data sets only; {name} has its own test split")
     root, origin = data_root(data_dir).resolve(), root_origin(data_dir)
     binarize = name == "binarized-mnist"
     default_levels = 2 if binarize else 256
@@ -606,8 +834,8 @@ def load_dataset(name: str, split: str = "train", data_dir=None, levels: Optiona
 def make_loader(dataset: ImageDataset, batch_size: int, shuffle: bool = False,
                 seed: Optional[int] = None, workers: int = 0, device=None,
                 drop_last: bool = False) -> torch.utils.data.DataLoader:
-    """A DataLoader of (x uint8 [B, C, H, W], y long [B]) batches. Whole batches are indexed
-    at once (no per-item collation); `seed` fixes the shuffle order."""
+    """A DataLoader of (x [B, C, H, W] of the data set's dtype, y long [B]) batches. Whole
+    batches are indexed at once (no per-item collation); `seed` fixes the shuffle order."""
     g = torch.Generator().manual_seed(seed) if seed is not None else None
     base = torch.utils.data.RandomSampler(dataset, generator=g) if shuffle \
         else torch.utils.data.SequentialSampler(dataset)

@@ -125,8 +125,13 @@ def main(argv=None) -> dict:
         if not name:
             raise ValueError(f"{args.checkpoint} does not record its data set: pass --dataset")
         size = meta.get("image_size")
+        saved = meta.get("args") or {}
+        split = {k: saved[f] for k, f in (("test_path", "test_data"),
+                                          ("test_fraction", "test_fraction"))
+                 if name == meta.get("dataset") and saved.get(f) is not None}   # codes:PATH
         data = load_dataset(name, args.split, args.data_dir, levels=cfg.levels,
-                            image_size=size[0] if size else None, download=not args.no_download)
+                            image_size=size[0] if size else None, download=not args.no_download,
+                            **split)
         if data.in_channels != cfg.in_channels:
             raise ValueError(f"{data.name} has {data.in_channels} channel(s) but the model "
                              f"expects {cfg.in_channels}")

@@ -8,6 +8,8 @@ only earlier groups of the current pixel, mask B (afterwards) its own group and 
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -16,6 +18,15 @@ import torch.nn.functional as F
 def embed(x: torch.Tensor, levels: int, dtype: torch.dtype) -> torch.Tensor:
     """Integer sub-pixels in [0, levels) -> floats in [-1, 1], the network's input."""
     return x.to(dtype) * (2.0 / (levels - 1)) - 1.0
+
+
+def embed_table(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Integer sub-pixels x [B, C, ...] -> their rows of a learned table [C, levels, E], as
+    features [B, C * E, ...]: channel c's E features first (they belong to colour group c)."""
+    C, levels, E = table.shape
+    rows = x.long() + torch.arange(C, device=x.device).view(1, C, *[1] * (x.dim() - 2)) * levels
+    out = F.embedding(rows, table.reshape(C * levels, E))              # [B, C, ..., E]
+    return out.movedim(-1, 2).flatten(1, 2)
 
 
 def channel_groups(n: int, groups: int, halves: int = 1) -> torch.Tensor:
@@ -75,7 +86,7 @@ class GatedLayer(nn.Module):
     """
 
     def __init__(self, in_groups: torch.Tensor, channels: int, kernel_size: int, groups: int,
-                 first: bool):
+                 first: bool, map_channels: Optional[int] = None):
         super().__init__()
         cin, p = len(in_groups), kernel_size // 2
         self.channels, self.pad, self.first = channels, p, first
@@ -93,16 +104,24 @@ class GatedLayer(nn.Module):
         self.link = nn.Conv2d(2 * channels, 2 * channels, 1, bias=False)
         # Horizontal output 1x1: [residual | skip], both keeping the colour groups.
         self.out = masked_1x1(hidden, torch.cat([hidden, hidden]), "B")
+        # Location-dependent conditioning (paper §2.3, V * s): a 1x1 of the map s to the
+        # vertical and the horizontal pre-activations, [vertical 2C | horizontal 2C].
+        self.map = nn.Conv2d(map_channels, 4 * channels, 1, bias=False) if map_channels \
+            else None
 
-    def forward(self, v, h, cond=None):
-        """v, h: [B, cin, H, W] vertical / horizontal inputs; cond: [B, 2, 2C] or None.
-        Returns the vertical output, the horizontal output [B, C, H, W] and the skip."""
+    def forward(self, v, h, cond=None, cond_map=None):
+        """v, h: [B, cin, H, W] vertical / horizontal inputs; cond: [B, 2, 2C] or None;
+        cond_map: [B, D, H, W] or None. Returns the vertical output, the horizontal output
+        [B, C, H, W] and the skip."""
         p = self.pad
         v_pre = self.v_conv(F.pad(v, (p, p, p, 0)))               # [B, 2C, H, W], rows <= i
         h_pre = self.h_conv(F.pad(h, (p, 0, 0, 0)))               # [B, 2C, H, W], cols <= j
         if cond is not None:
             v_pre = v_pre + cond[:, 0, :, None, None]
             h_pre = h_pre + cond[:, 1, :, None, None]
+        if cond_map is not None:                                  # given, not sampled: any
+            m_v, m_h = self.map(cond_map).chunk(2, 1)             # position may be seen
+            v_pre, h_pre = v_pre + m_v, h_pre + m_h
         h_pre = h_pre + self.link(down_shift(v_pre))              # rows < i only
         residual, skip = self.out(gate(h_pre)).chunk(2, 1)
         h_out = residual if self.first else h + residual

@@ -12,7 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .layers import GatedLayer, MaskedConv2d, OutputHead, channel_groups, embed, group_mask
+from .layers import (GatedLayer, MaskedConv2d, OutputHead, channel_groups, embed, embed_table,
+                     group_mask)
 
 
 class Providers:
@@ -79,14 +80,35 @@ class PixelCNNBase(nn.Module):
             out = ph if out is None else out + ph
         return out
 
-    def check_inputs(self, x, y=None, h=None, batch=None):
+    def check_inputs(self, x, y=None, h=None, batch=None, cond_map=None, size=None):
         """Raise a ValueError naming the argument, the expected and the given."""
         if x is not None:
             self.check_x(x)
-            batch = x.shape[0]
+            batch, size = x.shape[0], tuple(x.shape[2:])
         self.check_y(y, batch)
         if self._needs_h or h is not None:
             self.check_h(h, batch)
+        self.check_cond_map(cond_map, batch, size)
+
+    def check_cond_map(self, cond_map, batch, size):
+        """cond_map: float [batch, cond_channels, *size] for a model with cond_channels, else
+        None."""
+        d = self.config.cond_channels
+        if not d:
+            if cond_map is not None:
+                raise ValueError("cond_map was given but this model takes no conditioning map "
+                                 "(cond_channels=None)")
+            return
+        want = [batch, d, *size]
+        if cond_map is None:
+            raise ValueError(f"cond_map is required: this model is conditioned on a map of "
+                             f"{d} channels; pass a float tensor {want} (B, D, H, W)")
+        if not isinstance(cond_map, torch.Tensor) or not cond_map.is_floating_point() \
+                or list(cond_map.shape) != want:
+            got = f"{cond_map.dtype} {list(cond_map.shape)}" \
+                if isinstance(cond_map, torch.Tensor) else type(cond_map).__name__
+            raise ValueError(f"cond_map must be a float tensor of shape {want} (B, D, H, W: "
+                             f"the image's resolution), got {got}")
 
     def check_x(self, x):
         cfg = self.config
@@ -140,32 +162,45 @@ class PixelCNNBase(nn.Module):
 
     _needs_h = True
 
-    def forward(self, x, y=None, h=None):
-        """x: long [B, C, H, W] in [0, levels) -> logits [B, levels, C, H, W]."""
-        self.check_inputs(x, y, h)
-        return self.forward_float(self.embed(x), y, h)
+    def forward(self, x, y=None, h=None, cond_map=None):
+        """x: long [B, C, H, W] in [0, levels) -> logits [B, levels, C, H, W]. cond_map
+        [B, D, H, W]: the location-dependent conditioning of a model with cond_channels."""
+        self.check_inputs(x, y, h, cond_map=cond_map)
+        if cond_map is None:
+            return self.forward_float(self.embed(x), y, h)
+        return self.forward_float(self.embed(x), y, h, cond_map.to(self.dtype))
 
 
 class GatedPixelCNN(PixelCNNBase):
     """Gated PixelCNN: a vertical and a horizontal stack (no blind spot), gated tanh * sigmoid
-    units, residual and skip connections, conditioned on a class y and/or a vector h."""
+    units, residual and skip connections, conditioned on a class y and/or a vector h and/or
+    a spatial map (cond_map, paper §2.3).
+
+    The input embedding: for images, the scalar 2x / (levels - 1) - 1 (intensities are
+    ordered); for discrete codes (a VQ-VAE's), embedding_dim=E: a learned table [levels, E]
+    per channel, since codes have no order. Channel c's E features form colour group c, so
+    causality across channels holds as for images."""
 
     kind = "gated"
 
     def __init__(self, in_channels=3, levels=256, channels=192, layers=15, kernel_size=5,
-                 num_classes=None, cond_dim=None, *, config: Optional[ModelConfig] = None,
-                 backend: str = "torch"):
+                 num_classes=None, cond_dim=None, embedding_dim=None, cond_channels=None, *,
+                 config: Optional[ModelConfig] = None, backend: str = "torch"):
         super().__init__()
         self.backend = backend
         self._configure(config, in_channels=in_channels, levels=levels, channels=channels,
                         layers=layers, kernel_size=kernel_size, num_classes=num_classes,
-                        cond_dim=cond_dim)
+                        cond_dim=cond_dim, embedding_dim=embedding_dim,
+                        cond_channels=cond_channels)
         cfg = self.config
-        groups = cfg.in_channels
+        groups, E = cfg.in_channels, cfg.embedding_dim
         hidden = channel_groups(cfg.channels, groups)
+        # [C, levels, E]: sub-pixel value v of channel c -> its E features
+        self.embedding = nn.Parameter(torch.randn(groups, cfg.levels, E)) if E else None
+        inputs = torch.arange(groups).repeat_interleave(E or 1)       # input features' groups
         self.layers = nn.ModuleList(
-            GatedLayer(torch.arange(groups) if i == 0 else hidden, cfg.channels,
-                       cfg.kernel_size, groups, first=(i == 0))
+            GatedLayer(inputs if i == 0 else hidden, cfg.channels, cfg.kernel_size, groups,
+                       first=(i == 0), map_channels=cfg.cond_channels)
             for i in range(cfg.layers))
         self.head = OutputHead(cfg.channels, cfg.in_channels, cfg.levels)
         self._init_conditioning(per_layer=2 * 2 * cfg.channels)   # vertical, horizontal
@@ -175,6 +210,13 @@ class GatedPixelCNN(PixelCNNBase):
         # Weights and activations channels-last (NHWC): oneDNN on CPUs runs these convolutions
         # 2-3x faster that way (measured here on a training step), and so do GPU tensor cores.
         self.to(memory_format=torch.channels_last)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Integer sub-pixels [B, C, H, W] -> the network's input: [B, C, H, W] in [-1, 1]
+        (scalar), or [B, C * E, H, W] rows of the learned table (embedding_dim=E)."""
+        if self.embedding is None:
+            return super().embed(x)
+        return embed_table(x, self.embedding)
 
     def condition(self, y=None, h=None):
         """[B, layers, 2 (vertical, horizontal), 2 * channels] or None."""
@@ -211,18 +253,23 @@ class GatedPixelCNN(PixelCNNBase):
                 raise ValueError("backend='triton' runs inference only: wrap the call in "
                                  "torch.no_grad(), or use backend='torch' (or 'auto') to train")
             return True
+        plain = self.config.embedding_dim is None and self.config.cond_channels is None
+        if self.backend == "triton" and not plain:
+            raise ValueError("backend='triton' (the fused full forward) takes neither "
+                             "embedding_dim nor cond_channels models: use backend='torch' "
+                             "(the samplers support them)")
         return (self.backend == "auto" and PROVIDERS.fused_forward is not None and u.is_cuda
-                and not needs_grad and u.dtype in (torch.float32, torch.bfloat16))
+                and not needs_grad and u.dtype in (torch.float32, torch.bfloat16) and plain)
 
-    def forward_float(self, u, y=None, h=None):
-        """u: the embedded image [B, C, H, W] (see `embed`) -> logits [B, levels, C, H, W]."""
+    def forward_float(self, u, y=None, h=None, cond_map=None):
+        """u: the embedded image (see `embed`) -> logits [B, levels, C, H, W]."""
         cond = self.condition(y, h)
         if self._fused(u):
             return PROVIDERS.fused_forward(self, u, cond)
         v = hz = u.contiguous(memory_format=torch.channels_last)
         skip = 0
         for i, layer in enumerate(self.layers):
-            v, hz, s = layer(v, hz, None if cond is None else cond[:, i])
+            v, hz, s = layer(v, hz, None if cond is None else cond[:, i], cond_map)
             skip = skip + s
         return self.head(skip)
 

@@ -14,16 +14,24 @@ hidden width so that every layer has the same shapes:
     wres    [L, H, H], bres [L, H]   1x1 to the residual (layer 0: the output itself)
     wskip   [L, H, H], bskip [H]     1x1 to the skip connections (biases summed over layers)
     w1 [H, H], b1 [H], w2 [H, C*levels], b2 [C*levels]   the output head
+    table   [C, levels, E]      the input embedding: sub-pixel value v of channel c -> E
+                                features (the scalar embedding: E = 1, 2v/(levels-1) - 1)
+    wmap    [L, D, 4H] or None  the conditioning map's 1x1s: [vertical 2H | horizontal 2H]
 
-Activations are row vectors: out = in @ W. Conditioning enters as per-image biases from
-`model.condition(y, h)`: [B, L, 2 (vertical, horizontal), 2H].
+The first layer's input is the C * E embedded features (channel c's E first), zero-padded
+to H. Activations are row vectors: out = in @ W. Conditioning enters as per-image biases from
+`model.condition(y, h)`: [B, L, 2 (vertical, horizontal), 2H], and, with a map, as per-position
+biases added once per row (`map_biases`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
+
+from .layers import embed
 
 
 @dataclass
@@ -47,10 +55,17 @@ class PackedGated:
     b1: torch.Tensor
     w2: torch.Tensor
     b2: torch.Tensor
+    table: torch.Tensor
+    wmap: Optional[torch.Tensor] = None
 
     @property
     def pad(self) -> int:
         return self.kernel_size // 2
+
+    @property
+    def features(self) -> int:
+        """Width of the first layer's input: C * E embedded features."""
+        return self.in_channels * self.table.shape[-1]
 
     def tensors(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)
@@ -91,12 +106,17 @@ def pack(model) -> PackedGated:
         per_layer["wskip"].append(wo[H:].t())
         bskip = bskip + bo[H:]
     head = model.head
+    table = model.embedding if model.embedding is not None else \
+        embed(torch.arange(cfg.levels), cfg.levels, model.dtype).view(1, -1, 1).expand(
+            cfg.in_channels, -1, -1)
+    maps = [layer.map.weight[:, :, 0, 0].t() for layer in model.layers if layer.map is not None]
     return PackedGated(
         cfg.in_channels, cfg.levels, H, cfg.layers, k,
         **{name: torch.stack(ts).contiguous() for name, ts in per_layer.items()},
         bskip=bskip.contiguous(),
         w1=head.hidden.masked_weight[:, :, 0, 0].t().contiguous(), b1=head.hidden.bias.clone(),
-        w2=head.logits.masked_weight[:, :, 0, 0].t().contiguous(), b2=head.logits.bias.clone())
+        w2=head.logits.masked_weight[:, :, 0, 0].t().contiguous(), b2=head.logits.bias.clone(),
+        table=table.contiguous().clone(), wmap=torch.stack(maps).contiguous() if maps else None)
 
 
 def packed(model) -> PackedGated:
@@ -107,6 +127,13 @@ def packed(model) -> PackedGated:
     if model.packed_weights is None or model.packed_weights[0] != key:
         model.packed_weights = (key, pack(model))
     return model.packed_weights[1]
+
+
+def map_biases(packed: PackedGated, cond_map: torch.Tensor, row: int) -> torch.Tensor:
+    """The conditioning map's contribution to image row `row`: [L, B, W, 4H] (vertical 2H,
+    horizontal 2H) from cond_map [B, D, H, W]."""
+    m = cond_map[:, :, row].transpose(1, 2)                          # [B, W, D]
+    return torch.matmul(m[None], packed.wmap[:, None])               # [L, B, W, 4H]
 
 
 def layer_biases(packed: PackedGated, cond, batch: int):

@@ -43,7 +43,7 @@ except Exception:   # tensorboard not installed (or unusable): metrics.jsonl onl
 
 RUN_FILES = ("checkpoint.pt", "metrics.jsonl", "config.json", "results.json")
 MODEL_FLAGS = ("model", "cond", "preset", "layers", "channels", "kernel_size", "levels",
-               "cond_dim", "image_size")
+               "cond_dim", "image_size", "embedding_dim")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,14 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--layers", type=int, help="override the preset")
     m.add_argument("--channels", type=int, help="override the preset (a multiple of the image channels)")
     m.add_argument("--kernel-size", type=int, help="override the preset (odd)")
-    m.add_argument("--levels", type=int, help="values per sub-pixel (default: 256; binarized-mnist: 2)")
+    m.add_argument("--levels", type=int, help="values per sub-pixel (default: 256; binarized-mnist: 2; "
+                                              "codes: the codebook size K, else inferred from "
+                                              "the largest code, with a warning)")
     m.add_argument("--cond-dim", type=int, help="autoencoder code size (default 10 grey, 100 colour)")
+    m.add_argument("--embedding-dim", type=int,
+                   help="a learned input embedding of this size per channel (for discrete "
+                        "codes, e.g. a VQ-VAE's: they have no order); default: the scalar "
+                        "embedding of intensities (images)")
     d = p.add_argument_group("data")
     d.add_argument("--dataset", default="mnist", help=" | ".join(DATASETS))
     d.add_argument("--data-dir", help="data root (default: $PIXELCNN_DATA, else ./data)")
     d.add_argument("--image-size", type=int, help="resize images to this size (folders: 32)")
     d.add_argument("--limit-train", type=int, help="train on the first N images only")
     d.add_argument("--limit-test", type=int, help="evaluate on the first N test images only")
+    d.add_argument("--test-data", help="codes:PATH data sets: the test split's file (default: "
+                                       "the last --test-fraction of the training file)")
+    d.add_argument("--test-fraction", type=float,
+                   help="codes:PATH data sets: the share of the file held out as the test "
+                        "split (default 0.05)")
     d.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     d.add_argument("--no-download", action="store_true", help="never try to download data")
     o = p.add_argument_group("optimisation")
@@ -175,7 +186,8 @@ def model_config(args, data):
                   in_channels=data.in_channels, levels=data.levels,
                   num_classes=data.num_classes if args.cond == "class" else None,
                   cond_dim=cond_dim if args.cond == "autoencoder" else None,
-                  layers=args.layers, channels=args.channels, kernel_size=args.kernel_size)
+                  layers=args.layers, channels=args.channels, kernel_size=args.kernel_size,
+                  embedding_dim=args.embedding_dim)
 
 
 class Logger:
@@ -275,10 +287,17 @@ def sample_grid(model, args, test, epoch, path, device):
     return save_grid(images, path, cfg.levels, nrow=nrow)
 
 
+def test_split(args) -> dict:
+    """load_dataset's test_path / test_fraction for a codes:PATH data set (only the given);
+    a checkpoint's saved args carry them to pixelcnn.evaluate."""
+    given = {"test_path": args.test_data, "test_fraction": args.test_fraction}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def load_data(args):
     """The train and test sets the flags name (train with --seed, for its per-epoch order)."""
     common = dict(data_dir=args.data_dir, levels=args.levels, image_size=args.image_size,
-                  download=not args.no_download)
+                  download=not args.no_download, **test_split(args))
     train = load_dataset(args.dataset, "train", seed=args.seed, **common).take(args.limit_train)
     test = load_dataset(args.dataset, "test", **common).take(args.limit_test)
     return train, test

@@ -124,3 +124,29 @@ def write_imagenet(root: Path, size=32, batches=(1, 2, 10), n=5, n_val=4, layout
     val_dir.mkdir(parents=True, exist_ok=True)
     np.savez(val_dir / "val_data.npz", **out["test"])
     return out
+
+
+def write_codes(path: Path, n=20, size=4, channels=None, levels=512, num_classes=None, seed=0,
+                dtype=np.int64):
+    """A VQ-VAE's discrete codes in the format path's suffix names: .npy (the codes only), .npz
+    (arrays codes and, with num_classes, labels) or .pt (a dict of tensors codes and labels,
+    or with no num_classes the codes tensor alone). Codes [n, size, size], or [n, channels,
+    size, size] with channels, uniform in [0, levels) with levels - 1 present (so the inferred
+    levels is levels); labels in [0, num_classes). Returns (codes, labels or None)."""
+    import torch
+    rng = np.random.default_rng(seed)
+    shape = (n, size, size) if channels is None else (n, channels, size, size)
+    codes = rng.integers(0, levels, shape).astype(dtype)
+    codes.flat[seed % codes.size] = levels - 1
+    labels = rng.integers(0, num_classes, n) if num_classes else None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".npy":
+        assert labels is None, "a .npy holds the codes only"
+        np.save(path, codes)
+    elif path.suffix == ".npz":
+        np.savez(path, codes=codes, **({} if labels is None else {"labels": labels}))
+    else:
+        t = torch.from_numpy(codes)
+        torch.save(t if labels is None else {"codes": t, "labels": torch.from_numpy(labels)},
+                   path)
+    return codes, labels

@@ -1,6 +1,7 @@
 """What the test modules share: small models with random weights, their conditioning, and
 draws from seeded uniforms. A plain module (tests import it as `helpers`), so that no test
 imports conftest.py or another test module."""
+import itertools
 import math
 
 import torch
@@ -58,3 +59,19 @@ def draw(model, n, size, seed=0, method="naive", **kw):
     and conditioning of `sampling_inputs`."""
     return pixelcnn.sample(model, n, size, method=method, **sampling_inputs(model, n, size, seed),
                            **kw)
+
+
+def check_jacobian(jac, C, no_blind_spot):
+    """jac [C, H, W, C, H, W]: d(output sub-pixel) / d(input sub-pixel). Every later input
+    (raster order, R -> G -> B inside a pixel) has an exactly zero entry; with no_blind_spot
+    every earlier one a non-zero entry."""
+    _, H, W = jac.shape[:3]
+    order = lambda c, i, j: (i * W + j) * C + c
+    for c, i, j in itertools.product(range(C), range(H), range(W)):
+        here = order(c, i, j)
+        g = jac[c, i, j]
+        for c2, i2, j2 in itertools.product(range(C), range(H), range(W)):
+            if order(c2, i2, j2) >= here:
+                assert g[c2, i2, j2] == 0, f"output {(c, i, j)} sees later input {(c2, i2, j2)}"
+            elif no_blind_spot:
+                assert g[c2, i2, j2] != 0, f"output {(c, i, j)} is blind to {(c2, i2, j2)}"

@@ -5,12 +5,10 @@ For every output sub-pixel (c, i, j): the logits must not depend on any later su
 unchanged), and in a gated model deep enough to cover the image they must depend on every
 earlier one (no blind spot).
 """
-import itertools
-
 import pytest
 import torch
 
-from helpers import conditioning, make_model
+from helpers import check_jacobian, conditioning, make_model
 
 H, W = 5, 7
 
@@ -34,10 +32,6 @@ def deep_enough(kernel_size):
     return -(-max(H, W) // p) + 1
 
 
-def order(c, i, j, C):
-    return (i * W + j) * C + c
-
-
 def jacobian(model, u, y, h):
     """d(random projection of logits at each sub-pixel) / d(input): [C, H, W, C, H, W]."""
     g = torch.Generator().manual_seed(7)
@@ -47,18 +41,6 @@ def jacobian(model, u, y, h):
         out = model.forward_float(inp[None], y, h)[0]               # [levels, C, H, W]
         return torch.einsum("lchw,l->chw", out, proj)
     return torch.autograd.functional.jacobian(f, u[0], vectorize=True)
-
-
-def check_jacobian(jac, C, no_blind_spot):
-    for c, i, j in itertools.product(range(C), range(H), range(W)):
-        here = order(c, i, j, C)
-        g = jac[c, i, j]
-        for c2, i2, j2 in itertools.product(range(C), range(H), range(W)):
-            there = order(c2, i2, j2, C)
-            if there >= here:
-                assert g[c2, i2, j2] == 0, f"output {(c, i, j)} sees later input {(c2, i2, j2)}"
-            elif no_blind_spot:
-                assert g[c2, i2, j2] != 0, f"output {(c, i, j)} is blind to {(c2, i2, j2)}"
 
 
 def embedded_input(model, seed=3):

@@ -48,8 +48,9 @@ def _check_method(model, method) -> str:
 
 
 @torch.no_grad()
-def sample(model, n, size=(32, 32), *, y=None, h=None, method="cached", uniforms=None,
-           generator=None, temperature=1.0, x0=None, start=0, progress=False) -> torch.Tensor:
+def sample(model, n, size=(32, 32), *, y=None, h=None, cond_map=None, method="cached",
+           uniforms=None, generator=None, temperature=1.0, x0=None, start=0,
+           progress=False) -> torch.Tensor:
     """Draw n images [n, C, H, W] (long, in [0, levels)) from a PixelCNN.
 
     Sub-pixels are drawn in raster order, R -> G -> B inside a pixel, by the inverse CDF:
@@ -61,7 +62,8 @@ def sample(model, n, size=(32, 32), *, y=None, h=None, method="cached", uniforms
     method: "naive" (one forward pass per sub-pixel: the reference), "cached" (incremental
     caches, PyTorch), "triton" (fused kernels in a CUDA graph), "native" (C++), or "auto"
     (the fastest available). y: class labels [n]; h: conditioning vectors [n, cond_dim] (for
-    an autoencoder: its code). Completion: raster pixels < start are copied from x0
+    an autoencoder: its code); cond_map: the conditioning map [n, D, H, W] of a model with
+    cond_channels (location-dependent, e.g. an upsampled top-level code map). Completion: raster pixels < start are copied from x0
     [n, C, H, W] and the rest is sampled. progress: show a progress bar.
 
     Every method runs with TF32 off (see `full_precision`), so that float32 models sample
@@ -74,7 +76,8 @@ def sample(model, n, size=(32, 32), *, y=None, h=None, method="cached", uniforms
     model.eval()
     try:
         with full_precision():
-            job = prepare(model, n, size, y, h, uniforms, generator, temperature, x0, start)
+            job = prepare(model, n, size, y, h, uniforms, generator, temperature, x0, start,
+                          cond_map)
             return REGISTRY[method].sample(job, progress)
     finally:
         model.train(was_training)

@@ -33,7 +33,8 @@ def sample_rows(job: Job, cache, rows, row_step=row_step, pixel_step=pixel_step)
 @torch.no_grad()
 def sample_cached(job: Job, progress: bool = False) -> torch.Tensor:
     n, C, H, W = job.shape
-    cache = GatedCache(packed(job.model), job.model.condition(job.y, job.h)).setup(n, H, W)
+    cache = GatedCache(packed(job.model), job.model.condition(job.y, job.h),
+                       job.cond_map).setup(n, H, W)
     with progress_bar(job, progress) as bar:
         for i in range(H):
             sample_rows(job, cache, [i])

@@ -23,6 +23,7 @@ class Job:
     h: Optional[torch.Tensor]
     temperature: float
     start: int
+    cond_map: Optional[torch.Tensor] = None    # [n, D, H, W] in the model's dtype
 
     @property
     def shape(self):
@@ -57,6 +58,16 @@ def gated_only(model) -> str:
     """'' for a GatedPixelCNN, else why an incremental sampler cannot sample it."""
     return "" if isinstance(model, GatedPixelCNN) else \
         f"samples GatedPixelCNN models only; a {type(model).__name__} samples with method='naive'"
+
+
+def plain_input(model) -> str:
+    """'' unless the model has a learned input embedding or a conditioning map, which the
+    fused and native steps do not read yet (they embed the scalar way, add no map)."""
+    cfg = model.config
+    if cfg.embedding_dim or cfg.cond_channels:
+        return ("does not yet sample models with embedding_dim or cond_channels; use "
+                "method='cached' (or 'auto')")
+    return ""
 
 
 @contextlib.contextmanager
@@ -107,7 +118,7 @@ def _size(size):
 
 
 def prepare(model, n, size, y=None, h=None, uniforms=None, generator=None, temperature=1.0,
-            x0=None, start=0) -> Job:
+            x0=None, start=0, cond_map=None) -> Job:
     """Check every argument of `sample` against the model, the most fundamental first, and
     build the Job."""
     check_model(model)
@@ -132,6 +143,7 @@ def prepare(model, n, size, y=None, h=None, uniforms=None, generator=None, tempe
     device, dtype = model.device, sampling_dtype(model.dtype)
     model.check_y(y, n)
     model.check_h(h, n)
+    model.check_cond_map(cond_map, n, (height, width))
     if isinstance(start, bool) or not isinstance(start, int) or not 0 <= start <= height * width:
         raise ValueError(f"start must be an integer raster pixel index in [0, {height * width}] "
                          f"(H * W), got {start!r}")
@@ -162,7 +174,9 @@ def prepare(model, n, size, y=None, h=None, uniforms=None, generator=None, tempe
         y = y.to(device)
     if h is not None:
         h = h.to(device=device, dtype=model.dtype)
-    return Job(model, x, uniforms, y, h, float(temperature), start)
+    if cond_map is not None:
+        cond_map = cond_map.to(device=device, dtype=model.dtype)
+    return Job(model, x, uniforms, y, h, float(temperature), start, cond_map)
 
 
 def progress_bar(job: Job, enabled: bool):

@@ -16,7 +16,7 @@ def sample_naive(job: Job, progress: bool = False) -> torch.Tensor:
         for pos in range(job.start, H * W):
             i, j = divmod(pos, W)
             for c in range(C):
-                logits = model.forward_float(model.embed(x), job.y, job.h)  # [n, levels, C, H, W]
+                logits = model(x, job.y, job.h, job.cond_map)       # [n, levels, C, H, W]
                 x[:, c, i, j] = inverse_cdf(logits[:, :, c, i, j], u[:, c, i, j], job.temperature)
                 bar.update(1)
     return x

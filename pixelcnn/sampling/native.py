@@ -18,7 +18,7 @@ import torch
 
 from ..cache import GatedCache
 from ..packing import packed
-from .common import Job, Method, gated_only, progress_bar
+from .common import Job, Method, gated_only, plain_input, progress_bar
 
 LIBRARY = Path(__file__).with_name("libpixelcnn_native.so")
 BUILD_HINT = (
@@ -54,7 +54,7 @@ def operator():
 
 def unavailable(model) -> str:
     """'' for a float32 or float64 GatedPixelCNN on the CPU with the library built."""
-    why = gated_only(model)
+    why = gated_only(model) or plain_input(model)
     if why:
         return why
     if model.device.type != "cpu" or model.dtype not in DTYPES:

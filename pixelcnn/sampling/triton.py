@@ -28,7 +28,7 @@ from ..kernels import check_triton
 from ..packing import layer_biases, packed
 from ..cache import GatedCache
 from .cached import sample_rows
-from .common import Job, Method, gated_only, progress_bar
+from .common import Job, Method, gated_only, plain_input, progress_bar
 
 # The CUDA-graph runners, per model and sampling configuration: {model: {key: _GraphRunner}}.
 # Kept while the model lives (weak keys; a runner holds no reference to its model), freed
@@ -58,7 +58,7 @@ def _grid_steps(cache, x):
 
 def unavailable(model) -> str:
     """'' for a float32 or bf16 GatedPixelCNN on a CUDA GPU with Triton installed."""
-    why = gated_only(model)
+    why = gated_only(model) or plain_input(model)
     if why:
         return why
     if model.device.type != "cuda":
@@ -76,7 +76,7 @@ def unavailable(model) -> str:
 def check(model, name="triton"):
     """An explicit method='triton' (or 'triton-grid') also runs on the CPU under Triton's
     interpreter (tests)."""
-    why = gated_only(model)
+    why = gated_only(model) or plain_input(model)
     if why:
         raise ValueError(f"method={name!r} {why}")
     check_triton(f"method={name!r}", model.device, model.dtype, "method='cached' (or 'auto')")
