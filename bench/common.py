@@ -22,6 +22,13 @@ from pixelcnn.sampling import METHODS, why_unavailable
 ROOT = Path(__file__).resolve().parent.parent                  # the repository
 SHARED_DATA = ROOT.parent / "shared" / "datasets"              # the offline copies, if present
 DEFAULT_CHECKPOINTS = {"cifar": ROOT / "checkpoints" / "cifar.pt"}
+# Models benchmarked with random weights (throughput does not depend on them): the shapes
+# users sample. vqvae-prior: the PixelCNN prior over a VQ-VAE's 32 x 32 map of K = 512 codes,
+# class-conditional, with a learned code embedding (the common VQ-VAE repositories' setup).
+RANDOM_MODELS = {
+    "vqvae-prior": (dict(in_channels=1, levels=512, embedding_dim=64, num_classes=10,
+                         channels=128, layers=12, kernel_size=5), (32, 32)),
+}
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
 TEST_SETS = {   # data set -> the test splits to score it on, in order of preference
     "cifar": ["cifar", "cifar-exact"],   # real CIFAR-10 only when verified, else the exact subset
@@ -80,6 +87,12 @@ def load_model(checkpoint: Optional[str], dataset: Optional[str], device, dtype:
     """(model in eval mode on device and dtype, metadata, path). Without a checkpoint: the
     shipped model of the data set; ValueError saying what to do when there is none. The EMA
     weights of a checkpoint trained with --ema unless ema=False (metadata["weights"])."""
+    if checkpoint is None and dataset in RANDOM_MODELS:
+        fields, size = RANDOM_MODELS[dataset]
+        torch.manual_seed(0)
+        model = pixelcnn.build(pixelcnn.preset("small", **fields))
+        meta = {"dataset": dataset, "image_size": list(size), "weights": "random (seed 0)"}
+        return model.to(device=device, dtype=DTYPES[dtype]).eval(), meta, Path(f"random:{dataset}")
     if checkpoint is None:
         name = dataset or "cifar"
         path = DEFAULT_CHECKPOINTS.get(name)
@@ -157,6 +170,8 @@ def test_data(dataset: str, data_dir: Optional[str], levels: int, image_size: Op
     $PIXELCNN_DATA, else ./data), then ../shared/datasets; CIFAR-10 is scored on the real test
     set only when its md5s match, else on the exact subset, never on the stand-in."""
     from pixelcnn.data import DataUnavailable, canonical, data_root
+    if dataset in RANDOM_MODELS:
+        return None, f"{dataset} is benchmarked with random weights: no test data to score"
     name = canonical(dataset)
     roots = [data_root(data_dir)]
     if SHARED_DATA.is_dir() and SHARED_DATA.resolve() != roots[0].resolve():

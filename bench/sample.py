@@ -2,6 +2,7 @@
 
     python -m bench.sample --dataset cifar                 # CPU defaults, < 10 min on 2 cores
     python -m bench.sample --dataset cifar --device cuda   # GPU defaults (add --dtype bf16)
+    python -m bench.sample --dataset vqvae-prior           # a VQ-VAE prior (random weights)
 
 1. Correctness gate on a small batch (bench/gate.py): every method must reproduce naive's
    samples from the same uniforms and the reference forward's logits; a method that fails
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("model")
     g.add_argument("--dataset", help="cifar | mnist | fashion-mnist | binarized-mnist | ... "
-                   "(default: the checkpoint's, else cifar)")
+                   "(default: the checkpoint's, else cifar); vqvae-prior: a random-weight "
+                   "prior over 32x32 maps of 512 codes (learned embedding, 10 classes)")
     g.add_argument("--checkpoint", help="a pixelcnn checkpoint (default: the shipped model of "
                    "--dataset, checkpoints/DATASET.pt)")
     g.add_argument("--dtype", default="float32", choices=["float32", "bf16"])

@@ -186,3 +186,16 @@ def test_bench_uses_ema_weights_unless_no_ema(tmp_path):
         assert all(torch.equal(v, want[k]) for k, v in got.state_dict().items())
         assert model_info(got, meta, path)["weights"] == weights
     assert "--no-ema" in sample.build_parser().format_help()
+
+
+def test_vqvae_prior_preset(tmp_path, capsys):
+    """--dataset vqvae-prior: a random-weight prior over 512 codes with a learned embedding,
+    class-conditional; every available method gated and timed against naive, no test data."""
+    res = sample.main(["--dataset", "vqvae-prior", "--size", "4", "4", "--batch-sizes", "1",
+                       "--naive-steps", "1", "--repeat", "1", "--gate-batch", "2",
+                       "--samples-per-method", "2", "--out", str(tmp_path)])
+    cfg = res["model"]["config"]
+    assert (cfg["levels"], cfg["embedding_dim"], cfg["num_classes"]) == (512, 64, 10)
+    assert res["model"]["checkpoint"] == "random:vqvae-prior" and not res["failed"]
+    assert {r["method"] for r in res["records"]} >= {"naive", "cached"}
+    assert "random weights" in res["bits_per_dim"]["test"]["skipped"]
