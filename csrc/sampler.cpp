@@ -25,44 +25,55 @@ namespace {
 
 using at::Tensor;
 
-// The operator's arguments; sizes as in packing.py (L layers, H hidden, p = k // 2).
+// The operator's arguments; sizes as in packing.py (L layers, H hidden, p = k // 2, E
+// embedded features per sub-pixel, D channels of the conditioning map: 0 without one).
 struct Args {
   Tensor wv, wlink, wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2;
+  Tensor table;                                      // [C, levels, E]: the input embedding
+  Tensor wmap;                                       // [L, D, 4H] or empty
   Tensor bias_v, bias_h;                             // [L, B, 2H]: biases + conditioning
+  Tensor cond_map;                                   // [B, D, height, width] or empty
   Tensor vbuf, v_pre, row_bias, hbuf, base, gated;   // GatedCache
   Tensor x, uniforms;                                // [B, C, height, width]
   double temperature;
   int64_t start;
-  int64_t B, C, height, width, L, H, p, levels;
+  int64_t B, C, height, width, L, H, p, levels, E, D;
 };
-
-// Integer sub-pixels -> the network's input in [-1, 1], as pixelcnn.models.embed.
-Tensor embed(const Tensor& x, const Args& a) {
-  return x.to(a.wv.scalar_type()) * (2.0 / (a.levels - 1)) - 1.0;
-}
 
 // Sizes and raw pointers of the weights and the GatedCache buffers, shared by all threads.
 template <typename T>
 struct Net {
   explicit Net(const Args& a)
       : B(a.B), C(a.C), height(a.height), W(a.width), L(a.L), H(a.H), p(a.p), k(2 * a.p + 1),
-        levels(a.levels), start(a.start),
-        // layer 0's vertical input is the image: only its first C channels are non-zero
-        wv0_(a.wv[0].view({-1, H, 2 * H}).narrow(1, 0, C).contiguous()), wv(ptr(a.wv)),
+        levels(a.levels), start(a.start), E(a.E), F(a.C * a.E), D(a.D),
+        // layer 0's vertical input is the embedded image: only its first F channels are
+        // non-zero
+        wv0_(a.wv[0].view({-1, H, 2 * H}).narrow(1, 0, F).contiguous()),
+        // the map image row by image row, [B, height, W, D]: a product's row-major input
+        cmap_(D ? a.cond_map.permute({0, 2, 3, 1}).contiguous() : Tensor()), wv(ptr(a.wv)),
         wv0(ptr(wv0_)), wlink(ptr(a.wlink)), wh_prev(ptr(a.wh_prev)), wh_cur(ptr(a.wh_cur)),
         wres(ptr(a.wres)), bres(ptr(a.bres)), wskip(ptr(a.wskip)), bskip(ptr(a.bskip)),
-        w1(ptr(a.w1)), b1(ptr(a.b1)), w2(ptr(a.w2)), b2(ptr(a.b2)), u(ptr(a.uniforms)),
+        w1(ptr(a.w1)), b1(ptr(a.b1)), w2(ptr(a.w2)), b2(ptr(a.b2)), table(ptr(a.table)),
+        wmap(D ? ptr(a.wmap) : nullptr), u(ptr(a.uniforms)), cmap(D ? ptr(cmap_) : nullptr),
         bias_v_(ptr(a.bias_v)), bias_h_(ptr(a.bias_h)), vbuf_(ptr(a.vbuf)),
         v_pre_(ptr(a.v_pre)), row_bias_(ptr(a.row_bias)), hbuf_(ptr(a.hbuf)),
         base_(ptr(a.base)), gated_(ptr(a.gated)), x(a.x.data_ptr<int64_t>()),
-        inv_temperature(T(1) / T(a.temperature)), kernels(best_kernels<T>()) {
-    const Tensor table = embed(at::arange(levels, at::kLong), a);
-    embedding.assign(table.data_ptr<T>(), table.data_ptr<T>() + levels);
-  }
+        inv_temperature(T(1) / T(a.temperature)), kernels(best_kernels<T>()) {}
 
   static T* ptr(const Tensor& t) { return t.data_ptr<T>(); }
   int64_t index(int64_t b, int64_t c, int64_t i, int64_t j) const {  // x, u: [B, C, height, W]
     return ((b * C + c) * height + i) * W + j;
+  }
+  // Pixel (i, j) of image b embedded as the table says (pixelcnn.layers.embed_table): F
+  // features into out, channel c's E first (the scalar embedding is the table with E = 1).
+  void embed(int64_t b, int64_t i, int64_t j, T* out) const {
+    for (int64_t c = 0; c < C; ++c) {
+      const T* row = table + (c * levels + x[index(b, c, i, j)]) * E;
+      std::copy(row, row + E, out + c * E);
+    }
+  }
+  const T* cond_row(int64_t b, int64_t i) const {  // the map's image row i, [W, D]
+    return cmap + (b * height + i) * W * D;
   }
   const T* bias_v(int64_t l, int64_t b) const { return bias_v_ + (l * B + b) * 2 * H; }
   const T* bias_h(int64_t l, int64_t b) const { return bias_h_ + (l * B + b) * 2 * H; }
@@ -79,15 +90,14 @@ struct Net {
   T* base(int64_t l, int64_t b) const { return base_ + (l * B + b) * 2 * H; }  // [L, B, 2H]
   T* gated(int64_t b, int64_t l) const { return gated_ + (b * L + l) * H; }    // [B, L, H]
 
-  const int64_t B, C, height, W, L, H, p, k, levels, start;
-  const Tensor wv0_;
+  const int64_t B, C, height, W, L, H, p, k, levels, start, E, F, D;
+  const Tensor wv0_, cmap_;
   const T *wv, *wv0, *wlink, *wh_prev, *wh_cur, *wres, *bres, *wskip, *bskip, *w1, *b1, *w2,
-      *b2, *u, *bias_v_, *bias_h_;
+      *b2, *table, *wmap, *u, *cmap, *bias_v_, *bias_h_;
   T *vbuf_, *v_pre_, *row_bias_, *hbuf_, *base_, *gated_;
   int64_t* x;
   const T inv_temperature;
   const Kernels<T> kernels;
-  std::vector<T> embedding;  // embed(v), v < levels
 };
 
 // One team's images b0 .. b1 - 1 through rows of the image: GatedCache.row, begin_pixel,
@@ -103,9 +113,9 @@ template <typename T>
 class Block {
  public:
   Block(const Net<T>& net, Team& team, int64_t b0, int64_t b1)
-      : n_(net), k_(net.kernels), team_(team), b0_(b0), M_(b1 - b0), pixel_(M_ * net.C),
+      : n_(net), k_(net.kernels), team_(team), b0_(b0), M_(b1 - b0), pixel_(M_ * net.F),
         pre_(M_ * 2 * net.H), skip_(M_ * net.H), hidden_(M_ * net.H), logits_(M_ * net.levels),
-        probs_(net.levels) {}
+        probs_(net.levels), map_(net.D ? net.L * M_ * net.W * 4 * net.H : 0) {}
 
   void run(int64_t row_begin, int64_t row_end) {
     for (i_ = row_begin; i_ < row_end; ++i_) {
@@ -133,26 +143,27 @@ class Block {
   // Start row i (GatedCache.row): push the image row above into the ring of each layer's
   // last p + 1 vertical inputs (image row r in slot r % (p + 1)), run the vertical stacks
   // over it, and through the links set the horizontal stacks' pre-activation from above.
+  // A conditioning map's contributions (row_maps) come last in each sum, as in cache.py.
   void start_row() {
     const int64_t H = n_.H, W = n_.W, p = n_.p, k = n_.k, L = n_.L;
+    if (n_.D) row_maps();
     if (i_ == 0) {
       for (int64_t l = 0; l < L; ++l)
         for (int64_t b = b0_; b < b0_ + M_; ++b) {
           std::fill(n_.vbuf(l, b, 0, 0), n_.vbuf(l, b, p + 1, 0), T(0));
           broadcast(W, 2 * H, n_.bias_h(l, b), n_.row_bias(l, b, 0), 2 * H);
+          add_map(l, b, 2 * H, 2 * H, n_.row_bias(l, b, 0));
         }
       return;
     }
     const int64_t slot = (i_ - 1) % (p + 1);
     for (int64_t b = b0_; b < b0_ + M_; ++b)
-      for (int64_t j = 0; j < W; ++j)
-        for (int64_t c = 0; c < n_.C; ++c)
-          n_.vbuf(0, b, slot, p + j)[c] = n_.embedding[n_.x[n_.index(b, c, i_ - 1, j)]];
+      for (int64_t j = 0; j < W; ++j) n_.embed(b, i_ - 1, j, n_.vbuf(0, b, slot, p + j));
     for (int64_t l = 0; l < L; ++l) {
       // the window of output column j: kernel row r reads ring slot (i + r) % (p + 1) at
       // columns j .. j + k - 1, all channels contiguous (k cin of them, rows H apart); layer
-      // 0 reads its C image channels column by column
-      const int64_t cin = l == 0 ? n_.C : H, taps = l == 0 ? k : 1, K = l == 0 ? n_.C : k * H;
+      // 0 reads its F embedded features column by column
+      const int64_t cin = l == 0 ? n_.F : H, taps = l == 0 ? k : 1, K = l == 0 ? n_.F : k * H;
       const T* w = l == 0 ? n_.wv0 : n_.wv + l * (p + 1) * k * H * 2 * H;
       columns(0, H, [&](int64_t n0, int64_t n1) {
         for (int64_t b = b0_; b < b0_ + M_; ++b) {
@@ -163,6 +174,7 @@ class Block {
               for (int64_t t = 0; t < taps; ++t)
                 k_.matmul_acc(W, n1 - n0, K, n_.vbuf(l, b, (i_ + r) % (p + 1), t), H,
                               w + (r * k + t) * cin * 2 * H + half, 2 * H, pre + half, 2 * H);
+            add_map(l, b, half, n1 - n0, pre + half);
           }
           if (l + 1 < L)  // the next layer's vertical input
             for (int64_t j = 0; j < W; ++j)
@@ -176,8 +188,37 @@ class Block {
         broadcast(W, 2 * H, n_.bias_h(l, b), n_.row_bias(l, b, 0), 2 * H);
         k_.matmul_acc(W, 2 * H, 2 * H, n_.v_pre(l, b), 2 * H, n_.wlink + l * 4 * H * H, 2 * H,
                       n_.row_bias(l, b, 0), 2 * H);
+        add_map(l, b, 2 * H, 2 * H, n_.row_bias(l, b, 0));
       }
     });
+  }
+
+  // The conditioning map's contributions to this row (packing.map_biases), [W, 4H] per layer
+  // and image, a layer per chunk: the vertical stack's (2H) from image row i - 1, the row it
+  // now runs over, the horizontal stack's (2H) from row i. Each is a product of its own,
+  // added to a finished sum (add_map), so that float64 rounds as cache.py does.
+  void row_maps() {
+    const int64_t W = n_.W, D = n_.D, N = 2 * n_.H;
+    team_.run(n_.L, [&](int64_t l) {
+      const T* w = n_.wmap + l * D * 2 * N;
+      for (int64_t m = 0; m < M_; ++m) {
+        T* out = &map_[(l * M_ + m) * W * 2 * N];
+        std::fill(out, out + W * 2 * N, T(0));
+        if (i_ > 0)
+          k_.matmul_acc(W, N, D, n_.cond_row(b0_ + m, i_ - 1), D, w, 2 * N, out, 2 * N);
+        k_.matmul_acc(W, N, D, n_.cond_row(b0_ + m, i_), D, w + N, 2 * N, out + N, 2 * N);
+      }
+    });
+  }
+
+  // out[j, :N] += columns col .. col + N - 1 of the map's [W, 4H] (layer l, image b), j < W,
+  // out's rows 2H apart (v_pre, row_bias); nothing without a map.
+  void add_map(int64_t l, int64_t b, int64_t col, int64_t N, T* out) const {
+    if (!n_.D) return;
+    const int64_t H = n_.H;
+    const T* from = &map_[(l * M_ + b - b0_) * n_.W * 4 * H] + col;
+    for (int64_t j = 0; j < n_.W; ++j)
+      for (int64_t n = 0; n < N; ++n) out[j * 2 * H + n] += from[j * 4 * H + n];
   }
 
   // Pixel (i, j): its sub-pixels in order, or with x0's pixel (completion) the caches only.
@@ -204,7 +245,7 @@ class Block {
       for (int64_t m = 0; m < M_; ++m)
         std::copy(n_.row_bias(l, b0_ + m, j), n_.row_bias(l, b0_ + m, j) + 2 * H,
                   n_.base(l, b0_ + m));
-      const int64_t cin = l == 0 ? n_.C : H;  // layer 0: the image's C channels, then zeros
+      const int64_t cin = l == 0 ? n_.F : H;  // layer 0: the F embedded features, then zeros
       for (int64_t tap = 0; tap < p; ++tap)
         k_.matmul_acc(M_, 2 * H, cin, n_.hbuf(l, b0_, j + tap), (p + n_.W) * H,
                       n_.wh_prev + (l * p + tap) * H * 2 * H, 2 * H, n_.base(l, b0_), 2 * H);
@@ -217,11 +258,10 @@ class Block {
     const int64_t H = n_.H, L = n_.L, g0 = c * H / n_.C, g1 = (c + 1) * H / n_.C;
     const int64_t ld = (n_.p + n_.W) * H;  // hbuf's stride between images
     for (int64_t m = 0; m < M_; ++m)       // layer 0's input: the pixel so far
-      for (int64_t ch = 0; ch < n_.C; ++ch)
-        pixel_[m * n_.C + ch] = n_.embedding[n_.x[n_.index(b0_ + m, ch, i_, j)]];
+      n_.embed(b0_ + m, i_, j, &pixel_[m * n_.F]);
     for (int64_t l = 0; l < L; ++l) {
       const T* in = l == 0 ? pixel_.data() : n_.hbuf(l, b0_, j + n_.p);
-      const int64_t ld_in = l == 0 ? n_.C : ld, K = l == 0 ? n_.C : g1;
+      const int64_t ld_in = l == 0 ? n_.F : ld, K = l == 0 ? n_.F : g1;
       const T* w = n_.wh_cur + l * H * 2 * H;
       columns(g0, g1, [&](int64_t n0, int64_t n1) {
         for (int64_t half : {n0, H + n0}) {  // tanh and sigmoid pre-activations
@@ -275,9 +315,7 @@ class Block {
 
   // The pixel is complete: it becomes the first layer's horizontal input at column j.
   void end_pixel(int64_t j) {
-    for (int64_t m = 0; m < M_; ++m)
-      for (int64_t c = 0; c < n_.C; ++c)
-        n_.hbuf(0, b0_ + m, j + n_.p)[c] = n_.embedding[n_.x[n_.index(b0_ + m, c, i_, j)]];
+    for (int64_t m = 0; m < M_; ++m) n_.embed(b0_ + m, i_, j, n_.hbuf(0, b0_ + m, j + n_.p));
   }
 
   const Net<T>& n_;
@@ -285,7 +323,8 @@ class Block {
   Team& team_;
   const int64_t b0_, M_;
   int64_t i_ = 0;  // the current row
-  std::vector<T> pixel_, pre_, skip_, hidden_, logits_, probs_;  // [M, C], [M, 2H], [M, H], ...
+  std::vector<T> pixel_, pre_, skip_, hidden_, logits_, probs_;  // [M, F], [M, 2H], [M, H], ...
+  std::vector<T> map_;  // row_maps: [L, M, W, 4H], empty without a conditioning map
 };
 
 // A thread per block of images while the batch allows, min(B, threads) teams; at a smaller
@@ -316,13 +355,33 @@ void run(const Net<T>& net, int64_t row_begin, int64_t row_end) {
   });
 }
 
+// The map and its 1x1s: both given (D > 0) or both empty; the map in any layout.
+void check_map(const Args& a) {
+  if (a.D == 0) {
+    TORCH_CHECK(a.cond_map.numel() == 0 && a.wmap.numel() == 0,
+                "pixelcnn_native: cond_map must be [B, D, height, width] with wmap "
+                "[L, D, 4H], or both empty");
+    return;
+  }
+  TORCH_CHECK(a.cond_map.scalar_type() == a.wv.scalar_type() && a.cond_map.device().is_cpu() &&
+                  a.cond_map.sizes() == at::IntArrayRef({a.B, a.D, a.height, a.width}),
+              "pixelcnn_native: cond_map must be a CPU ", a.wv.scalar_type(), " tensor [B, D, ",
+              a.height, ", ", a.width, "], got ", a.cond_map.sizes());
+  TORCH_CHECK(a.wmap.scalar_type() == a.wv.scalar_type() && a.wmap.is_contiguous() &&
+                  a.wmap.device().is_cpu() &&
+                  a.wmap.sizes() == at::IntArrayRef({a.L, a.D, 4 * a.H}),
+              "pixelcnn_native: wmap must be a contiguous CPU tensor [L, D, 4H] = [", a.L,
+              ", ", a.D, ", ", 4 * a.H, "], got ", a.wmap.sizes());
+}
+
 void check(const Args& a) {
   const auto dtype = a.wv.scalar_type();
   TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble,
               "pixelcnn_native: float32 or float64 weights, got ", dtype);
   for (const Tensor* t : {&a.wv, &a.wlink, &a.wh_prev, &a.wh_cur, &a.wres, &a.bres, &a.wskip,
-                          &a.bskip, &a.w1, &a.b1, &a.w2, &a.b2, &a.bias_v, &a.bias_h, &a.vbuf,
-                          &a.v_pre, &a.row_bias, &a.hbuf, &a.base, &a.gated, &a.uniforms})
+                          &a.bskip, &a.w1, &a.b1, &a.w2, &a.b2, &a.table, &a.bias_v, &a.bias_h,
+                          &a.vbuf, &a.v_pre, &a.row_bias, &a.hbuf, &a.base, &a.gated,
+                          &a.uniforms})
     TORCH_CHECK(t->scalar_type() == dtype && t->is_contiguous() && t->device().is_cpu(),
                 "pixelcnn_native: every tensor must be a contiguous CPU ", dtype, " tensor");
   TORCH_CHECK(a.x.scalar_type() == at::kLong && a.x.is_contiguous() && a.x.dim() == 4,
@@ -332,19 +391,25 @@ void check(const Args& a) {
                   a.hbuf.size(2) == a.p + a.width && a.hbuf.size(3) == a.H,
               "pixelcnn_native: the cache does not match the weights and x: set it up with "
               "GatedCache(...).setup(B, H, W)");
+  TORCH_CHECK(a.table.dim() == 3 && a.table.size(0) == a.C && a.table.size(1) == a.levels &&
+                  a.C * a.E <= a.H,
+              "pixelcnn_native: table must be [C, levels, E] with C * E <= hidden");
+  check_map(a);
 }
 
+// wmap and cond_map: empty tensors for a model without a conditioning map.
 void sample_rows(Tensor wv, Tensor wlink, Tensor wh_prev, Tensor wh_cur, Tensor wres,
                  Tensor bres, Tensor wskip, Tensor bskip, Tensor w1, Tensor b1, Tensor w2,
-                 Tensor b2, Tensor bias_v, Tensor bias_h, Tensor vbuf, Tensor v_pre,
-                 Tensor row_bias, Tensor hbuf, Tensor base, Tensor gated, Tensor x,
-                 Tensor uniforms, double temperature, int64_t start, int64_t row_begin,
-                 int64_t row_end) {
+                 Tensor b2, Tensor table, Tensor wmap, Tensor bias_v, Tensor bias_h,
+                 Tensor cond_map, Tensor vbuf, Tensor v_pre, Tensor row_bias, Tensor hbuf,
+                 Tensor base, Tensor gated, Tensor x, Tensor uniforms, double temperature,
+                 int64_t start, int64_t row_begin, int64_t row_end) {
   const int64_t H = wh_cur.size(1);
-  Args a{wv, wlink, wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, bias_v, bias_h,
-         vbuf, v_pre, row_bias, hbuf, base, gated, x, uniforms, temperature, start,
-         x.size(0), x.size(1), x.size(2), x.size(3), wv.size(0), H, wh_prev.size(1) / H,
-         w2.size(1) / x.size(1)};
+  Args a{wv, wlink, wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table, wmap,
+         bias_v, bias_h, cond_map, vbuf, v_pre, row_bias, hbuf, base, gated, x, uniforms,
+         temperature, start, x.size(0), x.size(1), x.size(2), x.size(3), wv.size(0), H,
+         wh_prev.size(1) / H, w2.size(1) / x.size(1), table.size(-1),
+         cond_map.dim() == 4 ? cond_map.size(1) : 0};
   check(a);
   TORCH_CHECK(0 <= row_begin && row_begin <= row_end && row_end <= a.height,
               "pixelcnn_native: rows out of range");
@@ -359,7 +424,8 @@ void sample_rows(Tensor wv, Tensor wlink, Tensor wh_prev, Tensor wh_cur, Tensor 
 TORCH_LIBRARY(pixelcnn_native, m) {
   m.def("sample_rows(Tensor wv, Tensor wlink, Tensor wh_prev, Tensor wh_cur, Tensor wres, "
         "Tensor bres, Tensor wskip, Tensor bskip, Tensor w1, Tensor b1, Tensor w2, Tensor b2, "
-        "Tensor bias_v, Tensor bias_h, Tensor(a!) vbuf, Tensor(b!) v_pre, "
+        "Tensor table, Tensor wmap, Tensor bias_v, Tensor bias_h, Tensor cond_map, "
+        "Tensor(a!) vbuf, Tensor(b!) v_pre, "
         "Tensor(c!) row_bias, Tensor(d!) hbuf, Tensor(e!) base, Tensor(f!) gated, "
         "Tensor(g!) x, Tensor uniforms, float temperature, int start, int row_begin, "
         "int row_end) -> ()");

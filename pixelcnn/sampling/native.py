@@ -18,7 +18,7 @@ import torch
 
 from ..cache import GatedCache
 from ..packing import packed
-from .common import Job, Method, gated_only, plain_input, progress_bar
+from .common import Job, Method, gated_only, progress_bar
 
 LIBRARY = Path(__file__).with_name("libpixelcnn_native.so")
 BUILD_HINT = (
@@ -54,7 +54,7 @@ def operator():
 
 def unavailable(model) -> str:
     """'' for a float32 or float64 GatedPixelCNN on the CPU with the library built."""
-    why = gated_only(model) or plain_input(model)
+    why = gated_only(model)
     if why:
         return why
     if model.device.type != "cpu" or model.dtype not in DTYPES:
@@ -77,12 +77,15 @@ def check(model):
 
 def sample_rows(job: Job, cache: GatedCache, rows: range):
     """Run the incremental sampler over image rows `rows` (contiguous, all of them in order over
-    calls) in C++, as `cached.sample_rows` does in PyTorch, on the same cache."""
+    calls) in C++, as `cached.sample_rows` does in PyTorch, on the same cache (its conditioning
+    map included)."""
     w = cache.w
+    wmap, cond_map = (w.wmap, cache.cond_map) if cache.cond_map is not None else \
+        (w.wv.new_empty(0),) * 2                # no map: the operator takes empty tensors
     operator()(w.wv, w.wlink, w.wh_prev, w.wh_cur, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1,
-               w.w2, w.b2, cache.bias_v, cache.bias_h, cache.vbuf, cache.v_pre, cache.row_bias,
-               cache.hbuf, cache.base, cache.gated, job.x, job.uniforms, job.temperature,
-               job.start, rows.start, rows.stop)
+               w.w2, w.b2, w.table, wmap, cache.bias_v, cache.bias_h, cond_map, cache.vbuf,
+               cache.v_pre, cache.row_bias, cache.hbuf, cache.base, cache.gated, job.x,
+               job.uniforms, job.temperature, job.start, rows.start, rows.stop)
 
 
 @torch.no_grad()
@@ -90,7 +93,8 @@ def sample_native(job: Job, progress: bool = False) -> torch.Tensor:
     model = job.model
     job = replace(job, x=job.x.contiguous(), uniforms=job.uniforms.contiguous())
     n, C, H, W = job.shape
-    cache = GatedCache(packed(model), model.condition(job.y, job.h)).setup(n, H, W)
+    cache = GatedCache(packed(model), model.condition(job.y, job.h),
+                       job.cond_map).setup(n, H, W)
     step = 1 if progress else H                # one call for the whole image unless reporting
     with progress_bar(job, progress) as bar:
         for i in range(0, H, step):
