@@ -6,13 +6,14 @@
 
 1. Record. For each preset, dtype and batch size, the real launch paths run - one forward
    pass with backend="triton", one method="triton" sample and one completion (x0, start) of
-   a --size image - on the meta device: shapes, dtypes and offsets, no data. Every kernel's
-   launch is intercepted before it runs and bound by Triton's own binder for the target
-   (JITFunction's create_function_from_signature and _pack_args, in Triton 3.6 and later):
-   the signature, the constexprs, the alignment and integer specialisations and num_warps
-   are what JITFunction.run would compile on that GPU. One constexpr differs: INTERPRET,
-   which launch_flags sets from TRITON_INTERPRET (needed here for the meta tensors to pass
-   the device checks), is compiled False, as a GPU launch passes it. Meta tensors start at
+   a --size image, one method="triton-grid" sample of the preset with a conditioning map -
+   on the meta device: shapes, dtypes and offsets, no data. Every kernel's launch is
+   intercepted before it runs and bound by Triton's own binder for the target (JITFunction's
+   create_function_from_signature and _pack_args, in Triton 3.6 and later): the signature,
+   the constexprs, the alignment and integer specialisations and num_warps are what
+   JITFunction.run would compile on that GPU. One constexpr differs: INTERPRET, which
+   launch_flags sets from TRITON_INTERPRET (needed here for the meta tensors to pass the
+   device checks), is compiled False, as a GPU launch passes it. Meta tensors start at
    address 0, so pointer alignment follows the tensors' offsets, as on a GPU (whose
    allocations are 512-byte aligned).
 2. Group. Launches that differ only in Triton's scalar specialisations (an int argument
@@ -177,8 +178,9 @@ def recording(arch: int):
 @torch.no_grad()
 def launch_paths(preset: str, dtype: torch.dtype, batch: int, size, sms: int = 132):
     """Run backend="triton"'s forward and the triton methods' sampling on meta tensors: a
-    whole image, and a completion from the middle of the last row (which primes that row);
-    then the persistent form of the grid pixel step (CUDA and bf16 only) on one pixel, with
+    whole image, and a completion from the middle of the last row (which primes that row),
+    and a triton-grid image of the preset with a conditioning map (cond_channels=2); then the
+    persistent form of the grid pixel step (CUDA and bf16 only) on one pixel, with
     as many programs as a GPU of `sms` SMs gets."""
     with torch.device("meta"):
         model = pixelcnn.build(pixelcnn.preset(preset)).to(dtype).eval()
@@ -190,6 +192,13 @@ def launch_paths(preset: str, dtype: torch.dtype, batch: int, size, sms: int = 1
     for method in ("triton", "triton-grid"):
         pixelcnn.sample(model, batch, size, method=method)
         pixelcnn.sample(model, batch, size, method=method, x0=x0, start=H * W - (W + 1) // 2)
+    # a conditioning map (issue 14): the grid row kernel's HAS_MAP form (the legacy
+    # sampler_row's is left out, to keep CI's compile time; a learned embedding as wide as
+    # the images' compiles as their table: the same launches)
+    with torch.device("meta"):
+        prior = pixelcnn.build(pixelcnn.preset(preset, cond_channels=2)).to(dtype).eval()
+    cond_map = torch.zeros(batch, 2, H, W, dtype=dtype, device="meta")
+    pixelcnn.sample(prior, batch, size, method="triton-grid", cond_map=cond_map)
     if dtype == torch.bfloat16:                             # persistent: bf16 only
         cache = GatedCache(packed(model), None).setup(batch, H, W)
         programs = min(sms, widest(cache))

@@ -1,4 +1,5 @@
-"""Helpers shared by the fused kernels: the matrix product, the gate, a convolution tap.
+"""Helpers shared by the fused kernels: the matrix product, the gate, a convolution tap, the
+input embedding (rows of the packed table) and the conditioning map's biases.
 
 Activations are float32 in registers; weights are loaded in their storage dtype (float32 or
 bf16). Products accumulate in float32: exact float32 ("ieee", not tf32) for float32 models,
@@ -7,6 +8,8 @@ bf16 operands on the tensor cores for bf16 models.
 import torch
 import triton
 import triton.language as tl
+
+from pixelcnn.packing import map_biases
 
 from . import interpreting
 
@@ -31,6 +34,24 @@ def launch_flags(dtype: torch.dtype) -> dict:
 def pow2(n: int, least: int = 16) -> int:
     """Block size: the next power of two >= n (tl.dot needs >= 16)."""
     return max(least, triton.next_power_of_2(n))
+
+
+def feature_block(packed) -> int:
+    """FB, the block of embedded features the kernels handle at once: the next power of two
+    >= F = C * E (the first layer's input width), at most 32 (larger F: a loop of blocks)."""
+    return min(32, triton.next_power_of_2(packed.features))
+
+
+def row_maps(cache, i: int):
+    """The conditioning map's biases of row step i >= 1 (None, None without a map), as
+    pixelcnn.cache.GatedCache.row computes them: the vertical half of image row i - 1 (a
+    [L, B, W, 4H] tensor whose first 2H columns the row kernels add before the gate) and the
+    horizontal half of row i ([L, B, W, 2H], added to row_bias after the kernel)."""
+    if cache.cond_map is None:
+        return None, None
+    H = cache.w.hidden
+    return map_biases(cache.w, cache.cond_map, i - 1), \
+        map_biases(cache.w, cache.cond_map, i)[..., 2 * H:]
 
 
 @triton.jit
@@ -104,6 +125,66 @@ def vertical_taps(f, g, ring, w, w_ok, wv, i, HD, WP, n, n_ok,
                                      wv + (r * KS + s) * HD * 2 * HD,
                                      HD, n, n_ok, HD, BK, BF16, INTERPRET)
     return f, g
+
+
+@triton.jit
+def embed_pixels(x, pix, ok, HW, table, LEVELS, E, F, k):
+    """Embedded features k (a [K] range of the F = C * E) of M pixels of x (long
+    [B, C, H, W]): pix [M] is the offset of a pixel's channel 0 (channels HW apart), ok [M]
+    its mask. Feature k is row x[channel k // E] of the table [C, LEVELS, E], column k % E:
+    [M, K] in the table's dtype, 0 where masked (k >= F included)."""
+    ch = k // E
+    mask = ok[:, None] & (k < F)[None, :]
+    v = tl.load(x + pix[:, None] + ch[None, :] * HW, mask=mask, other=0)
+    return tl.load(table + (ch[None, :] * LEVELS + v) * E + (k % E)[None, :], mask=mask,
+                   other=0.0)
+
+
+@triton.jit
+def embed_sampled(feat, ok, k, F, E, c, val, table, LEVELS):
+    """feat [M, K] (features k) with channel c's features replaced by the table rows of the
+    values val [M] just sampled."""
+    mine = (k // E == c) & (k < F)
+    new = tl.load(table + (c * LEVELS + val[:, None]) * E + (k % E)[None, :],
+                  mask=ok[:, None] & mine[None, :], other=0.0)
+    return tl.where(mine[None, :], new, feat)
+
+
+@triton.jit
+def store_embedded(out, x, pix, ok, HW, table, LEVELS, E, F, FB: tl.constexpr):
+    """Write the F embedded features of M pixels (as embed_pixels) to the rows out [M]
+    (pointers), FB features at a time."""
+    k = tl.arange(0, FB)
+    for k0 in range(0, F, FB):
+        kk = k0 + k
+        feat = embed_pixels(x, pix, ok, HW, table, LEVELS, E, F, kk)
+        tl.store(out[:, None] + kk[None, :], feat.to(out.dtype.element_ty),
+                 mask=ok[:, None] & (kk < F)[None, :])
+
+
+@triton.jit
+def gated_matmul_embedded(acc_f, acc_g, x, pix, ok, HW, table, LEVELS, E, F, w_ptr, n, n_ok,
+                          HD, FB: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """Both halves of the first layer's current tap: acc_f + A @ W[:, n], acc_g +
+    A @ W[:, HD + n], A the F embedded features of M pixels (as embed_pixels) gathered FB at a
+    time, W layer 0's wh_cur [H, 2 HD] (its first F rows). FB >= 16: tl.dot per block; FB < 16
+    (F <= 8: images, narrow embeddings): an elementwise product summed in registers (tl.dot
+    needs K >= 16; [BB, FB, BN] stays small)."""
+    k = tl.arange(0, FB)
+    for k0 in range(0, F, FB):
+        kk = k0 + k
+        a = embed_pixels(x, pix, ok, HW, table, LEVELS, E, F, kk).to(tl.float32)
+        wp = w_ptr + kk[:, None] * (2 * HD) + n[None, :]
+        w_ok = (kk < F)[:, None] & n_ok[None, :]
+        wf = tl.load(wp, mask=w_ok, other=0.0)
+        wg = tl.load(wp + HD, mask=w_ok, other=0.0)
+        if FB >= 16:
+            acc_f = mm(a, wf, acc_f, BF16, INTERPRET)
+            acc_g = mm(a, wg, acc_g, BF16, INTERPRET)
+        else:
+            acc_f += tl.sum(a[:, :, None] * wf.to(tl.float32)[None, :, :], 1)
+            acc_g += tl.sum(a[:, :, None] * wg.to(tl.float32)[None, :, :], 1)
+    return acc_f, acc_g
 
 
 @triton.jit

@@ -5,27 +5,25 @@ cache (GatedCache's buffers, L1/L2-resident), with a barrier between writer and 
 import triton
 import triton.language as tl
 
-from .common import (check_device, gate, gated_matmul_rows, inverse_cdf, launch_flags,
-                     matmul_rows, pow2)
+from .common import (check_device, embed_pixels, embed_sampled, feature_block, gate,
+                     gated_matmul_rows, inverse_cdf, launch_flags, matmul_rows, pow2,
+                     store_embedded)
 
 
 @triton.jit(do_not_specialize=["i", "j", "c"])   # one compile for every step
 def _sampler_pixel_fwd_kernel(x, u, cur, hbuf, row_bias, base, gated, scratch,
-                              wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
-                              i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, scale, temperature,
+                              wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
+                              i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
                               P: tl.constexpr, FIRST: tl.constexpr, SAMPLE: tl.constexpr,
                               LAST: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
-                              BK: tl.constexpr, CP: tl.constexpr, LVP: tl.constexpr,
+                              BK: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
                               BF16: tl.constexpr, INTERPRET: tl.constexpr):
     bb = tl.program_id(0) * BB + tl.arange(0, BB)                    # images
     b_ok = bb < B
-    # The first layer's input: the current pixel, embedded (its channels not yet sampled
-    # meet zero weights: mask A).
-    ch = tl.arange(0, CP)
-    ok = b_ok[:, None] & (ch < C)[None, :]
-    pix = tl.load(x + ((bb[:, None] * C + ch[None, :]) * HEIGHT + i) * WIDTH + j, mask=ok,
-                  other=0).to(tl.float32) * scale - 1.0
-    tl.store(cur + bb[:, None] * HD + ch[None, :], pix.to(cur.dtype.element_ty), mask=ok)
+    # The first layer's input: the current pixel, embedded (rows of the table; its channels
+    # not yet sampled meet zero weights: mask A).
+    pix = bb * C * HEIGHT * WIDTH + i * WIDTH + j                    # x offsets, channel 0
+    store_embedded(cur + bb * HD, x, pix, b_ok, HEIGHT * WIDTH, table, LEVELS, E, F, FB)
     tl.debug_barrier()
     ROW = (P + WIDTH) * HD                                           # hbuf row length
     for l in range(L):
@@ -95,16 +93,21 @@ def _sampler_pixel_fwd_kernel(x, u, cur, hbuf, row_bias, base, gated, scratch,
         uu = tl.load(u + ((bb * C + c) * HEIGHT + i) * WIDTH + j, mask=b_ok, other=0.0)
         val = inverse_cdf(logits, v_ok, uu, temperature, LEVELS)
         tl.store(x + ((bb * C + c) * HEIGHT + i) * WIDTH + j, val.to(x.dtype.element_ty), mask=b_ok)
-        pix = tl.where(ch[None, :] == c, val[:, None].to(tl.float32) * scale - 1.0, pix)
     if LAST:                                 # the complete pixel: first layer's input at j
-        tl.store(hbuf + bb[:, None] * ROW + (j + P) * HD + ch[None, :],
-                 pix.to(hbuf.dtype.element_ty), mask=ok)
+        k = tl.arange(0, FB)
+        for k0 in range(0, F, FB):
+            kk = k0 + k
+            feat = embed_pixels(x, pix, b_ok, HEIGHT * WIDTH, table, LEVELS, E, F, kk)
+            if SAMPLE:                       # channel c: the value just sampled
+                feat = embed_sampled(feat, b_ok, kk, F, E, c, val, table, LEVELS)
+            tl.store(hbuf + bb[:, None] * ROW + (j + P) * HD + kk[None, :],
+                     feat.to(hbuf.dtype.element_ty), mask=b_ok[:, None] & (kk < F)[None, :])
 
 
 def sampler_pixel(cache, x, u, temperature: float, i: int, j: int, c):
     """Sample sub-pixel (c, i, j) of x (long [B, C, H, W]) from the uniforms u, or with
     c=None take pixel (i, j) as given (completion) and only update the caches - exactly as
-    the PyTorch step `pixelcnn.sampling.cached.pixel_step`, on the same GatedCache."""
+    the PyTorch step `pixelcnn.cache.pixel_step`, on the same GatedCache."""
     w = cache.w
     check_device(x, u, w.wv)
     B, C, H, W = x.shape
@@ -112,8 +115,8 @@ def sampler_pixel(cache, x, u, temperature: float, i: int, j: int, c):
     BB = 16
     _sampler_pixel_fwd_kernel[(triton.cdiv(B, BB),)](
         x, u, cache.cur, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
-        w.wh_prev, w.wh_cur, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1, w.w2, w.b2,
-        i, j, c or 0, B, C, H, W, hd, w.layers, w.levels, 2.0 / (w.levels - 1),
+        w.wh_prev, w.wh_cur, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1, w.w2, w.b2, w.table,
+        i, j, c or 0, B, C, H, W, hd, w.layers, w.levels, w.table.shape[-1], w.features,
         float(temperature), P=w.pad, FIRST=not c, SAMPLE=c is not None,
-        LAST=c is None or c == C - 1, BB=BB, BN=min(64, pow2(hd)), BK=32, CP=pow2(C, 1),
+        LAST=c is None or c == C - 1, BB=BB, BN=min(64, pow2(hd)), BK=32, FB=feature_block(w),
         LVP=pow2(w.levels), num_warps=4, **launch_flags(w.wv.dtype))

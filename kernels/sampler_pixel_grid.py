@@ -14,7 +14,8 @@ Phases of one step (a phase reads only what earlier phases wrote):
     2L             hidden  scratch[:, :H] = relu(skip sum + gated[:, L-1] @ wskip[L-1])
     2L+1           hidden  scratch[:, H:] = relu(scratch[:, :H] @ w1 + b1)
     2L+2           out     logits of channel c, softmax, sample into x; on the pixel's last
-                           channel its embedded value becomes layer 0's input at column j
+                           channel its embedded value (rows of the packed table) becomes
+                           layer 0's input at column j
 Completion (c=None) runs left, gate and res only, then out's last-channel write.
 
 Two forms run the same per-phase code (`_phase`):
@@ -31,7 +32,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import (check_device, gate, gated_matmul_rows, inverse_cdf, launch_flags,
+from .common import (check_device, embed_pixels, embed_sampled, feature_block, gate,
+                     gated_matmul_embedded, gated_matmul_rows, inverse_cdf, launch_flags,
                      matmul_rows, pow2)
 from .grid import grid_barrier
 
@@ -70,24 +72,18 @@ def _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
 
 
 @triton.jit
-def _gate(pid, nprog, l, x, hbuf, base, gated, wh_cur, i, j, B, C, HEIGHT, WIDTH, HD, L,
-          scale, P: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-          CP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+def _gate(pid, nprog, l, x, hbuf, base, gated, wh_cur, table, i, j, B, C, HEIGHT, WIDTH, HD, L,
+          LEVELS, E, F, P: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+          FB: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     for t in range(pid, tl.cdiv(B, BB) * tl.cdiv(HD, BN), nprog):
         bb, n, b_ok, n_ok, ok = _tile(t, B, HD, BB, BN)
         bp = base + (l * B + bb[:, None]) * 2 * HD + n[None, :]
         f = tl.load(bp, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32)
         g = tl.load(bp + HD, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32)
         if l == 0:      # the current pixel, embedded; channels not yet sampled meet mask A
-            ch = tl.arange(0, CP)
-            pok = b_ok[:, None] & (ch < C)[None, :]
-            pix = tl.load(x + ((bb[:, None] * C + ch[None, :]) * HEIGHT + i) * WIDTH + j,
-                          mask=pok, other=0).to(tl.float32) * scale - 1.0
-            pix = tl.where(pok, pix.to(wh_cur.dtype.element_ty).to(tl.float32), 0.0)
-            wp = wh_cur + ch[:, None] * 2 * HD + n[None, :]
-            wok = (ch < C)[:, None] & n_ok[None, :]
-            f = f + tl.sum(pix[:, :, None] * tl.load(wp, mask=wok, other=0.0).to(tl.float32)[None, :, :], 1)
-            g = g + tl.sum(pix[:, :, None] * tl.load(wp + HD, mask=wok, other=0.0).to(tl.float32)[None, :, :], 1)
+            f, g = gated_matmul_embedded(f, g, x, bb * C * HEIGHT * WIDTH + i * WIDTH + j, b_ok,
+                                         HEIGHT * WIDTH, table, LEVELS, E, F, wh_cur, n, n_ok,
+                                         HD, FB, BF16, INTERPRET)
         else:           # written by the residual phase of layer l - 1
             f, g = gated_matmul_rows(f, g, hbuf + ((l * B + bb) * (P + WIDTH) + j + P) * HD,
                                      b_ok, wh_cur + l * HD * 2 * HD, HD, n, n_ok, HD,
@@ -146,18 +142,14 @@ def _hidden(pid, nprog, second, gated, skip, scratch, wskip, bskip, w1, b1, B, H
 
 
 @triton.jit
-def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, i, j, c, B, C, HEIGHT, WIDTH, HD, LEVELS,
-         scale, temperature, P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
-         BK: tl.constexpr, CP: tl.constexpr, LVP: tl.constexpr,
+def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD,
+         LEVELS, E, F, temperature, P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
+         BK: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
          BF16: tl.constexpr, INTERPRET: tl.constexpr):
     BB: tl.constexpr = OUT_IMAGES            # [BB, levels] logits: keep the tile small
     for t in range(pid, tl.cdiv(B, BB), nprog):
         bb = t * BB + tl.arange(0, BB)
         b_ok = bb < B
-        ch = tl.arange(0, CP)
-        ok = b_ok[:, None] & (ch < C)[None, :]
-        pix = tl.load(x + ((bb[:, None] * C + ch[None, :]) * HEIGHT + i) * WIDTH + j, mask=ok,
-                      other=0).to(tl.float32) * scale - 1.0
         if SAMPLE:
             v = tl.arange(0, LVP)
             v_ok = v < LEVELS
@@ -168,26 +160,33 @@ def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, i, j, c, B, C, HEIGHT, WIDTH, 
             val = inverse_cdf(logits, v_ok, uu, temperature, LEVELS)
             tl.store(x + ((bb * C + c) * HEIGHT + i) * WIDTH + j, val.to(x.dtype.element_ty),
                      mask=b_ok)
-            pix = tl.where(ch[None, :] == c, val[:, None].to(tl.float32) * scale - 1.0, pix)
         if LAST:                             # the complete pixel: layer 0's input at column j
-            tl.store(hbuf + (bb[:, None] * (P + WIDTH) + j + P) * HD + ch[None, :],
-                     pix.to(hbuf.dtype.element_ty), mask=ok)
+            pix = bb * C * HEIGHT * WIDTH + i * WIDTH + j
+            row = hbuf + (bb * (P + WIDTH) + j + P) * HD
+            k = tl.arange(0, FB)
+            for k0 in range(0, F, FB):
+                kk = k0 + k
+                feat = embed_pixels(x, pix, b_ok, HEIGHT * WIDTH, table, LEVELS, E, F, kk)
+                if SAMPLE:                   # channel c: the value just sampled
+                    feat = embed_sampled(feat, b_ok, kk, F, E, c, val, table, LEVELS)
+                tl.store(row[:, None] + kk[None, :], feat.to(hbuf.dtype.element_ty),
+                         mask=b_ok[:, None] & (kk < F)[None, :])
 
 
 @triton.jit
 def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
-           wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
-           i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, scale, temperature,
+           wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
+           i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
            P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
-           BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, CP: tl.constexpr,
+           BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, FB: tl.constexpr,
            LVP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """Phase `ph` of the step (see the module docstring), this program's share of its tiles."""
     if ph == 0:
         _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
               P, BB, BN, BK, BF16, INTERPRET)
     elif ph < 2 * L and ph % 2 == 1:
-        _gate(pid, nprog, ph // 2, x, hbuf, base, gated, wh_cur, i, j, B, C, HEIGHT, WIDTH,
-              HD, L, scale, P, BB, BN, BK, CP, BF16, INTERPRET)
+        _gate(pid, nprog, ph // 2, x, hbuf, base, gated, wh_cur, table, i, j, B, C, HEIGHT,
+              WIDTH, HD, L, LEVELS, E, F, P, BB, BN, BK, FB, BF16, INTERPRET)
     elif ph < 2 * L:
         _residual(pid, nprog, ph // 2 - 1, hbuf, gated, skip, wres, bres, wskip, bskip, j, B,
                   WIDTH, HD, L, P, SAMPLE, BB, BN, BK, BF16, INTERPRET)
@@ -195,39 +194,39 @@ def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
         _hidden(pid, nprog, ph == 2 * L + 1, gated, skip, scratch, wskip, bskip, w1, b1, B,
                 HD, L, BB, BN, BK, BF16, INTERPRET)
     else:
-        _out(pid, nprog, x, u, hbuf, scratch, w2, b2, i, j, c, B, C, HEIGHT, WIDTH, HD,
-             LEVELS, scale, temperature, P, SAMPLE, LAST, BK, CP, LVP, BF16, INTERPRET)
+        _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD,
+             LEVELS, E, F, temperature, P, SAMPLE, LAST, BK, FB, LVP, BF16, INTERPRET)
 
 
 @triton.jit(do_not_specialize=["ph", "i", "j", "c"])
 def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, skip,
-                                wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
-                                i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, scale, temperature,
+                                wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
+                                i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
                                 P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                 BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                                CP: tl.constexpr, LVP: tl.constexpr,
+                                FB: tl.constexpr, LVP: tl.constexpr,
                                 BF16: tl.constexpr, INTERPRET: tl.constexpr):
     _phase(ph, tl.program_id(0), tl.num_programs(0), x, u, hbuf, row_bias, base, gated,
-           scratch, skip, wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
-           i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, scale, temperature,
-           P, SAMPLE, LAST, BB, BN, BK, CP, LVP, BF16, INTERPRET)
+           scratch, skip, wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
+           i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
+           P, SAMPLE, LAST, BB, BN, BK, FB, LVP, BF16, INTERPRET)
 
 
 @triton.jit(do_not_specialize=["first", "i", "j", "c"])
 def _sampler_pixel_grid_kernel(counter, first, x, u, hbuf, row_bias, base, gated, scratch, skip,
-                               wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
-                               i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, scale, temperature,
+                               wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
+                               i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
                                P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                               CP: tl.constexpr, LVP: tl.constexpr,
+                               FB: tl.constexpr, LVP: tl.constexpr,
                                BF16: tl.constexpr, INTERPRET: tl.constexpr):
     pid, nprog = tl.program_id(0), tl.num_programs(0)
     for ph in range(first, 2 * L + 3):
         if SAMPLE or ph < 2 * L or ph == 2 * L + 2:
             _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
-                   wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
-                   i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, scale, temperature,
-                   P, SAMPLE, LAST, BB, BN, BK, CP, LVP, BF16, INTERPRET)
+                   wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
+                   i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
+                   P, SAMPLE, LAST, BB, BN, BK, FB, LVP, BF16, INTERPRET)
             if ph < 2 * L + 2:
                 grid_barrier(counter, nprog)
 
@@ -275,10 +274,10 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     todo = phases(L, c)
     args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
             cache.skip, w.wh_prev, w.wh_cur, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1,
-            w.w2, w.b2, i, j, c or 0, B, C, H, W, hd, L, w.levels, 2.0 / (w.levels - 1),
-            float(temperature))
+            w.w2, w.b2, w.table, i, j, c or 0, B, C, H, W, hd, L, w.levels, w.table.shape[-1],
+            w.features, float(temperature))
     meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
-                BK=32, CP=pow2(C, 1), LVP=pow2(w.levels), maxnreg=255,
+                BK=32, FB=feature_block(w), LVP=pow2(w.levels), maxnreg=255,
                 num_warps=4 if w.wv.dtype == torch.bfloat16 else 8,   # float32: more threads
                                                                       # share the FMA products
                 **launch_flags(w.wv.dtype))       # maxnreg: ptxas otherwise aims at more

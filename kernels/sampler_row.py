@@ -1,18 +1,21 @@
 """The incremental sampler's row step, fused: at the start of row i, the vertical stack of
 image row i - 1 for every layer (from the ring buffer of the last p + 1 rows of each layer's
 vertical input), and through the link each layer's horizontal pre-activation from above.
-One program per image runs all layers in order: layer l + 1 reads the row layer l wrote."""
+One program per image runs all layers in order: layer l + 1 reads the row layer l wrote.
+With a conditioning map, its vertical biases of row i - 1 enter each layer's pre-activation
+before the gate; its horizontal ones of row i are added to row_bias after the kernel."""
 import triton
 import triton.language as tl
 
-from .common import check_device, gate, gated_matmul_rows, launch_flags, pow2, vertical_taps
+from .common import (check_device, feature_block, gate, gated_matmul_rows,
+                     launch_flags, pow2, row_maps, store_embedded, vertical_taps)
 
 
 @triton.jit(do_not_specialize=["i"])   # one compile for every step
-def _sampler_row_fwd_kernel(x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bias_h,
-                            i, B, C, HEIGHT, WIDTH, HD, L, scale,
+def _sampler_row_fwd_kernel(x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bias_h, table, map_v,
+                            i, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
                             KS: tl.constexpr, BW: tl.constexpr, BN: tl.constexpr,
-                            BK: tl.constexpr, CP: tl.constexpr,
+                            BK: tl.constexpr, FB: tl.constexpr, HAS_MAP: tl.constexpr,
                             BF16: tl.constexpr, INTERPRET: tl.constexpr):
     P: tl.constexpr = KS // 2
     KH: tl.constexpr = P + 1
@@ -21,12 +24,10 @@ def _sampler_row_fwd_kernel(x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bias_h,
     w_ok = w < WIDTH
     WP = WIDTH + 2 * P                                               # padded row length
     slot = (i - 1) % KH                                              # ring slot of row i - 1
-    # The first layer's vertical input: image row i - 1, embedded.
-    ch = tl.arange(0, CP)
-    ok = w_ok[:, None] & (ch < C)[None, :]
-    pix = tl.load(x + ((b * C + ch[None, :]) * HEIGHT + i - 1) * WIDTH + w[:, None], mask=ok)
-    tl.store(vbuf + ((b * KH + slot) * WP + P + w[:, None]) * HD + ch[None, :],
-             (pix.to(tl.float32) * scale - 1.0).to(vbuf.dtype.element_ty), mask=ok)
+    # The first layer's vertical input: image row i - 1, embedded (rows of the table).
+    store_embedded(vbuf + ((b * KH + slot) * WP + P + w) * HD, x,
+                   b * C * HEIGHT * WIDTH + (i - 1) * WIDTH + w, w_ok, HEIGHT * WIDTH,
+                   table, LEVELS, E, F, FB)
     tl.debug_barrier()
     for l in range(L):
         ring = vbuf + (l * B + b) * KH * WP * HD
@@ -40,6 +41,10 @@ def _sampler_row_fwd_kernel(x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bias_h,
             g = tl.zeros((BW, BN), tl.float32) + tl.load(bias + HD, mask=n_ok, other=0.0).to(tl.float32)[None, :]
             f, g = vertical_taps(f, g, ring, w, w_ok, wv + l * KH * KS * HD * 2 * HD, i, HD,
                                  WP, n, n_ok, KS, BK, BF16, INTERPRET)
+            if HAS_MAP:                                              # the map, row i - 1
+                mp = map_v + ((l * B + b) * WIDTH + w[:, None]) * 4 * HD + n[None, :]
+                f += tl.load(mp, mask=ok2, other=0.0).to(tl.float32)
+                g += tl.load(mp + HD, mask=ok2, other=0.0).to(tl.float32)
             tl.store(pre[:, None] + n[None, :], f.to(v_pre.dtype.element_ty), mask=ok2)
             tl.store(pre[:, None] + HD + n[None, :], g.to(v_pre.dtype.element_ty), mask=ok2)
             if l + 1 < L:                                            # next layer's input
@@ -64,7 +69,8 @@ def _sampler_row_fwd_kernel(x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bias_h,
 def sampler_row(cache, x, i: int):
     """Start row i of the incremental sampler: reads image row i - 1 of x (long
     [B, C, H, W]) and writes cache.vbuf, cache.v_pre and cache.row_bias (see GatedCache),
-    exactly as the PyTorch step `pixelcnn.sampling.cached.row_step`."""
+    exactly as the PyTorch step `pixelcnn.cache.row_step` (the conditioning map's biases
+    computed by torch, as there)."""
     if i == 0:                                                       # nothing above: biases
         cache.row(0, None)
         return
@@ -72,8 +78,12 @@ def sampler_row(cache, x, i: int):
     check_device(x, w.wv)
     B, C, H, W = x.shape
     hd = w.hidden
+    map_v, map_h = row_maps(cache, i)
     _sampler_row_fwd_kernel[(B,)](
         x, cache.vbuf, cache.v_pre, cache.row_bias, w.wv, cache.bias_v, w.wlink, cache.bias_h,
-        i, B, C, H, W, hd, w.layers, 2.0 / (w.levels - 1),
-        KS=w.kernel_size, BW=pow2(W), BN=min(64, pow2(hd)), BK=32, CP=pow2(C, 1),
-        num_warps=4, **launch_flags(w.wv.dtype))
+        w.table, cache.v_pre if map_v is None else map_v,         # (no map: never read)
+        i, B, C, H, W, hd, w.layers, w.levels, w.table.shape[-1], w.features,
+        KS=w.kernel_size, BW=pow2(W), BN=min(64, pow2(hd)), BK=32, FB=feature_block(w),
+        HAS_MAP=map_v is not None, num_warps=4, **launch_flags(w.wv.dtype))
+    if map_h is not None:
+        cache.row_bias += map_h

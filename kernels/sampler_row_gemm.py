@@ -6,35 +6,34 @@ output columns spread over as many programs as there are tiles.
 One launch per phase (a row step runs H times per image, so L + 2 launches per row cost a few
 microseconds in a CUDA graph; no grid barrier is needed):
     0          embed   image row i - 1 into layer 0's ring slot
-    1 + l      vert l  v_pre[l] = the (p+1) x k taps of layer l's ring @ wv[l] + bias;
-                       its gate is layer l + 1's vertical input, in that layer's ring slot
+    1 + l      vert l  v_pre[l] = the (p+1) x k taps of layer l's ring @ wv[l] + bias
+                       (+ the conditioning map's vertical bias of row i - 1); its gate is
+                       layer l + 1's vertical input, in that layer's ring slot
     L + 1      link    row_bias[l] = v_pre[l] @ wlink[l] + bias_h[l], every layer at once
+With a map, its horizontal bias of row i is added to row_bias by torch after the launches.
 """
 import torch
 import triton
 import triton.language as tl
 
-from .common import check_device, gate, gated_matmul_rows, launch_flags, pow2, vertical_taps
+from .common import (check_device, feature_block, gate, gated_matmul_rows, launch_flags, pow2,
+                     row_maps, store_embedded, vertical_taps)
 
 
 @triton.jit
-def _embed(x, vbuf, i, B, C, HEIGHT, WIDTH, HD, slot, scale,
-           P: tl.constexpr, BM: tl.constexpr, CP: tl.constexpr):
+def _embed(x, vbuf, table, i, B, C, HEIGHT, WIDTH, HD, slot, LEVELS, E, F,
+           P: tl.constexpr, BM: tl.constexpr, FB: tl.constexpr):
     m = tl.program_id(0) * BM + tl.arange(0, BM)                    # positions (b, w)
     b, w = m // WIDTH, m % WIDTH
-    ch = tl.arange(0, CP)
-    ok = (m < B * WIDTH)[:, None] & (ch < C)[None, :]
-    pix = tl.load(x + ((b[:, None] * C + ch[None, :]) * HEIGHT + i - 1) * WIDTH + w[:, None],
-                  mask=ok, other=0)
     ring = vbuf + ((b * (P + 1) + slot) * (WIDTH + 2 * P) + P + w) * HD    # layer 0
-    tl.store(ring[:, None] + ch[None, :],
-             (pix.to(tl.float32) * scale - 1.0).to(vbuf.dtype.element_ty), mask=ok)
+    store_embedded(ring, x, b * C * HEIGHT * WIDTH + (i - 1) * WIDTH + w, m < B * WIDTH,
+                   HEIGHT * WIDTH, table, LEVELS, E, F, FB)
 
 
 @triton.jit
-def _vertical(l, i, vbuf, v_pre, wv, bias_v, B, WIDTH, HD, L, slot,
+def _vertical(l, i, vbuf, v_pre, wv, bias_v, map_v, B, WIDTH, HD, L, slot,
               KS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-              BF16: tl.constexpr, INTERPRET: tl.constexpr):
+              HAS_MAP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     P: tl.constexpr = KS // 2
     KH: tl.constexpr = P + 1
     NN = tl.cdiv(HD, BN)
@@ -51,6 +50,10 @@ def _vertical(l, i, vbuf, v_pre, wv, bias_v, B, WIDTH, HD, L, slot,
     ring = vbuf + (l * B + b) * KH * WP * HD                         # [BM] this layer's rings
     f, g = vertical_taps(f, g, ring, w, m_ok, wv + l * KH * KS * HD * 2 * HD, i, HD, WP,
                          n, n_ok, KS, BK, BF16, INTERPRET)
+    if HAS_MAP:                                                      # the map, row i - 1
+        mp = map_v + (l * B * WIDTH + m[:, None]) * 4 * HD + n[None, :]
+        f += tl.load(mp, mask=ok, other=0.0).to(tl.float32)
+        g += tl.load(mp + HD, mask=ok, other=0.0).to(tl.float32)
     pre = v_pre + ((l * B + b[:, None]) * WIDTH + w[:, None]) * 2 * HD + n[None, :]
     tl.store(pre, f.to(v_pre.dtype.element_ty), mask=ok)
     tl.store(pre + HD, g.to(v_pre.dtype.element_ty), mask=ok)
@@ -84,16 +87,16 @@ def _link(v_pre, row_bias, wlink, bias_h, B, WIDTH, HD,
 
 
 @triton.jit(do_not_specialize=["ph", "i", "slot"])
-def _sampler_row_gemm_kernel(ph, x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bias_h,
-                             i, slot, B, C, HEIGHT, WIDTH, HD, L, scale,
+def _sampler_row_gemm_kernel(ph, x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bias_h, table,
+                             map_v, i, slot, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
                              KS: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr,
-                             BK: tl.constexpr, CP: tl.constexpr,
+                             BK: tl.constexpr, FB: tl.constexpr, HAS_MAP: tl.constexpr,
                              BF16: tl.constexpr, INTERPRET: tl.constexpr):
     if ph == 0:
-        _embed(x, vbuf, i, B, C, HEIGHT, WIDTH, HD, slot, scale, KS // 2, BM, CP)
+        _embed(x, vbuf, table, i, B, C, HEIGHT, WIDTH, HD, slot, LEVELS, E, F, KS // 2, BM, FB)
     elif ph <= L:
-        _vertical(ph - 1, i, vbuf, v_pre, wv, bias_v, B, WIDTH, HD, L, slot,
-                  KS, BM, BN, BK, BF16, INTERPRET)
+        _vertical(ph - 1, i, vbuf, v_pre, wv, bias_v, map_v, B, WIDTH, HD, L, slot,
+                  KS, BM, BN, BK, HAS_MAP, BF16, INTERPRET)
     else:
         _link(v_pre, row_bias, wlink, bias_h, B, WIDTH, HD, BM, BN, BK, BF16, INTERPRET)
 
@@ -111,7 +114,8 @@ def tiles(positions: int, dtype: torch.dtype) -> tuple:
 def sampler_row_gemm(cache, x, i: int):
     """Start row i of the incremental sampler: reads image row i - 1 of x (long
     [B, C, H, W]) and writes cache.vbuf, cache.v_pre and cache.row_bias (see GatedCache),
-    exactly as the PyTorch step `pixelcnn.cache.row_step`."""
+    exactly as the PyTorch step `pixelcnn.cache.row_step` (the conditioning map's biases
+    computed by torch, as there)."""
     if i == 0:                                                       # nothing above: biases
         cache.row(0, None)
         return
@@ -121,9 +125,15 @@ def sampler_row_gemm(cache, x, i: int):
     hd, L = w.hidden, w.layers
     bm, bn, warps = tiles(B * W, w.wv.dtype)
     nm, nn = triton.cdiv(B * W, bm), triton.cdiv(hd, bn)
+    map_v, map_h = row_maps(cache, i)
     args = (x, cache.vbuf, cache.v_pre, cache.row_bias, w.wv, cache.bias_v, w.wlink,
-            cache.bias_h, i, (i - 1) % (w.pad + 1), B, C, H, W, hd, L, 2.0 / (w.levels - 1))
-    meta = dict(KS=w.kernel_size, BM=bm, BN=bn, BK=32, CP=pow2(C, 1), num_warps=warps,
-                maxnreg=255, **launch_flags(w.wv.dtype))
+            cache.bias_h, w.table, cache.v_pre if map_v is None else map_v,  # (no map: unread)
+            i, (i - 1) % (w.pad + 1), B, C, H, W, hd, L, w.levels, w.table.shape[-1],
+            w.features)
+    meta = dict(KS=w.kernel_size, BM=bm, BN=bn, BK=32, FB=feature_block(w),
+                HAS_MAP=map_v is not None, num_warps=warps, maxnreg=255,
+                **launch_flags(w.wv.dtype))
     for ph, programs in [(0, nm)] + [(1 + l, nm * nn) for l in range(L)] + [(L + 1, L * nm * nn)]:
         _sampler_row_gemm_kernel[(programs,)](ph, *args, **meta)
+    if map_h is not None:
+        cache.row_bias += map_h

@@ -1,13 +1,15 @@
 """Every fused Triton kernel against its PyTorch reference (on the CPU: Triton's interpreter,
 set up by conftest.py), on awkward shapes, with outputs poisoned by NaN so that an element a
 kernel fails to write cannot pass. (method='triton' end to end, against the naive reference:
-tests/test_sampler_contract.py.)"""
+tests/test_sampler_contract.py; on priors over codes - learned embeddings, conditioning maps -
+against cached: here.)"""
 import subprocess
 import sys
 
 import pytest
 import torch
 
+import pixelcnn
 from helpers import conditioning, make_model
 from pixelcnn.kernels import reference
 from pixelcnn.kernels.horizontal_stack import horizontal_stack
@@ -126,6 +128,14 @@ SAMPLER = [
     ("grey-k5-c6-2", dict(in_channels=1, kernel_size=5, channels=6, levels=2), (3, 6)),
     ("rgb-k3-c6-vector-1xW", dict(in_channels=3, kernel_size=3, channels=6, cond_dim=3), (1, 5)),
     ("grey-k3-c5-Hx1", dict(in_channels=1, kernel_size=3, channels=5, levels=7), (4, 1)),
+    # priors over codes (issue 14): learned embedding tables, conditioning maps
+    ("codes-k3-c8-512-e4-class", dict(in_channels=1, kernel_size=3, channels=8, levels=512,
+                                      embedding_dim=4, num_classes=3), (3, 3)),
+    ("rgb-k3-c9-e2-map", dict(in_channels=3, kernel_size=3, channels=9, levels=16,
+                              embedding_dim=2, cond_channels=2), (3, 3)),
+    # F = 36 embedded features: layer 0's current tap as tl.dot over two blocks of 32
+    ("rgb-k3-c36-e12-map-F36", dict(in_channels=3, kernel_size=3, channels=36, levels=16,
+                                    embedding_dim=12, cond_channels=2), (2, 3)),
 ]
 WRITTEN = ("v_pre", "row_bias", "base", "gated", "scratch")   # fully written before read
 
@@ -157,7 +167,10 @@ def test_sampler_steps_match_reference(fields, size, steps, monkeypatch):
     y, h = conditioning(model, B)
     g = torch.Generator().manual_seed(5)
     u = torch.rand(B, C, H, W, generator=g)
-    caches = [GatedCache(pack(model), model.condition(y, h)).setup(B, H, W) for _ in range(2)]
+    D = model.config.cond_channels
+    cond_map = torch.randn(B, D, H, W, generator=g) if D else None
+    caches = [GatedCache(pack(model), model.condition(y, h), cond_map).setup(B, H, W)
+              for _ in range(2)]
     for name in WRITTEN:
         getattr(caches[1], name).fill_(float("nan"))
     xs = [torch.zeros(B, C, H, W, dtype=torch.long) for _ in range(2)]
@@ -179,6 +192,73 @@ def test_sampler_steps_match_reference(fields, size, steps, monkeypatch):
                 written[4:] = pixel_writes                            # by the pixel step
                 same(f"sub-pixel {(c, i, j)}")
     assert xs[0].float().std() > 0
+
+
+PRIORS = [   # (id, config fields, size, start): float32, 2 layers, tiny shapes
+    ("codes-512-e4-class", dict(in_channels=1, levels=512, embedding_dim=4, num_classes=3),
+     (3, 4), 0),
+    ("rgb-16-e2", dict(in_channels=3, levels=16, embedding_dim=2), (3, 3), 0),
+    ("grey-8-map", dict(in_channels=1, levels=8, cond_channels=2), (3, 4), 0),
+    ("rgb-32-map", dict(in_channels=3, levels=32, cond_channels=2), (3, 3), 0),
+    ("rgb-32-e3-map-vector", dict(in_channels=3, levels=32, embedding_dim=3, cond_channels=2,
+                                  cond_dim=4), (3, 3), 0),
+    ("rgb-32-e3-map-completion", dict(in_channels=3, levels=32, embedding_dim=3,
+                                      cond_channels=2), (3, 3), 4),
+]
+
+
+@pytest.mark.parametrize("method", ["triton", "triton-grid"])
+@pytest.mark.parametrize("fields,size,start", [p[1:] for p in PRIORS], ids=[p[0] for p in PRIORS])
+def test_priors_sample_as_cached(fields, size, start, method):
+    """Issue 14: method='triton' and 'triton-grid' sample models with a learned embedding and
+    / or a conditioning map (and complete images under a map) exactly as cached does: the
+    same uniforms, the same codes - no mismatch on these tiny float32 models."""
+    model = make_model(dtype=torch.float32, layers=2, **fields)
+    cfg, n = model.config, 3
+    y, h = conditioning(model, n)
+    g = torch.Generator().manual_seed(3)
+    if model.embedding is not None:     # randomize's std 1/sqrt(levels E) barely moves a logit
+        with torch.no_grad():
+            model.embedding.normal_(generator=g)
+    kw = dict(y=y, h=h, uniforms=torch.rand(n, cfg.in_channels, *size, generator=g))
+    if cfg.cond_channels:
+        kw["cond_map"] = torch.randn(n, cfg.cond_channels, *size, generator=g)
+    if start:
+        kw.update(x0=torch.randint(0, cfg.levels, (n, cfg.in_channels, *size), generator=g),
+                  start=start)
+    ref = pixelcnn.sample(model, n, size, method="cached", **kw)
+    assert len(ref.unique()) > 3
+    got = pixelcnn.sample(model, n, size, method=method, **kw)
+    assert int((got != ref).sum()) == 0
+
+
+@torch.no_grad()
+def test_graph_runner_refreshes_map_and_table():
+    """method='triton''s CUDA-graph runner copies every call's inputs into its static buffers:
+    the conditioning map and the embedding table too. Its steps run eagerly here (no CUDA
+    graphs on a CPU): a second call with another map and another table draws cached's
+    images of that call, not the first's."""
+    from pixelcnn.sampling.cached import sample_rows
+    from pixelcnn.sampling.common import prepare
+    from pixelcnn.sampling.triton import _GraphRunner
+    model = make_model(dtype=torch.float32, layers=2, in_channels=1, levels=8, embedding_dim=3,
+                       cond_channels=2)
+    n, size = 2, (3, 4)
+    g = torch.Generator().manual_seed(9)
+    u = torch.rand(n, 1, *size, generator=g)
+    runner, drawn = None, []
+    for call in range(2):
+        model.embedding.normal_(generator=g)                 # new weights: re-packed, copied
+        cond_map = torch.randn(n, 2, *size, generator=g)
+        job = prepare(model, n, size, uniforms=u, cond_map=cond_map)
+        runner = runner or _GraphRunner(job, lambda cache, x: (sampler_row, sampler_pixel))
+        runner.load(job)
+        for i in range(size[0]):
+            sample_rows(runner.job, runner.cache, [i], *runner.steps)
+        ref = pixelcnn.sample(model, n, size, method="cached", uniforms=u, cond_map=cond_map)
+        assert torch.equal(runner.job.x, ref), call
+        drawn.append(ref)
+    assert not torch.equal(*drawn)
 
 
 def test_no_gpu_no_interpreter_clear_error():

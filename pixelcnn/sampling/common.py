@@ -60,15 +60,6 @@ def gated_only(model) -> str:
         f"samples GatedPixelCNN models only; a {type(model).__name__} samples with method='naive'"
 
 
-def plain_input(model) -> str:
-    """'' unless the model has a learned input embedding or a conditioning map, which the
-    fused and native steps do not read yet (they embed the scalar way, add no map)."""
-    cfg = model.config
-    if cfg.embedding_dim or cfg.cond_channels:
-        return ("does not yet sample models with embedding_dim or cond_channels; use "
-                "method='cached' (or 'auto')")
-    return ""
-
 
 @contextlib.contextmanager
 def full_precision():

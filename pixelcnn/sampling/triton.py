@@ -11,10 +11,17 @@ registered methods:
   always per phase). Not yet
   run on a GPU: `auto` keeps picking `triton` until a GPU run shows this correct and faster.
 
+Both sample every GatedPixelCNN `cached` does: images (the scalar embedding, packed as a
+[C, levels, 1] table) and priors over codes (a learned embedding table, a conditioning map);
+the kernels read rows of the packed table, the row kernels add the map's vertical biases, and
+the map's per-row biases are computed by torch in the row step (kernels/common.row_maps), as
+in pixelcnn/cache.py.
+
 On a GPU the loop is captured as CUDA graphs (one per image row, so that progress can be
 shown) the first time a (model, shape, start, temperature) is sampled, and replayed on later
-calls with the new weights, conditioning, uniforms and x0 copied into the static buffers. On a
-CPU the kernels run only in Triton's interpreter (TRITON_INTERPRET=1), eagerly.
+calls with the new weights, conditioning (the map included), uniforms and x0 copied into the
+static buffers. On a CPU the kernels run only in Triton's interpreter (TRITON_INTERPRET=1),
+eagerly.
 """
 from __future__ import annotations
 
@@ -28,7 +35,7 @@ from ..kernels import check_triton
 from ..packing import layer_biases, packed
 from ..cache import GatedCache
 from .cached import sample_rows
-from .common import Job, Method, gated_only, plain_input, progress_bar
+from .common import Job, Method, gated_only, progress_bar
 
 # The CUDA-graph runners, per model and sampling configuration: {model: {key: _GraphRunner}}.
 # Kept while the model lives (weak keys; a runner holds no reference to its model), freed
@@ -58,7 +65,7 @@ def _grid_steps(cache, x):
 
 def unavailable(model) -> str:
     """'' for a float32 or bf16 GatedPixelCNN on a CUDA GPU with Triton installed."""
-    why = gated_only(model) or plain_input(model)
+    why = gated_only(model)
     if why:
         return why
     if model.device.type != "cuda":
@@ -76,7 +83,7 @@ def unavailable(model) -> str:
 def check(model, name="triton"):
     """An explicit method='triton' (or 'triton-grid') also runs on the CPU under Triton's
     interpreter (tests)."""
-    why = gated_only(model) or plain_input(model)
+    why = gated_only(model)
     if why:
         raise ValueError(f"method={name!r} {why}")
     check_triton(f"method={name!r}", model.device, model.dtype, "method='cached' (or 'auto')")
@@ -91,7 +98,8 @@ class _GraphRunner:
         self.job = Job(None, job.x.clone(), job.uniforms.clone(), None, None,  # no model:
                        job.temperature, job.start)                  # freed with it (_RUNNERS)
         static = packed(job.model).apply(torch.clone)
-        self.cache = GatedCache(static, None).setup(n, H, W)
+        cond_map = None if job.cond_map is None else job.cond_map.clone()
+        self.cache = GatedCache(static, None, cond_map).setup(n, H, W)
         self.steps = steps(self.cache, self.job.x)
         self.graphs = None
 
@@ -103,6 +111,8 @@ class _GraphRunner:
         bias_v, bias_h = layer_biases(cache.w, model.condition(job.y, job.h), job.shape[0])
         cache.bias_v.copy_(bias_v)
         cache.bias_h.copy_(bias_h)
+        if cache.cond_map is not None:
+            cache.cond_map.copy_(job.cond_map)
         self.job.x.copy_(job.x)
         self.job.uniforms.copy_(job.uniforms)
         cache.reset()
@@ -144,7 +154,8 @@ def sample_triton(job: Job, progress: bool = False, grid: bool = False) -> torch
     n, C, H, W = job.shape
     with progress_bar(job, progress) as bar:
         if not job.x.is_cuda:                  # Triton's interpreter on the CPU: eagerly
-            cache = GatedCache(packed(model), model.condition(job.y, job.h)).setup(n, H, W)
+            cache = GatedCache(packed(model), model.condition(job.y, job.h),
+                               job.cond_map).setup(n, H, W)
             for i in range(H):
                 sample_rows(job, cache, [i], *steps(cache, job.x))
                 bar.update(C * max(0, min(W, (i + 1) * W - job.start)))
