@@ -74,7 +74,7 @@ def gate(f, g):
 @triton.jit
 def matmul_rows(acc, a_ptrs, a_ok, w_ptr, K, n, n_ok, w_stride,
                 BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr,
-                CACHE: tl.constexpr = ""):
+                CACHE: tl.constexpr = tl.constexpr("")):
     """acc + A @ W[:, n]: row r of A is K contiguous values at a_ptrs[r] (rows masked by a_ok
     read as zero: padding); W is [K, *] with row stride w_stride. CACHE: the cache modifier of
     A's loads (".cg": from L2, for activations other programs wrote in the same launch)."""
@@ -93,7 +93,7 @@ def matmul_rows(acc, a_ptrs, a_ok, w_ptr, K, n, n_ok, w_stride,
 @triton.jit
 def gated_matmul_rows(acc_f, acc_g, a_ptrs, a_ok, w_ptr, K, n, n_ok, HD,
                       BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr,
-                      CACHE: tl.constexpr = ""):
+                      CACHE: tl.constexpr = tl.constexpr("")):
     """Both halves of a pre-activation: acc_f + A @ W[:, n], acc_g + A @ W[:, HD + n], with W
     [K, 2 HD] (tanh half, then sigmoid half) and A as in matmul_rows, loaded once."""
     k = tl.arange(0, BK)
