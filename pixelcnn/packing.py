@@ -107,7 +107,7 @@ def pack(model) -> PackedGated:
         bskip = bskip + bo[H:]
     head = model.head
     table = model.embedding if model.embedding is not None else \
-        embed(torch.arange(cfg.levels), cfg.levels, model.dtype).view(1, -1, 1).expand(
+        embed(torch.arange(cfg.levels, device=head.logits.bias.device), cfg.levels, model.dtype).view(1, -1, 1).expand(
             cfg.in_channels, -1, -1)
     maps = [layer.map.weight[:, :, 0, 0].t() for layer in model.layers if layer.map is not None]
     return PackedGated(

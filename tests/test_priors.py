@@ -179,6 +179,19 @@ def test_scalar_embedding_is_the_packed_table():
     assert torch.equal(table[:, :, 0], model.embed(x)[0])
 
 
+@pytest.mark.parametrize("embedding_dim", [None, 4])
+def test_packed_weights_live_on_the_models_device(embedding_dim):
+    """Every packed tensor is on the model's device (meta stands in for a GPU here): the fused
+    kernels refuse a pointer to host memory, which is how the scalar table was first caught."""
+    import dataclasses
+    from pixelcnn.packing import pack
+    model = pixelcnn.build(pixelcnn.preset("tiny", embedding_dim=embedding_dim)).to("meta")
+    w = pack(model)
+    off = [f.name for f in dataclasses.fields(w) if isinstance(getattr(w, f.name), torch.Tensor)
+           and getattr(w, f.name).device.type != "meta"]
+    assert off == []
+
+
 def test_prior_workflow_on_codes(tmp_path, capsys):
     """The README's workflow on a fixture: train a class-conditional prior with a learned
     embedding on K = 512 codes with a separate test file, score it with pixelcnn.evaluate
