@@ -60,8 +60,12 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+TIMING_ENV = ("PIXELCNN_GRID_PERSISTENT", "NVIDIA_TF32_OVERRIDE", "TRITON_INTERPRET")
+
+
 def machine(device: torch.device, dtype: str) -> dict:
-    """Everything a timing depends on: device, library versions, commit, threads, dtype."""
+    """Everything a timing depends on: device, library versions, commit, threads, dtype, and
+    the environment variables that change what runs (TIMING_ENV, those set)."""
     try:
         import triton
         triton_version = triton.__version__
@@ -69,15 +73,17 @@ def machine(device: torch.device, dtype: str) -> dict:
         triton_version = None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" \
         else f"{cpu_name()} ({os.cpu_count()} cores)"
+    env = {k: os.environ[k] for k in TIMING_ENV if k in os.environ}
     return {"device": device.type, "device_name": name, "torch": str(torch.__version__),
             "triton": triton_version, "python": platform.python_version(), "commit": commit(),
-            "threads": torch.get_num_threads(), "dtype": dtype}
+            "threads": torch.get_num_threads(), "dtype": dtype, "env": env}
 
 
 def machine_line(m: dict) -> str:
+    env = "".join(f" | {k}={v}" for k, v in m.get("env", {}).items())
     return (f"machine: {m['device']} ({m['device_name']}) | torch {m['torch']} | triton "
-            f"{m['triton'] or 'not installed'} | commit {m['commit']} | threads {m['threads']} "
-            f"| {m['dtype']}")
+            f"{m['triton'] or 'not installed'} | commit {m['commit']} | threads {m['threads']}"
+            f"{env} | {m['dtype']}")
 
 
 # ---------------------------------------------------------------------------- model

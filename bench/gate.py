@@ -9,6 +9,11 @@ Two checks per method:
 - logits: the reference forward against the method's own forward on the same images at full
   size: teacher forcing through the incremental cache (`cached`), the fused kernels
   (`triton`); n/a for a method that exposes no logits (`native`).
+
+Where samples differ, the gate also reports each differing image's CDF margin: at its first
+differing sub-pixel (in sampling order; the two images agree before it), the distance from
+the uniform to the nearest boundary of the reference's float64 CDF. A margin near float32's
+rounding (~1e-6) is a near-tie that any other summation order may flip; a large one is a bug.
 """
 from __future__ import annotations
 
@@ -58,6 +63,27 @@ def fast_logits(model, method: str, x: torch.Tensor, y=None) -> Optional[torch.T
     return None
 
 
+@torch.no_grad()
+def cdf_margins(model, ref: torch.Tensor, got: torch.Tensor, u: torch.Tensor, y=None) -> list:
+    """Per image where got differs from ref (long [B, C, H, W], drawn from the uniforms u):
+    |u - the nearest boundary of the reference CDF| at the first differing sub-pixel in
+    sampling order (row, column, channel), in float64 from ref's logits there."""
+    diff = (got != ref).permute(0, 2, 3, 1).flatten(1).cpu()         # sampling order
+    bad = diff.any(1).nonzero().flatten().tolist()
+    if not bad:
+        return []
+    with full_precision():
+        logits = model(ref[bad], None if y is None else y[bad]).double()  # [b, V, C, H, W]
+    C, W = ref.shape[1], ref.shape[3]
+    out = []
+    for k, b in enumerate(bad):
+        first = int(diff[b].nonzero()[0])
+        i, j, c = first // (W * C), first // C % W, first % C
+        cdf = torch.softmax(logits[k, :, c, i, j], 0).cumsum(0)[:-1].cpu()
+        out.append(float((cdf - float(u[b, c, i, j])).abs().min()))
+    return out
+
+
 def run_gate(model, methods: list, images: torch.Tensor, gate_size, dtype: str,
              min_identical: Optional[float] = None, seed: int = 0) -> dict:
     """{method: {identical_rate, identical_images, max_abs_dlogits, passed, why}} for every
@@ -78,7 +104,7 @@ def run_gate(model, methods: list, images: torch.Tensor, gate_size, dtype: str,
     for m in methods:
         if m == "naive":
             out[m] = {"identical_rate": 1.0, "identical_images": n, "max_abs_dlogits": 0.0,
-                      "passed": True, "why": "the reference"}
+                      "cdf_margins": [], "passed": True, "why": "the reference"}
             continue
         got = pixelcnn.sample(model, n, gate_size, y=y, uniforms=u, method=m)
         same = got == ref
@@ -86,12 +112,15 @@ def run_gate(model, methods: list, images: torch.Tensor, gate_size, dtype: str,
         with full_precision():
             logits = fast_logits(model, m, images, y)
         dlogits = None if logits is None else float((logits.float() - ref_logits).abs().max())
+        margins = cdf_margins(model, ref, got, u, y)
         why = []
         if rate < floor:
-            why.append(f"identical-sample rate {rate:.4f} < {floor}")
+            why.append(f"identical-sample rate {rate:.4f} < {floor} (CDF margins at the first "
+                       f"differences: {', '.join(f'{m:.1e}' for m in margins)})")
         if dlogits is not None and dlogits > RTOL[dtype] * scale:
             why.append(f"max |Δlogits| {dlogits:.2e} > {RTOL[dtype] * scale:.2e}")
         out[m] = {"identical_rate": rate, "identical_images": int(same.flatten(1).all(1).sum()),
-                  "max_abs_dlogits": dlogits, "passed": not why, "why": "; ".join(why),
+                  "max_abs_dlogits": dlogits, "cdf_margins": margins,
+                  "passed": not why, "why": "; ".join(why),
                   "logits": logits}
     return out

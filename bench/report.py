@@ -4,7 +4,8 @@ markdown copy of the tables, a PNG grid of each method's samples and a throughpu
     {"machine": {...}, "model": {...},
      "data": {"name", "split", "data_verified"} (or {"skipped": why}),
      "settings": {...}, "skipped_methods": {method: why},
-     "gate": {method: {identical_rate, identical_images, max_abs_dlogits, passed, why}},
+     "gate": {method: {identical_rate, identical_images, max_abs_dlogits, cdf_margins,
+                       passed, why}},
      "records": [{"method", "batch_size", "dtype", "device", "seconds_per_batch",
                   "images_per_s", "us_per_step", "speedup_vs_naive", "naive_timing",
                   "seconds"}],
@@ -21,10 +22,12 @@ def fmt(v, spec=".3g") -> str:
 
 
 def gate_lines(gate: dict) -> list:
-    rows = [("method", "identical", "images", "max |Δlogits|", "gate")]
+    rows = [("method", "identical", "images", "max |Δlogits|", "min CDF margin", "gate")]
     for m, g in gate.items():
+        margins = g.get("cdf_margins")
         rows.append((m, f"{g['identical_rate']:.4f}", str(g["identical_images"]),
                      fmt(g["max_abs_dlogits"], ".2e"),
+                     fmt(min(margins) if margins else None, ".1e"),
                      "pass" if g["passed"] else f"FAIL: {g['why']}"))
     return rows
 

@@ -49,6 +49,7 @@ import torch
 
 import pixelcnn
 from pixelcnn.cli import Parser, at_least
+from pixelcnn.kernels.sampler_pixel_grid import OUT_K, k_tile, phases as pixel_phases
 from pixelcnn.kernels.sampler_pixel_grid import tiles as pixel_tiles
 from pixelcnn.kernels.sampler_row_gemm import tiles as row_tiles
 
@@ -81,8 +82,11 @@ DEVICES = {
 }
 T_MEM = 0.24e-6       # one dependent global-memory round trip, ~475 cycles at 1.98 GHz: FITTED on
                       # triton bf16 batch 1 (0.770 s per image, H100)
-T_LAUNCH = 2e-6       # a dependent kernel launch in a CUDA graph: assumed, not yet measured here
-T_SYNC = 3 * T_MEM    # triton-grid: a grid barrier (arrive: atomic, poll: atomics): assumed
+T_LAUNCH = 1.87e-6    # a dependent kernel launch in a CUDA graph: FITTED on triton-grid bf16 batch 1
+                      # launched phase by phase (0.396 s per image, H200, with T_MEM)
+T_SYNC = 2.24e-6      # triton-grid: a grid barrier (arrive: atomic, poll: atomics): FITTED on the
+                      # persistent launch, bf16 batch 1 (0.432 s per image, H200); assumed 0.72 us
+                      # before (3 x T_MEM): measured 3x that, slower than a launch
 T_ITER = 0.05e-6      # triton-grid's row step: one pipelined K-loop iteration: assumed
 L2_BW = 5.5e12        # L2 -> SMs, bytes/s: assumed (in no datasheet, not measured here)
 EFFICIENCY = 0.5      # triton-grid: its small matmuls at half the measured dense rate: assumed
@@ -173,7 +177,24 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
             step("pixel c>0", h * w * (C - 1), programs, 2 * L + 2, wt["pixel"], other)]
 
 
-def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC) -> list:
+def phase_iterations(ph: int, L: int, H: int, p: int, bk: int, sample: bool) -> int:
+    """Dependent K-loop iterations (one global round trip each: the loops are not pipelined,
+    as the H200 run showed) of one tile of pixel phase ph (kernels/sampler_pixel_grid.py):
+    the left taps (K = p H), a gate (K = H; layer 0: its few embedded features, one pass),
+    a residual (+ the skip product when sampling), the head's two hidden products and its
+    logits (K tiles of OUT_K)."""
+    k = math.ceil(H / bk)
+    if ph == 0:
+        return math.ceil(p * H / bk)
+    if ph < 2 * L:
+        return (1 if ph == 1 else k) if ph % 2 else k * (2 if sample else 1)
+    if ph < 2 * L + 2:
+        return k
+    return math.ceil(H / OUT_K.value) if sample else 1
+
+
+def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
+         persistent: bool = True) -> list:
     """method="triton-grid" as its launchers configure it (kernels/sampler_row_gemm.py,
     sampler_pixel_grid.py): per row, L + 2 launches of tiles (BM positions x BN columns),
     each program a K loop over the taps; per sub-pixel, 2L + 2 phases (2L + 3 with the left
@@ -186,22 +207,26 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC)
     p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
     wt = weights(cfg)
     compute = rate(dev, dtype) * EFFICIENCY
-    persistent = dtype == "bf16"
+    label = "triton-grid" if persistent or dtype != "bf16" else "triton-grid/phases"
+    persistent = persistent and dtype == "bf16"
     torch_dtype = torch.bfloat16 if persistent else torch.float32
     bb, bn = pixel_tiles(batch, H, torch_dtype)                     # the launchers' tiles
+    bk = k_tile(H, torch_dtype)
     nb, nn = math.ceil(batch / bb), math.ceil(H / bn)
     programs = min(dev.sms, L * nb * nn)
 
-    def pixel(name, count, phases, elements):
-        hop = t_sync if persistent else T_LAUNCH
+    def pixel(name, count, c, elements):
+        todo = pixel_phases(L, c)
+        iters = sum(phase_iterations(ph, L, H, p, bk, c is not None) for ph in todo)
+        hops = len(todo) - 1 if persistent else len(todo)
         useful = 2.0 * elements * batch
-        data = nb * elements * eb + phases * batch * 2 * H * 4      # weights + activations
-        terms = {"sync latency" if persistent else "launch latency": (phases - 1) * hop
-                 + (0 if persistent else T_LAUNCH),
-                 "memory latency": phases * T_MEM, "compute": useful / compute,
+        data = nb * elements * eb + len(todo) * batch * 2 * H * 4   # weights + activations
+        terms = {"sync latency" if persistent else "launch latency":
+                 hops * (t_sync if persistent else T_LAUNCH) + (T_LAUNCH if persistent else 0),
+                 "K-loop latency": iters * T_MEM, "compute": useful / compute,
                  "L2 bandwidth": data / L2_BW}
-        return Step("triton-grid", name, count, 1 if persistent else phases, programs,
-                    phases - 1 if persistent else 0, data, useful, phases,
+        return Step(label, name, count, 1 if persistent else len(todo), programs,
+                    hops if persistent else 0, data, useful, iters,
                     sum(terms.values()), bounded(terms)[1])
 
     positions = batch * w
@@ -214,10 +239,10 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC)
                  "compute": row_useful / compute,
                  ("L2 bandwidth" if wt["row"] * eb <= dev.l2 else "HBM bandwidth"):
                  row_data / (L2_BW if wt["row"] * eb <= dev.l2 else dev.hbm)}
-    row = Step("triton-grid", "row", h - 1, L + 2, nm * math.ceil(H / bn),
+    row = Step(label, "row", h - 1, L + 2, nm * math.ceil(H / bn),
                0, row_data, row_useful, iters, sum(row_terms.values()), bounded(row_terms)[1])
-    return [row, pixel("pixel c=0", h * w, 2 * L + 3, wt["pixel"] + wt["prev"]),
-            pixel("pixel c>0", h * w * (C - 1), 2 * L + 2, wt["pixel"])]
+    return [row, pixel("pixel c=0", h * w, 0, wt["pixel"] + wt["prev"]),
+            pixel("pixel c>0", h * w * (C - 1), 1, wt["pixel"])]
 
 
 def naive(cfg, dev: Device, dtype: str, batch: int, size) -> list:
@@ -234,9 +259,12 @@ def predict(cfg, device: str, dtype: str, batch: int, size=(32, 32), t_sync: flo
     """{method: (steps, seconds per batch)}."""
     dev = DEVICES[device]
     out = {}
-    for method, steps in (("naive", naive(cfg, dev, dtype, batch, size)),
-                          ("triton", today(cfg, dev, dtype, batch, size)),
-                          ("triton-grid", grid(cfg, dev, dtype, batch, size, t_sync))):
+    methods = [("naive", naive(cfg, dev, dtype, batch, size)),
+               ("triton", today(cfg, dev, dtype, batch, size)),
+               ("triton-grid", grid(cfg, dev, dtype, batch, size, t_sync))]
+    if dtype == "bf16":
+        methods.append(("triton-grid/phases", grid(cfg, dev, dtype, batch, size, t_sync, False)))
+    for method, steps in methods:
         out[method] = (steps, sum(s.count * s.seconds for s in steps))
     return out
 
@@ -247,6 +275,16 @@ LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
              "model": re.compile(r"^model: .*?(\d+) layers, (\d+) channels, k(\d+)\)"),
              "size": re.compile(r"throughput at (\d+)x(\d+)x"),
              "time": re.compile(r"^\s+(\w+)\s+batch\s+(\d+): ([\d.]+) s per batch")}
+
+
+PHASES_ENV = ("PIXELCNN_GRID_PERSISTENT", "0")   # triton-grid's bf16 pixel step, phase by phase
+
+
+def variant(method: str, dtype: str, phased: bool) -> str:
+    """The modelled method a measurement belongs to: bf16 triton-grid run with
+    PIXELCNN_GRID_PERSISTENT=0 is triton-grid/phases (float32 always launches phase by phase)."""
+    return "triton-grid/phases" if method == "triton-grid" and dtype == "bf16" and phased \
+        else method
 
 
 def measured(results: Path, device: str, cfg, size) -> dict:
@@ -266,21 +304,28 @@ def measured(results: Path, device: str, cfg, size) -> dict:
         if not isinstance(data, dict) or "records" not in data or "model" not in data:
             continue
         c = data["model"]["config"]
+        phased = data["machine"].get("env", {}).get(PHASES_ENV[0]) == PHASES_ENV[1]
         for r in data["records"]:
             add(data["machine"]["device_name"], r["dtype"],
                 (c["layers"], c["channels"], c["kernel_size"]),
-                tuple(data["settings"]["size"]), r["method"], r["batch_size"],
-                r["seconds_per_batch"])
+                tuple(data["settings"]["size"]), variant(r["method"], r["dtype"], phased),
+                r["batch_size"], r["seconds_per_batch"])
     for path in sorted(results.rglob("*log.txt")):
-        state = {}
+        state, phased = {}, False
         for line in path.read_text().splitlines():
+            if line.startswith("==="):                  # gpu.sh: a step's command line
+                phased = "=".join(PHASES_ENV) in line
             for kind, pattern in LOG_LINES.items():
                 m = pattern.search(line)
                 if m and kind == "time" and len(state) == 3:
+                    dtype = state["machine"][1]
                     add(*state["machine"], tuple(map(int, state["model"])),
-                        tuple(map(int, state["size"])), m[1], int(m[2]), float(m[3]))
+                        tuple(map(int, state["size"])), variant(m[1], dtype, phased),
+                        int(m[2]), float(m[3]))
                 elif m and kind != "time":
                     state[kind] = m.groups()
+                    if kind == "machine":
+                        phased = phased or "=".join(PHASES_ENV) in line
     return found
 
 
@@ -327,7 +372,7 @@ def main(argv=None) -> dict:
     print(f"{args.preset} preset: {cfg.layers} layers x {cfg.channels} channels, "
           f"k{cfg.kernel_size}, {cfg.in_channels} x {cfg.levels} levels, {size[0]}x{size[1]}; "
           f"{dev.name}\nconstants: {dev.sources}; T_MEM {T_MEM * 1e6:.2f} us (fitted), "
-          f"T_SYNC {T_SYNC * 1e6:.2f} us, T_LAUNCH {T_LAUNCH * 1e6:.0f} us, L2 "
+          f"T_SYNC {T_SYNC * 1e6:.2f} us, T_LAUNCH {T_LAUNCH * 1e6:.2f} us, L2 "
           f"{L2_BW / 1e12:.1f} TB/s (assumed)")
     summary = [("dtype", "batch", "method", "predicted s", "measured s", "pred/meas",
                 "ms/image", "images/s", "x naive")]

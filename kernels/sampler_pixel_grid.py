@@ -39,6 +39,7 @@ from .grid import grid_barrier
 
 CG: tl.constexpr = tl.constexpr(".cg")     # activations: from L2, never a stale L1 line
 OUT_IMAGES: tl.constexpr = tl.constexpr(16)  # images per tile of the out phase
+OUT_K: tl.constexpr = tl.constexpr(16)       # its K tile: [OUT_IMAGES, levels] logits
 
 
 @triton.jit
@@ -155,7 +156,7 @@ def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, 
             v_ok = v < LEVELS
             logits = tl.zeros((BB, LVP), tl.float32) + tl.load(b2 + c * LEVELS + v, mask=v_ok, other=0.0).to(tl.float32)[None, :]
             logits = matmul_rows(logits, scratch + bb * 2 * HD + HD, b_ok, w2 + c * LEVELS, HD,
-                                 v, v_ok, C * LEVELS, 16, BF16, INTERPRET, CG)   # [16, LVP] tiles
+                                 v, v_ok, C * LEVELS, OUT_K, BF16, INTERPRET, CG)
             uu = tl.load(u + ((bb * C + c) * HEIGHT + i) * WIDTH + j, mask=b_ok, other=0.0)
             val = inverse_cdf(logits, v_ok, uu, temperature, LEVELS)
             tl.store(x + ((bb * C + c) * HEIGHT + i) * WIDTH + j, val.to(x.dtype.element_ty),
@@ -238,6 +239,11 @@ def tiles(batch: int, hidden: int, dtype: torch.dtype) -> tuple:
     return (32 if batch > 128 and dtype == torch.bfloat16 else 16), 16
 
 
+def k_tile(hidden: int, dtype: torch.dtype) -> int:
+    """BK: the K tile of the phases' products (one dependent round trip per tile)."""
+    return 32
+
+
 def phases(layers: int, c) -> list:
     """The phases a step runs for sub-pixel channel c (None: completion, no sample)."""
     L = layers
@@ -277,7 +283,7 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
             w.w2, w.b2, w.table, i, j, c or 0, B, C, H, W, hd, L, w.levels, w.table.shape[-1],
             w.features, float(temperature))
     meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
-                BK=32, FB=feature_block(w), LVP=pow2(w.levels), maxnreg=255,
+                BK=k_tile(hd, w.wv.dtype), FB=feature_block(w), LVP=pow2(w.levels), maxnreg=255,
                 num_warps=4 if w.wv.dtype == torch.bfloat16 else 8,   # float32: more threads
                                                                       # share the FMA products
                 **launch_flags(w.wv.dtype))       # maxnreg: ptxas otherwise aims at more

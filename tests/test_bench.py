@@ -95,6 +95,26 @@ def test_gate_failure_is_not_timed(tmp_path, tiny_checkpoint, monkeypatch, capsy
     assert "GATE FAILED: cached" in capsys.readouterr().out
 
 
+@torch.no_grad()
+def test_gate_reports_the_cdf_margin_at_each_images_first_difference():
+    """cdf_margins: for each image that differs, |u - nearest reference CDF boundary| at its
+    first difference in sampling order (row, column, channel), not at a later one."""
+    from bench.gate import cdf_margins
+    model = make_model(dtype=torch.float32, layers=2, in_channels=3, levels=16)
+    n, size = 3, (3, 4)
+    u = torch.rand(n, 3, *size, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ref = pixelcnn.sample(model, n, size, uniforms=u, method="naive")
+    got = ref.clone()
+    got[1, 2, 0, 3] = (ref[1, 2, 0, 3] + 1) % 16          # row 0, column 3, channel 2: first
+    got[1, 0, 2, 1] = (ref[1, 0, 2, 1] + 1) % 16          # row 2: later
+    got[2, 1, 1, 0] = (ref[2, 1, 1, 0] + 1) % 16
+    cdf = torch.softmax(model(ref).double(), 1).cumsum(1)[:, :-1]     # [n, V - 1, C, H, W]
+    for b, c, i, j in ((1, 2, 0, 3), (2, 1, 1, 0)):                  # plant a near-tie
+        u[b, c, i, j] = float(cdf[b, 7, c, i, j]) + 3e-9
+    assert cdf_margins(model, ref, got, u) == pytest.approx([3e-9, 3e-9], abs=1e-12)
+    assert cdf_margins(model, ref, ref, u) == []
+
+
 @pytest.mark.parametrize("args, message", [
     (["--checkpoint", "TINY", "--methods", "fast"], "unknown method"),
     (["--checkpoint", "TINY", "--methods", "triton"], "CUDA only"),

@@ -10,17 +10,35 @@ from pixelcnn.kernels.sampler_pixel_grid import phases
 def test_grid_steps_follow_the_kernels():
     """triton-grid's pixel step has one phase per launched phase of the kernel: 2L + 3 at
     c = 0 (the left taps), 2L + 2 after; bf16 meets at grid barriers in one launch, float32
-    launches each phase."""
+    launches each phase. Its chain is the phases' dependent K-iterations at the launcher's K
+    tile."""
     cfg = pixelcnn.preset("cifar")
-    L = cfg.layers
+    L, H, p = cfg.layers, cfg.channels, cfg.kernel_size // 2
     assert len(phases(L, 0)) == 2 * L + 3 and len(phases(L, 1)) == 2 * L + 2
     for dtype, launches in (("bf16", 1), ("float32", 2 * L + 2)):
         steps = {s.name: s for s in roofline.grid(cfg, roofline.DEVICES["h100"], dtype, 1,
                                                     (32, 32))}
-        assert steps["pixel c=0"].chain == 2 * L + 3
         assert steps["pixel c>0"].launches == launches
         assert steps["row"].launches == L + 2 and steps["row"].count == 31
         assert steps["pixel c=0"].count == 32 * 32 and steps["pixel c>0"].count == 2 * 32 * 32
+    assert steps["pixel c=0"].barriers == 0 and roofline.grid(
+        cfg, roofline.DEVICES["h100"], "bf16", 1, (32, 32))[1].barriers == 2 * L + 2
+    k = -(-H // 32)                                  # today's K tile: 32
+    left, gates, residuals, head = 2 * k, 1 + (L - 1) * k, (L - 1) * 2 * k, 2 * k + H // 16
+    assert steps["pixel c=0"].chain == left + gates + residuals + head
+    assert steps["pixel c>0"].chain == gates + residuals + head
+
+
+def test_model_reproduces_the_committed_h200_run():
+    """The fitted constants (T_SYNC, T_LAUNCH on batch 1; T_MEM on the H100's triton) predict
+    the H200's committed triton-grid bf16 timings at batch 16 and 64 within 10%."""
+    cfg = pixelcnn.preset("cifar")
+    meas = roofline.measured(roofline.ROOT / "bench" / "results" / "h200-20261126", "h200",
+                             cfg, (32, 32))
+    for batch in (1, 16, 64):
+        got = meas[("triton-grid", "bf16", batch)]
+        assert roofline.predict(cfg, "h200", "bf16", batch)["triton-grid"][1] == \
+            pytest.approx(got, rel=0.1)
 
 
 def test_a_batch_is_linear_in_the_barrier_cost():
