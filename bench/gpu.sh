@@ -7,16 +7,16 @@
 #
 #   bash bench/gpu.sh                 every step, under 20 minutes
 #   bash bench/gpu.sh --part 1|2|3    a third of them, under 10 minutes each (the device
-#                                     tool's limit for one command): 1 kernels and bf16
-#                                     sampling, 2 float32, per-phase grid and cached
-#                                     sampling, 3 training
+#                                     tool's limit for one command): 1 bf16 sampling (the
+#                                     K-tile candidate too) and the roofline, 2 float32,
+#                                     per-phase grid, compile, kernels, cached, 3 training
 #   bash bench/gpu.sh STEP...         these steps only
 #   bash bench/gpu.sh --dry-run ...   (or DRY_RUN=1) the same steps on this CPU: tiny model,
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: compile kernels sample-bf16 sample-fp32 grid-phases cached train-throughput
-# roofline train-ship (data is built first when a step needs it).
+# Steps, in order: compile kernels sample-bf16 grid-bk256 sample-fp32 grid-phases cached
+# train-throughput roofline train-ship (data is built first when a step needs it).
 # Data: the CIFAR-10 builder folder in .gpu/cifar10/ (git-ignored, carried to the device:
 # `cp -r ../shared/datasets/cifar10 .gpu/`), else ../shared/datasets/cifar10. Without it the
 # sampling runs skip bits/dim and the training steps are skipped.
@@ -28,8 +28,8 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="compile kernels sample-bf16 sample-fp32 grid-phases cached train-throughput roofline train-ship"
-DATA_STEPS=" sample-bf16 sample-fp32 grid-phases cached train-throughput train-ship "
+ALL="compile kernels sample-bf16 grid-bk256 sample-fp32 grid-phases cached train-throughput roofline train-ship"
+DATA_STEPS=" sample-bf16 grid-bk256 sample-fp32 grid-phases cached train-throughput train-ship "
 DRY=${DRY_RUN:-0}
 PART=all
 STEPS=""
@@ -45,8 +45,8 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="compile kernels sample-bf16 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
-  2) DEFAULT="compile sample-fp32 grid-phases cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="sample-bf16 grid-bk256 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  2) DEFAULT="sample-fp32 grid-phases compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
 esac
@@ -163,6 +163,10 @@ for s in $STEPS; do
       dtype=bf16; [ "$s" = sample-fp32 ] && dtype=float32
       batches=(); [ "$DRY" = 1 ] || batches=(--batch-sizes 1,16,64,256 --repeat 2)
       step "$s" 300 "${INTERP[@]}" $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" "${batches[@]}" --dtype $dtype --methods $FAST ;;
+    grid-bk256)       # triton-grid in bf16 with every product's whole K in one tile (the
+                      # roofline's candidate: 1.6x at batch 1), against the default K tile 32
+      [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }
+      step grid-bk256 240 env PIXELCNN_GRID_BK=256 $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1,16,64,256 --repeat 2 --naive-steps 5 --eval-images 16 --samples-per-method 64 --dtype bf16 --methods naive,triton-grid ;;
     grid-phases)      # triton-grid's bf16 pixel step as one launch per phase instead of one
                       # persistent launch with grid barriers: what the barriers save
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }

@@ -49,7 +49,7 @@ import torch
 
 import pixelcnn
 from pixelcnn.cli import Parser, at_least
-from pixelcnn.kernels.sampler_pixel_grid import OUT_K, k_tile, phases as pixel_phases
+from pixelcnn.kernels.sampler_pixel_grid import k_tile, out_k_tile, phases as pixel_phases
 from pixelcnn.kernels.sampler_pixel_grid import tiles as pixel_tiles
 from pixelcnn.kernels.sampler_row_gemm import tiles as row_tiles
 
@@ -177,12 +177,12 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
             step("pixel c>0", h * w * (C - 1), programs, 2 * L + 2, wt["pixel"], other)]
 
 
-def phase_iterations(ph: int, L: int, H: int, p: int, bk: int, sample: bool) -> int:
+def phase_iterations(ph: int, L: int, H: int, p: int, bk: int, bko: int, sample: bool) -> int:
     """Dependent K-loop iterations (one global round trip each: the loops are not pipelined,
     as the H200 run showed) of one tile of pixel phase ph (kernels/sampler_pixel_grid.py):
     the left taps (K = p H), a gate (K = H; layer 0: its few embedded features, one pass),
     a residual (+ the skip product when sampling), the head's two hidden products and its
-    logits (K tiles of OUT_K)."""
+    logits (K tiles of bko)."""
     k = math.ceil(H / bk)
     if ph == 0:
         return math.ceil(p * H / bk)
@@ -190,11 +190,11 @@ def phase_iterations(ph: int, L: int, H: int, p: int, bk: int, sample: bool) -> 
         return (1 if ph == 1 else k) if ph % 2 else k * (2 if sample else 1)
     if ph < 2 * L + 2:
         return k
-    return math.ceil(H / OUT_K.value) if sample else 1
+    return math.ceil(H / bko) if sample else 1
 
 
 def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
-         persistent: bool = True) -> list:
+         persistent: bool = True, bk: int | None = None, label: str = "triton-grid") -> list:
     """method="triton-grid" as its launchers configure it (kernels/sampler_row_gemm.py,
     sampler_pixel_grid.py): per row, L + 2 launches of tiles (BM positions x BN columns),
     each program a K loop over the taps; per sub-pixel, 2L + 2 phases (2L + 3 with the left
@@ -207,17 +207,17 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
     wt = weights(cfg)
     compute = rate(dev, dtype) * EFFICIENCY
-    label = "triton-grid" if persistent or dtype != "bf16" else "triton-grid/phases"
     persistent = persistent and dtype == "bf16"
     torch_dtype = torch.bfloat16 if persistent else torch.float32
     bb, bn = pixel_tiles(batch, H, torch_dtype)                     # the launchers' tiles
-    bk = k_tile(H, torch_dtype)
+    bk = bk or k_tile(H, torch_dtype)
+    bko = out_k_tile(cfg.levels, bk)
     nb, nn = math.ceil(batch / bb), math.ceil(H / bn)
     programs = min(dev.sms, L * nb * nn)
 
     def pixel(name, count, c, elements):
         todo = pixel_phases(L, c)
-        iters = sum(phase_iterations(ph, L, H, p, bk, c is not None) for ph in todo)
+        iters = sum(phase_iterations(ph, L, H, p, bk, bko, c is not None) for ph in todo)
         hops = len(todo) - 1 if persistent else len(todo)
         useful = 2.0 * elements * batch
         data = nb * elements * eb + len(todo) * batch * 2 * H * 4   # weights + activations
@@ -260,10 +260,11 @@ def predict(cfg, device: str, dtype: str, batch: int, size=(32, 32), t_sync: flo
     dev = DEVICES[device]
     out = {}
     methods = [("naive", naive(cfg, dev, dtype, batch, size)),
-               ("triton", today(cfg, dev, dtype, batch, size)),
-               ("triton-grid", grid(cfg, dev, dtype, batch, size, t_sync))]
-    if dtype == "bf16":
-        methods.append(("triton-grid/phases", grid(cfg, dev, dtype, batch, size, t_sync, False)))
+               ("triton", today(cfg, dev, dtype, batch, size))]
+    for label in GRID_VARIANTS if dtype == "bf16" else ["triton-grid"]:
+        persistent, bk = grid_variant(label)
+        methods.append((label, grid(cfg, dev, dtype, batch, size, t_sync, persistent, bk,
+                                    label)))
     for method, steps in methods:
         out[method] = (steps, sum(s.count * s.seconds for s in steps))
     return out
@@ -277,14 +278,28 @@ LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
              "time": re.compile(r"^\s+(\w+)\s+batch\s+(\d+): ([\d.]+) s per batch")}
 
 
-PHASES_ENV = ("PIXELCNN_GRID_PERSISTENT", "0")   # triton-grid's bf16 pixel step, phase by phase
+GRID_VARIANTS = ["triton-grid", "triton-grid/phases", "triton-grid/bk256"]
 
 
-def variant(method: str, dtype: str, phased: bool) -> str:
-    """The modelled method a measurement belongs to: bf16 triton-grid run with
-    PIXELCNN_GRID_PERSISTENT=0 is triton-grid/phases (float32 always launches phase by phase)."""
-    return "triton-grid/phases" if method == "triton-grid" and dtype == "bf16" and phased \
-        else method
+def grid_variant(label: str) -> tuple:
+    """(persistent, K tile or None: the launcher's) of a triton-grid variant's label."""
+    parts = label.split("/")[1:]
+    bk = [int(p[2:]) for p in parts if p.startswith("bk")]
+    return "phases" not in parts, (bk[0] if bk else None)
+
+
+def variant(method: str, dtype: str, env: dict) -> str:
+    """The modelled variant a measurement belongs to, from the environment it ran in:
+    triton-grid with PIXELCNN_GRID_PERSISTENT=0 in bf16 is triton-grid/phases (float32 always
+    launches phase by phase); with PIXELCNN_GRID_BK=N, .../bkN."""
+    if method != "triton-grid":
+        return method
+    if dtype == "bf16" and env.get("PIXELCNN_GRID_PERSISTENT") == "0":
+        method += "/phases"
+    return method + (f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else "")
+
+
+ENV_WORD = re.compile(r"\b(PIXELCNN_GRID_\w+)=(\w+)")
 
 
 def measured(results: Path, device: str, cfg, size) -> dict:
@@ -304,28 +319,27 @@ def measured(results: Path, device: str, cfg, size) -> dict:
         if not isinstance(data, dict) or "records" not in data or "model" not in data:
             continue
         c = data["model"]["config"]
-        phased = data["machine"].get("env", {}).get(PHASES_ENV[0]) == PHASES_ENV[1]
+        env = data["machine"].get("env", {})
         for r in data["records"]:
             add(data["machine"]["device_name"], r["dtype"],
                 (c["layers"], c["channels"], c["kernel_size"]),
-                tuple(data["settings"]["size"]), variant(r["method"], r["dtype"], phased),
+                tuple(data["settings"]["size"]), variant(r["method"], r["dtype"], env),
                 r["batch_size"], r["seconds_per_batch"])
     for path in sorted(results.rglob("*log.txt")):
-        state, phased = {}, False
+        state, env = {}, {}
         for line in path.read_text().splitlines():
             if line.startswith("==="):                  # gpu.sh: a step's command line
-                phased = "=".join(PHASES_ENV) in line
+                env = dict(ENV_WORD.findall(line))
             for kind, pattern in LOG_LINES.items():
                 m = pattern.search(line)
                 if m and kind == "time" and len(state) == 3:
-                    dtype = state["machine"][1]
                     add(*state["machine"], tuple(map(int, state["model"])),
-                        tuple(map(int, state["size"])), variant(m[1], dtype, phased),
+                        tuple(map(int, state["size"])), variant(m[1], state["machine"][1], env),
                         int(m[2]), float(m[3]))
                 elif m and kind != "time":
                     state[kind] = m.groups()
-                    if kind == "machine":
-                        phased = phased or "=".join(PHASES_ENV) in line
+                    if kind == "machine":                # bench.sample's machine line
+                        env.update(ENV_WORD.findall(line))
     return found
 
 
@@ -399,22 +413,23 @@ def main(argv=None) -> dict:
 
 
 def targets(cfg, device, size, meas) -> list:
-    """triton-grid against issue 12's targets (bf16), and the barrier cost each one
-    tolerates: a batch's time is linear in T_SYNC."""
+    """The persistent triton-grid variants against issue 12's targets (bf16), and the barrier
+    cost each one tolerates: a batch's time is linear in T_SYNC."""
     lines = []
-    for batch, need, what in ((1, 50, "x naive"), (256, 500, "x naive"),
-                              (256, 2000, "images/s")):
-        naive_s = meas.get(("naive", "bf16", batch),
-                           predict(cfg, device, "bf16", batch, size)["naive"][1])
-        limit = naive_s / need if what == "x naive" else batch / need      # seconds per batch
-        at = lambda ts: predict(cfg, device, "bf16", batch, size, ts)["triton-grid"][1]
-        t0, t1 = at(0.0), at(T_SYNC)
-        got = naive_s / t1 if what == "x naive" else batch / t1
-        tolerated = (limit - t0) / (t1 - t0) * T_SYNC
-        lines.append(f"target bf16 batch {batch}: >= {need:,} {what}: triton-grid predicts "
-                     f"{got:,.0f} ({'met' if t1 <= limit else 'MISSED'}); holds while a "
-                     f"cross-SM sync costs <= {tolerated * 1e6:.2f} us (assumed "
-                     f"{T_SYNC * 1e6:.2f})")
+    for label in (v for v in GRID_VARIANTS if grid_variant(v)[0]):
+        for batch, need, what in ((1, 50, "x naive"), (256, 500, "x naive"),
+                                  (256, 2000, "images/s")):
+            naive_s = meas.get(("naive", "bf16", batch),
+                               predict(cfg, device, "bf16", batch, size)["naive"][1])
+            limit = naive_s / need if what == "x naive" else batch / need   # s per batch
+            at = lambda ts: predict(cfg, device, "bf16", batch, size, ts)[label][1]
+            t0, t1 = at(0.0), at(T_SYNC)
+            got = naive_s / t1 if what == "x naive" else batch / t1
+            tolerated = (limit - t0) / (t1 - t0) * T_SYNC
+            lines.append(f"target bf16 batch {batch}: >= {need:,} {what}: {label} predicts "
+                         f"{got:,.0f} ({'met' if t1 <= limit else 'MISSED'}); holds while a "
+                         f"cross-SM sync costs <= {tolerated * 1e6:.2f} us (fitted "
+                         f"{T_SYNC * 1e6:.2f})")
     return lines
 
 

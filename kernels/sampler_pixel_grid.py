@@ -28,6 +28,8 @@ Two forms run the same per-phase code (`_phase`):
 Buffers are GatedCache's; activations pass between phases through L2, loaded with .cg (never
 from a possibly stale L1 line).
 """
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -39,7 +41,6 @@ from .grid import grid_barrier
 
 CG: tl.constexpr = tl.constexpr(".cg")     # activations: from L2, never a stale L1 line
 OUT_IMAGES: tl.constexpr = tl.constexpr(16)  # images per tile of the out phase
-OUT_K: tl.constexpr = tl.constexpr(16)       # its K tile: [OUT_IMAGES, levels] logits
 
 
 @triton.jit
@@ -145,7 +146,7 @@ def _hidden(pid, nprog, second, gated, skip, scratch, wskip, bskip, w1, b1, B, H
 @triton.jit
 def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD,
          LEVELS, E, F, temperature, P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
-         BK: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
+         BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
          BF16: tl.constexpr, INTERPRET: tl.constexpr):
     BB: tl.constexpr = OUT_IMAGES            # [BB, levels] logits: keep the tile small
     for t in range(pid, tl.cdiv(B, BB), nprog):
@@ -156,7 +157,7 @@ def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, 
             v_ok = v < LEVELS
             logits = tl.zeros((BB, LVP), tl.float32) + tl.load(b2 + c * LEVELS + v, mask=v_ok, other=0.0).to(tl.float32)[None, :]
             logits = matmul_rows(logits, scratch + bb * 2 * HD + HD, b_ok, w2 + c * LEVELS, HD,
-                                 v, v_ok, C * LEVELS, OUT_K, BF16, INTERPRET, CG)
+                                 v, v_ok, C * LEVELS, BKO, BF16, INTERPRET, CG)
             uu = tl.load(u + ((bb * C + c) * HEIGHT + i) * WIDTH + j, mask=b_ok, other=0.0)
             val = inverse_cdf(logits, v_ok, uu, temperature, LEVELS)
             tl.store(x + ((bb * C + c) * HEIGHT + i) * WIDTH + j, val.to(x.dtype.element_ty),
@@ -179,8 +180,8 @@ def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
            wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
            i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
            P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
-           BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, FB: tl.constexpr,
-           LVP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+           BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BKO: tl.constexpr,
+           FB: tl.constexpr, LVP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """Phase `ph` of the step (see the module docstring), this program's share of its tiles."""
     if ph == 0:
         _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
@@ -196,7 +197,7 @@ def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
                 HD, L, BB, BN, BK, BF16, INTERPRET)
     else:
         _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD,
-             LEVELS, E, F, temperature, P, SAMPLE, LAST, BK, FB, LVP, BF16, INTERPRET)
+             LEVELS, E, F, temperature, P, SAMPLE, LAST, BKO, FB, LVP, BF16, INTERPRET)
 
 
 @triton.jit(do_not_specialize=["ph", "i", "j", "c"])
@@ -205,12 +206,12 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
                                 i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
                                 P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                 BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                                FB: tl.constexpr, LVP: tl.constexpr,
+                                BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
                                 BF16: tl.constexpr, INTERPRET: tl.constexpr):
     _phase(ph, tl.program_id(0), tl.num_programs(0), x, u, hbuf, row_bias, base, gated,
            scratch, skip, wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
            i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
-           P, SAMPLE, LAST, BB, BN, BK, FB, LVP, BF16, INTERPRET)
+           P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, BF16, INTERPRET)
 
 
 @triton.jit(do_not_specialize=["first", "i", "j", "c"])
@@ -219,7 +220,7 @@ def _sampler_pixel_grid_kernel(counter, first, x, u, hbuf, row_bias, base, gated
                                i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
                                P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                               FB: tl.constexpr, LVP: tl.constexpr,
+                               BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
                                BF16: tl.constexpr, INTERPRET: tl.constexpr):
     pid, nprog = tl.program_id(0), tl.num_programs(0)
     for ph in range(first, 2 * L + 3):
@@ -227,7 +228,7 @@ def _sampler_pixel_grid_kernel(counter, first, x, u, hbuf, row_bias, base, gated
             _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
                    wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
                    i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
-                   P, SAMPLE, LAST, BB, BN, BK, FB, LVP, BF16, INTERPRET)
+                   P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, BF16, INTERPRET)
             if ph < 2 * L + 2:
                 grid_barrier(counter, nprog)
 
@@ -240,8 +241,24 @@ def tiles(batch: int, hidden: int, dtype: torch.dtype) -> tuple:
 
 
 def k_tile(hidden: int, dtype: torch.dtype) -> int:
-    """BK: the K tile of the phases' products (one dependent round trip per tile)."""
+    """BK, the K tile of the phases' products: 32. Each K tile costs one dependent round trip
+    to L2 (the loops are not pipelined: bench/roofline.py, fitted on the H200's run), and
+    bf16 could take a product's whole K in one tile (PIXELCNN_GRID_BK=256: [32, 256]
+    activations and two [256, 16] weight tiles in registers; the model predicts 1.6x at
+    batch 1). $PIXELCNN_GRID_BK, a power of two >= 16, sets it until a GPU run has timed
+    one against the other (float32's exact FMA products spill above 32)."""
+    env = os.environ.get("PIXELCNN_GRID_BK")
+    if env:
+        if not env.isdigit() or int(env) < 16 or int(env) & (int(env) - 1):
+            raise ValueError(f"PIXELCNN_GRID_BK must be a power of two >= 16, got {env!r}")
+        return int(env)
     return 32
+
+
+def out_k_tile(levels: int, bk: int) -> int:
+    """The out phase's K tile: 16 at BK = 32 (as before); above, its weight tile [K tile,
+    levels] holds at most 16K values (64 per thread with 8 warps): 64 at 256 levels."""
+    return 16 if bk <= 32 else max(16, min(bk, 16384 // pow2(levels)))
 
 
 def phases(layers: int, c) -> list:
@@ -277,13 +294,15 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     B, C, H, W = x.shape
     hd, L = w.hidden, w.layers
     bb, bn = tiles(B, hd, w.wv.dtype)
+    bk = k_tile(hd, w.wv.dtype)
     todo = phases(L, c)
     args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
             cache.skip, w.wh_prev, w.wh_cur, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1,
             w.w2, w.b2, w.table, i, j, c or 0, B, C, H, W, hd, L, w.levels, w.table.shape[-1],
             w.features, float(temperature))
     meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
-                BK=k_tile(hd, w.wv.dtype), FB=feature_block(w), LVP=pow2(w.levels), maxnreg=255,
+                BK=bk, BKO=out_k_tile(w.levels, bk), FB=feature_block(w), LVP=pow2(w.levels),
+                maxnreg=255,
                 num_warps=4 if w.wv.dtype == torch.bfloat16 else 8,   # float32: more threads
                                                                       # share the FMA products
                 **launch_flags(w.wv.dtype))       # maxnreg: ptxas otherwise aims at more

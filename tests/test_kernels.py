@@ -12,6 +12,7 @@ import torch
 import pixelcnn
 from helpers import conditioning, make_model
 from pixelcnn.kernels import reference
+from pixelcnn.kernels.common import pow2
 from pixelcnn.kernels.horizontal_stack import horizontal_stack
 from pixelcnn.kernels import sampler_pixel_grid as pixel_grid
 from pixelcnn.kernels import sampler_row_gemm as row_gemm
@@ -140,14 +141,31 @@ SAMPLER = [
 WRITTEN = ("v_pre", "row_bias", "base", "gated", "scratch")   # fully written before read
 
 
-STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes, tile overrides)
+STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes,
+            #          {(module, tile function): override})
     "program": (sampler_row, sampler_pixel, ["base", "gated", "cur"], {}),
     "grid": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"], {}),
     # large-batch tiles on a small batch: 32 images x 16 columns, 128 positions x 32 columns
     "grid-wide-tiles": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
-                        {row_gemm: lambda positions, dtype: (128, 32, 8),
-                         pixel_grid: lambda batch, hidden, dtype: (32, 16)}),
+                        {(row_gemm, "tiles"): lambda positions, dtype: (128, 32, 8),
+                         (pixel_grid, "tiles"): lambda batch, hidden, dtype: (32, 16)}),
+    # every product's whole K in one tile (PIXELCNN_GRID_BK=256 on the cifar preset)
+    "grid-whole-k": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
+                     {(pixel_grid, "k_tile"): lambda hidden, dtype: max(16, pow2(hidden))}),
 }
+
+
+def test_grid_k_tile_from_the_environment(monkeypatch):
+    """PIXELCNN_GRID_BK sets triton-grid's K tile (to time one against another); anything but
+    a power of two >= 16 is refused, saying what it must be."""
+    assert pixel_grid.k_tile(192, torch.bfloat16) == 32
+    monkeypatch.setenv("PIXELCNN_GRID_BK", "256")
+    assert pixel_grid.k_tile(192, torch.bfloat16) == 256
+    assert pixel_grid.out_k_tile(256, 256) == 64 and pixel_grid.out_k_tile(256, 32) == 16
+    for bad in ("48", "8", "big"):
+        monkeypatch.setenv("PIXELCNN_GRID_BK", bad)
+        with pytest.raises(ValueError, match="power of two >= 16"):
+            pixel_grid.k_tile(192, torch.bfloat16)
 
 
 @pytest.mark.parametrize("steps", STEPS)
@@ -158,8 +176,8 @@ def test_sampler_steps_match_reference(fields, size, steps, monkeypatch):
     sampled image compared after every step. The grid kernels run one launch per phase (the
     form Triton's interpreter can run); a 3-layer model gives them residuals between layers."""
     row_kernel, pixel_kernel, pixel_writes, tiles = STEPS[steps]
-    for module, fn in tiles.items():
-        monkeypatch.setattr(module, "tiles", fn)
+    for (module, name), fn in tiles.items():
+        monkeypatch.setattr(module, name, fn)
     model = make_model(dtype=torch.float32, layers=2 if steps == "program" else 3, **fields)
     C = model.config.in_channels
     H, W = size

@@ -23,7 +23,7 @@ def test_grid_steps_follow_the_kernels():
         assert steps["pixel c=0"].count == 32 * 32 and steps["pixel c>0"].count == 2 * 32 * 32
     assert steps["pixel c=0"].barriers == 0 and roofline.grid(
         cfg, roofline.DEVICES["h100"], "bf16", 1, (32, 32))[1].barriers == 2 * L + 2
-    k = -(-H // 32)                                  # today's K tile: 32
+    k = -(-H // 32)                                  # the default K tile: 32
     left, gates, residuals, head = 2 * k, 1 + (L - 1) * k, (L - 1) * 2 * k, 2 * k + H // 16
     assert steps["pixel c=0"].chain == left + gates + residuals + head
     assert steps["pixel c>0"].chain == gates + residuals + head
@@ -41,6 +41,23 @@ def test_model_reproduces_the_committed_h200_run():
             pytest.approx(got, rel=0.1)
 
 
+def test_variants_follow_the_environment_they_ran_in():
+    """A measurement counts for the variant its environment selected: bf16 phase by phase,
+    another K tile; float32 triton-grid is always phase by phase."""
+    assert roofline.variant("triton-grid", "bf16", {}) == "triton-grid"
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_PERSISTENT": "0"}) == \
+        "triton-grid/phases"
+    assert roofline.variant("triton-grid", "float32", {"PIXELCNN_GRID_PERSISTENT": "0"}) == \
+        "triton-grid"
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_BK": "256"}) == \
+        "triton-grid/bk256"
+    assert roofline.variant("triton", "bf16", {"PIXELCNN_GRID_BK": "256"}) == "triton"
+    assert roofline.grid_variant("triton-grid/phases/bk64") == (False, 64)
+    cfg = pixelcnn.preset("cifar")
+    pred = roofline.predict(cfg, "h200", "bf16", 1)
+    assert pred["triton-grid/bk256"][1] < pred["triton-grid"][1]   # fewer K round trips
+
+
 def test_a_batch_is_linear_in_the_barrier_cost():
     cfg = pixelcnn.preset("cifar")
     at = lambda t: roofline.predict(cfg, "h100", "bf16", 1, (32, 32), t)["triton-grid"][1]
@@ -54,7 +71,7 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
     assert "predicted vs measured" in out and "H200" in out
-    assert out.count("target bf16") == 3
+    assert out.count("target bf16") == 3 * 2          # triton-grid and triton-grid/bk256
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out
 
