@@ -60,8 +60,8 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-TIMING_ENV = ("PIXELCNN_GRID_PERSISTENT", "PIXELCNN_GRID_BK", "NVIDIA_TF32_OVERRIDE",
-              "TRITON_INTERPRET")
+TIMING_ENV = ("PIXELCNN_GRID_PERSISTENT", "PIXELCNN_GRID_BK", "PIXELCNN_GRID_POLL",
+              "NVIDIA_TF32_OVERRIDE", "TRITON_INTERPRET")
 
 
 def machine(device: torch.device, dtype: str) -> dict:

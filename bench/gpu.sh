@@ -8,14 +8,14 @@
 #   bash bench/gpu.sh                 every step, under 20 minutes
 #   bash bench/gpu.sh --part 1|2|3    a third of them, under 10 minutes each (the device
 #                                     tool's limit for one command): 1 bf16 sampling (the
-#                                     K-tile candidate too) and the roofline, 2 float32,
+#                                     K-tile and barrier candidates too) and the roofline, 2 float32,
 #                                     per-phase grid, compile, kernels, cached, 3 training
 #   bash bench/gpu.sh STEP...         these steps only
 #   bash bench/gpu.sh --dry-run ...   (or DRY_RUN=1) the same steps on this CPU: tiny model,
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: compile kernels sample-bf16 grid-bk256 sample-fp32 grid-phases cached
+# Steps, in order: compile kernels sample-bf16 grid-bk256 grid-poll sample-fp32 grid-phases cached
 # train-throughput roofline train-ship (data is built first when a step needs it).
 # Data: the CIFAR-10 builder folder in .gpu/cifar10/ (git-ignored, carried to the device:
 # `cp -r ../shared/datasets/cifar10 .gpu/`), else ../shared/datasets/cifar10. Without it the
@@ -28,8 +28,8 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="compile kernels sample-bf16 grid-bk256 sample-fp32 grid-phases cached train-throughput roofline train-ship"
-DATA_STEPS=" sample-bf16 grid-bk256 sample-fp32 grid-phases cached train-throughput train-ship "
+ALL="compile kernels sample-bf16 grid-bk256 grid-poll sample-fp32 grid-phases cached train-throughput roofline train-ship"
+DATA_STEPS=" sample-bf16 grid-bk256 grid-poll sample-fp32 grid-phases cached train-throughput train-ship "
 DRY=${DRY_RUN:-0}
 PART=all
 STEPS=""
@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="sample-bf16 grid-bk256 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="sample-bf16 grid-bk256 grid-poll roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
   2) DEFAULT="sample-fp32 grid-phases compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
@@ -167,6 +167,10 @@ for s in $STEPS; do
                       # roofline's candidate: 1.6x at batch 1), against the default K tile 32
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }
       step grid-bk256 240 env PIXELCNN_GRID_BK=256 $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1,16,64,256 --repeat 2 --naive-steps 5 --eval-images 16 --samples-per-method 64 --dtype bf16 --methods naive,triton-grid ;;
+    grid-poll)        # triton-grid's grid barrier polling with acquire loads instead of
+                      # read-modify-writes (kernels/grid.py), at batch 1 and 256
+      [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }
+      step grid-poll 150 env PIXELCNN_GRID_POLL=load $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1,256 --repeat 2 --naive-steps 5 --eval-images 16 --samples-per-method 16 --dtype bf16 --methods naive,triton-grid ;;
     grid-phases)      # triton-grid's bf16 pixel step as one launch per phase instead of one
                       # persistent launch with grid barriers: what the barriers save
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }

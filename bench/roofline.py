@@ -291,11 +291,14 @@ def grid_variant(label: str) -> tuple:
 def variant(method: str, dtype: str, env: dict) -> str:
     """The modelled variant a measurement belongs to, from the environment it ran in:
     triton-grid with PIXELCNN_GRID_PERSISTENT=0 in bf16 is triton-grid/phases (float32 always
-    launches phase by phase); with PIXELCNN_GRID_BK=N, .../bkN."""
+    launches phase by phase); PIXELCNN_GRID_POLL=load, .../poll-load; with
+    PIXELCNN_GRID_BK=N, .../bkN."""
     if method != "triton-grid":
         return method
     if dtype == "bf16" and env.get("PIXELCNN_GRID_PERSISTENT") == "0":
         method += "/phases"
+    elif dtype == "bf16" and env.get("PIXELCNN_GRID_POLL", "atomic") != "atomic":
+        method += f"/poll-{env['PIXELCNN_GRID_POLL']}"     # not modelled: measured only
     return method + (f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else "")
 
 

@@ -12,22 +12,46 @@ more programs than SMs. Triton's interpreter runs programs one after another and
 it: kernels that use it also run as one launch per phase, which is what the interpreter tests
 (DESIGN.md §4).
 """
+import os
+
 import torch
 import triton
 import triton.language as tl
 
 
 @triton.jit
-def grid_barrier(counter, nprog):
+def grid_barrier(counter, nprog, POLL: tl.constexpr):
     """Wait until all `nprog` programs of the grid arrive. Stores before it are visible to
-    every program after it (release on arrival, acquire while waiting, at GPU scope)."""
+    every program after it (release on arrival, acquire while waiting, at GPU scope). POLL:
+    how a waiting program reads the counter (see `poll`)."""
     tl.debug_barrier()                      # this program's threads have issued their stores
     ticket = tl.atomic_add(counter, 1, sem="release", scope="gpu")
     target = (ticket // nprog + 1) * nprog
-    seen = tl.atomic_add(counter, 0, sem="acquire", scope="gpu")
+    seen = poll(counter, POLL)
     while seen < target:
-        seen = tl.atomic_add(counter, 0, sem="acquire", scope="gpu")
+        seen = poll(counter, POLL)
     tl.debug_barrier()
+
+
+@triton.jit
+def poll(counter, POLL: tl.constexpr):
+    """The counter, read with acquire semantics at GPU scope. POLL "atomic" (the first form):
+    tl.atomic_add(counter, 0), which Triton (3.6 and 3.9) lowers to one thread's
+    ld.global.gpu.acquire, broadcast through shared memory between two bar.sync per poll;
+    "load": every thread's ld.acquire.gpu, no bar.sync per poll. The H200 measured 2.24 us
+    per barrier with "atomic" (bench/roofline.py); PIXELCNN_GRID_POLL=load times the other."""
+    if POLL == "load":
+        return tl.inline_asm_elementwise("ld.acquire.gpu.global.b32 $0, [$1];", "=r,l",
+                                         [counter], dtype=tl.int32, is_pure=False, pack=1)
+    return tl.atomic_add(counter, 0, sem="acquire", scope="gpu")
+
+
+def poll_mode() -> str:
+    """$PIXELCNN_GRID_POLL: "atomic" (default) or "load"; anything else is refused."""
+    mode = os.environ.get("PIXELCNN_GRID_POLL", "atomic")
+    if mode not in ("atomic", "load"):
+        raise ValueError(f"PIXELCNN_GRID_POLL must be 'atomic' or 'load', got {mode!r}")
+    return mode
 
 
 def cooperative_launch() -> bool:

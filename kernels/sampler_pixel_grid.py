@@ -37,7 +37,7 @@ import triton.language as tl
 from .common import (check_device, embed_pixels, embed_sampled, feature_block, gate,
                      gated_matmul_embedded, gated_matmul_rows, inverse_cdf, launch_flags,
                      matmul_rows, pow2)
-from .grid import grid_barrier
+from .grid import grid_barrier, poll_mode
 
 CG: tl.constexpr = tl.constexpr(".cg")     # activations: from L2, never a stale L1 line
 OUT_IMAGES: tl.constexpr = tl.constexpr(16)  # images per tile of the out phase
@@ -221,7 +221,8 @@ def _sampler_pixel_grid_kernel(counter, first, x, u, hbuf, row_bias, base, gated
                                P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
-                               BF16: tl.constexpr, INTERPRET: tl.constexpr):
+                               BF16: tl.constexpr, INTERPRET: tl.constexpr,
+                               POLL: tl.constexpr):
     pid, nprog = tl.program_id(0), tl.num_programs(0)
     for ph in range(first, 2 * L + 3):
         if SAMPLE or ph < 2 * L or ph == 2 * L + 2:
@@ -230,7 +231,7 @@ def _sampler_pixel_grid_kernel(counter, first, x, u, hbuf, row_bias, base, gated
                    i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
                    P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, BF16, INTERPRET)
             if ph < 2 * L + 2:
-                grid_barrier(counter, nprog)
+                grid_barrier(counter, nprog, POLL)
 
 
 def tiles(batch: int, hidden: int, dtype: torch.dtype) -> tuple:
@@ -311,7 +312,8 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
         if w.wv.dtype != torch.bfloat16:
             raise ValueError(f"the persistent pixel step takes bf16 weights (float32 spills), "
                              f"got {w.wv.dtype}: use programs=0")
-        meta.update(num_warps=8, launch_cooperative_grid=True)     # one program per SM
+        meta.update(num_warps=8, launch_cooperative_grid=True,    # one program per SM
+                    POLL=poll_mode())
         _sampler_pixel_grid_kernel[(programs,)](cache.sync, todo[0], *args, **meta)
         return
     for ph in todo:

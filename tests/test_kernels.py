@@ -168,6 +168,18 @@ def test_grid_k_tile_from_the_environment(monkeypatch):
             pixel_grid.k_tile(192, torch.bfloat16)
 
 
+def test_grid_barrier_poll_from_the_environment(monkeypatch):
+    """PIXELCNN_GRID_POLL picks how the persistent step's barrier waits: atomic (default) or
+    load; anything else is refused before a launch."""
+    from pixelcnn.kernels.grid import poll_mode
+    assert poll_mode() == "atomic"
+    monkeypatch.setenv("PIXELCNN_GRID_POLL", "load")
+    assert poll_mode() == "load"
+    monkeypatch.setenv("PIXELCNN_GRID_POLL", "spin")
+    with pytest.raises(ValueError, match="'atomic' or 'load', got 'spin'"):
+        poll_mode()
+
+
 @pytest.mark.parametrize("steps", STEPS)
 @pytest.mark.parametrize("fields,size", [(s[1], s[2]) for s in SAMPLER], ids=[s[0] for s in SAMPLER])
 @torch.no_grad()

@@ -52,6 +52,8 @@ def test_variants_follow_the_environment_they_ran_in():
     assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_BK": "256"}) == \
         "triton-grid/bk256"
     assert roofline.variant("triton", "bf16", {"PIXELCNN_GRID_BK": "256"}) == "triton"
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_POLL": "load"}) == \
+        "triton-grid/poll-load"                                     # measured, not modelled
     assert roofline.grid_variant("triton-grid/phases/bk64") == (False, 64)
     cfg = pixelcnn.preset("cifar")
     pred = roofline.predict(cfg, "h200", "bf16", 1)
