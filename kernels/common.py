@@ -151,13 +151,18 @@ def embed_sampled(feat, ok, k, F, E, c, val, table, LEVELS):
 
 
 @triton.jit
-def store_embedded(out, x, pix, ok, HW, table, LEVELS, E, F, FB: tl.constexpr):
+def store_embedded(out, x, pix, ok, HW, table, LEVELS, E, F, FB: tl.constexpr,
+                   SAMPLED: tl.constexpr, c, val):
     """Write the F embedded features of M pixels (as embed_pixels) to the rows out [M]
-    (pointers), FB features at a time."""
+    (pointers), FB features at a time. SAMPLED: channel c's features are those of the values
+    val [M] just sampled (this program's store of them to x is not yet visible to all its
+    threads); else c and val are unused."""
     k = tl.arange(0, FB)
     for k0 in range(0, F, FB):
         kk = k0 + k
         feat = embed_pixels(x, pix, ok, HW, table, LEVELS, E, F, kk)
+        if SAMPLED:
+            feat = embed_sampled(feat, ok, kk, F, E, c, val, table, LEVELS)
         tl.store(out[:, None] + kk[None, :], feat.to(out.dtype.element_ty),
                  mask=ok[:, None] & (kk < F)[None, :])
 

@@ -5,9 +5,8 @@ cache (GatedCache's buffers, L1/L2-resident), with a barrier between writer and 
 import triton
 import triton.language as tl
 
-from .common import (check_device, embed_pixels, embed_sampled, feature_block, gate,
-                     gated_matmul_rows, inverse_cdf, launch_flags, matmul_rows, pow2,
-                     store_embedded)
+from .common import (check_device, feature_block, gate, gated_matmul_rows, inverse_cdf,
+                     launch_flags, matmul_rows, pow2, store_embedded)
 
 
 @triton.jit(do_not_specialize=["i", "j", "c"])   # one compile for every step
@@ -23,7 +22,8 @@ def _sampler_pixel_fwd_kernel(x, u, cur, hbuf, row_bias, base, gated, scratch,
     # The first layer's input: the current pixel, embedded (rows of the table; its channels
     # not yet sampled meet zero weights: mask A).
     pix = bb * C * HEIGHT * WIDTH + i * WIDTH + j                    # x offsets, channel 0
-    store_embedded(cur + bb * HD, x, pix, b_ok, HEIGHT * WIDTH, table, LEVELS, E, F, FB)
+    store_embedded(cur + bb * HD, x, pix, b_ok, HEIGHT * WIDTH, table, LEVELS, E, F, FB,
+                   False, 0, 0)
     tl.debug_barrier()
     ROW = (P + WIDTH) * HD                                           # hbuf row length
     for l in range(L):
@@ -66,6 +66,7 @@ def _sampler_pixel_fwd_kernel(x, u, cur, hbuf, row_bias, base, gated, scratch,
                 tl.store(hbuf + ((l + 1) * B + bb[:, None]) * ROW + (j + P) * HD + n[None, :],
                          res.to(hbuf.dtype.element_ty), mask=ok2)
             tl.debug_barrier()
+    val = 0                                  # completion: no sampled value
     if SAMPLE:
         for n0 in range(0, HD, BN):                                  # relu(skip sum)
             n = n0 + tl.arange(0, BN)
@@ -94,14 +95,8 @@ def _sampler_pixel_fwd_kernel(x, u, cur, hbuf, row_bias, base, gated, scratch,
         val = inverse_cdf(logits, v_ok, uu, temperature, LEVELS)
         tl.store(x + ((bb * C + c) * HEIGHT + i) * WIDTH + j, val.to(x.dtype.element_ty), mask=b_ok)
     if LAST:                                 # the complete pixel: first layer's input at j
-        k = tl.arange(0, FB)
-        for k0 in range(0, F, FB):
-            kk = k0 + k
-            feat = embed_pixels(x, pix, b_ok, HEIGHT * WIDTH, table, LEVELS, E, F, kk)
-            if SAMPLE:                       # channel c: the value just sampled
-                feat = embed_sampled(feat, b_ok, kk, F, E, c, val, table, LEVELS)
-            tl.store(hbuf + bb[:, None] * ROW + (j + P) * HD + kk[None, :],
-                     feat.to(hbuf.dtype.element_ty), mask=b_ok[:, None] & (kk < F)[None, :])
+        store_embedded(hbuf + bb * ROW + (j + P) * HD, x, pix, b_ok, HEIGHT * WIDTH, table,
+                       LEVELS, E, F, FB, SAMPLE, c, val)
 
 
 def sampler_pixel(cache, x, u, temperature: float, i: int, j: int, c):

@@ -34,9 +34,9 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import (check_device, embed_pixels, embed_sampled, feature_block, gate,
-                     gated_matmul_embedded, gated_matmul_rows, inverse_cdf, launch_flags,
-                     matmul_rows, pow2)
+from .common import (check_device, feature_block, gate, gated_matmul_embedded,
+                     gated_matmul_rows, inverse_cdf, launch_flags, matmul_rows, pow2,
+                     store_embedded)
 from .grid import grid_barrier, poll_mode
 
 CG: tl.constexpr = tl.constexpr(".cg")     # activations: from L2, never a stale L1 line
@@ -152,6 +152,7 @@ def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, 
     for t in range(pid, tl.cdiv(B, BB), nprog):
         bb = t * BB + tl.arange(0, BB)
         b_ok = bb < B
+        val = 0                              # completion: no sampled value
         if SAMPLE:
             v = tl.arange(0, LVP)
             v_ok = v < LEVELS
@@ -163,16 +164,9 @@ def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, 
             tl.store(x + ((bb * C + c) * HEIGHT + i) * WIDTH + j, val.to(x.dtype.element_ty),
                      mask=b_ok)
         if LAST:                             # the complete pixel: layer 0's input at column j
-            pix = bb * C * HEIGHT * WIDTH + i * WIDTH + j
-            row = hbuf + (bb * (P + WIDTH) + j + P) * HD
-            k = tl.arange(0, FB)
-            for k0 in range(0, F, FB):
-                kk = k0 + k
-                feat = embed_pixels(x, pix, b_ok, HEIGHT * WIDTH, table, LEVELS, E, F, kk)
-                if SAMPLE:                   # channel c: the value just sampled
-                    feat = embed_sampled(feat, b_ok, kk, F, E, c, val, table, LEVELS)
-                tl.store(row[:, None] + kk[None, :], feat.to(hbuf.dtype.element_ty),
-                         mask=b_ok[:, None] & (kk < F)[None, :])
+            store_embedded(hbuf + (bb * (P + WIDTH) + j + P) * HD, x,
+                           bb * C * HEIGHT * WIDTH + i * WIDTH + j, b_ok, HEIGHT * WIDTH,
+                           table, LEVELS, E, F, FB, SAMPLE, c, val)
 
 
 @triton.jit

@@ -27,7 +27,7 @@ def _sampler_row_fwd_kernel(x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bias_h,
     # The first layer's vertical input: image row i - 1, embedded (rows of the table).
     store_embedded(vbuf + ((b * KH + slot) * WP + P + w) * HD, x,
                    b * C * HEIGHT * WIDTH + (i - 1) * WIDTH + w, w_ok, HEIGHT * WIDTH,
-                   table, LEVELS, E, F, FB)
+                   table, LEVELS, E, F, FB, False, 0, 0)
     tl.debug_barrier()
     for l in range(L):
         ring = vbuf + (l * B + b) * KH * WP * HD

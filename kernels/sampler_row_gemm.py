@@ -27,7 +27,7 @@ def _embed(x, vbuf, table, i, B, C, HEIGHT, WIDTH, HD, slot, LEVELS, E, F,
     b, w = m // WIDTH, m % WIDTH
     ring = vbuf + ((b * (P + 1) + slot) * (WIDTH + 2 * P) + P + w) * HD    # layer 0
     store_embedded(ring, x, b * C * HEIGHT * WIDTH + (i - 1) * WIDTH + w, m < B * WIDTH,
-                   HEIGHT * WIDTH, table, LEVELS, E, F, FB)
+                   HEIGHT * WIDTH, table, LEVELS, E, F, FB, False, 0, 0)
 
 
 @triton.jit
