@@ -21,7 +21,8 @@ from pixelcnn.sampling import METHODS, why_unavailable
 
 ROOT = Path(__file__).resolve().parent.parent                  # the repository
 SHARED_DATA = ROOT.parent / "shared" / "datasets"              # the offline copies, if present
-DEFAULT_CHECKPOINTS = {"cifar": ROOT / "checkpoints" / "cifar.pt"}
+DEFAULT_CHECKPOINTS = {"cifar": ROOT / "checkpoints" / "cifar.pt",
+                       "binarized-mnist": ROOT / "checkpoints" / "binarized-mnist.pt"}
 # Models benchmarked with random weights (throughput does not depend on them): the shapes
 # users sample. vqvae-prior: the PixelCNN prior over a VQ-VAE's 32 x 32 map of K = 512 codes,
 # class-conditional, with a learned code embedding (the common VQ-VAE repositories' setup).
@@ -105,7 +106,7 @@ def load_model(checkpoint: Optional[str], dataset: Optional[str], device, dtype:
         path = DEFAULT_CHECKPOINTS.get(name)
         if path is None or not path.is_file():
             shipped = ", ".join(f"{k} ({v.relative_to(ROOT)})" for k, v in
-                                DEFAULT_CHECKPOINTS.items()) or "none"
+                                DEFAULT_CHECKPOINTS.items() if v.is_file()) or "none"
             raise ValueError(
                 f"no shipped model for --dataset {name} (shipped: {shipped}"
                 f"{'' if path is None else ', but ' + str(path) + ' is missing'}): pass "

