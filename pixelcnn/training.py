@@ -34,9 +34,13 @@ def lr_at(step: int, args, total_steps: int) -> float:
 
 
 class EMA:
-    """Polyak averaging of the weights (PixelCNN++'s 0.9995): after every update
-    ema = decay * ema + (1 - decay) * weights. A copy of the model, in eval mode and without
-    gradients, that evaluation and sampling use in place of the raw weights."""
+    """Polyak averaging of the weights (PixelCNN++'s 0.9995): after update t
+    ema = d * ema + (1 - d) * weights, d = min(decay, (1 + t) / (10 + t)), the warmup of
+    TensorFlow's ExponentialMovingAverage(num_updates). Without it the average starts from
+    the initial weights and keeps decay^t of them: 39% after binarized MNIST's first 1,876
+    updates at 0.9995 (282 nats after epoch 1, the raw weights 87). A copy of the model, in
+    eval mode and without gradients, that evaluation and sampling use in place of the raw
+    weights."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
         if not 0 < decay < 1:
@@ -44,10 +48,14 @@ class EMA:
         self.decay = decay
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
+    def decay_at(self, step: int) -> float:
+        return min(self.decay, (1 + step) / (10 + step))
+
     @torch.no_grad()
-    def update(self, model: torch.nn.Module):
+    def update(self, model: torch.nn.Module, step: int):
+        """Average in the weights after update `step` (0-based)."""
         torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()),
-                             1.0 - self.decay)
+                             1.0 - self.decay_at(step))
         for mine, theirs in zip(self.model.buffers(), model.buffers()):
             mine.copy_(theirs)
 
@@ -200,6 +208,6 @@ def train_step(state: TrainState, x, y, args, total_steps: int, amp: bool, layou
                                           args.clip if args.clip > 0 else float("inf"))
     opt.step()
     if state.ema is not None:
-        state.ema.update(model)
+        state.ema.update(model, state.step)
     state.step += 1
     return total, norm

@@ -170,17 +170,23 @@ def test_global_batches_split_over_ranks_and_micro_batches():
 
 
 def test_ema_update_and_checkpoint(data, tmp_path):
-    """EMA: ema = d * ema + (1 - d) * weights; a run with --ema saves both, reports both,
-    and pixelcnn.load / pixelcnn.evaluate use the EMA weights unless told otherwise."""
+    """EMA: ema = d * ema + (1 - d) * weights, d = min(decay, (1 + t) / (10 + t)) after update
+    t; a run with --ema saves both, reports both, and pixelcnn.load / pixelcnn.evaluate use the
+    EMA weights unless told otherwise."""
     model = pixelcnn.build(pixelcnn.preset("tiny", in_channels=1, levels=16))
     ema = EMA(model, 0.75)
     before = {k: v.clone() for k, v in ema.state_dict().items()}
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
-    ema.update(model)
+    ema.update(model, 10_000)                                  # past the warmup: d = 0.75
     for k, v in model.state_dict().items():
         torch.testing.assert_close(ema.state_dict()[k], 0.75 * before[k] + 0.25 * v)
+    assert ema.decay_at(0) == pytest.approx(0.1) and ema.decay_at(2) == pytest.approx(0.25)
+    before = {k: v.clone() for k, v in ema.state_dict().items()}
+    ema.update(model, 0)                                       # update 0: d = 0.1
+    for k, v in model.state_dict().items():
+        torch.testing.assert_close(ema.state_dict()[k], 0.1 * before[k] + 0.9 * v)
     with pytest.raises(ValueError, match="--ema must be in"):
         EMA(model, 1.0)
 
