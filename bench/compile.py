@@ -275,10 +275,11 @@ def compile_all(jobs: list, workers: int) -> list:
         return list(pool.map(compile_launch, *zip(*jobs)))
 
 
-def check(presets, dtypes, batches, size, archs, all_variants=False, workers=1):
+def check(presets, dtypes, batches, size, archs, all_variants=False, workers=1, kernels=()):
     """(one row per kernel group and configuration: the launch, its variants, and what
     compiling them gave (the worst variant: a failure, else the most spilled); the number of
-    distinct kernels compiled)."""
+    distinct kernels compiled). kernels: only the groups whose name starts with one of these
+    (all when empty)."""
     configs, jobs = [], {}
     for preset in presets:
         for dtype in dtypes:
@@ -287,6 +288,8 @@ def check(presets, dtypes, batches, size, archs, all_variants=False, workers=1):
                     groups = record(preset, dtype, batch, size, arch)
                     names = labels([rep for rep, _, _ in groups])
                     for name, (rep, variants, count) in zip(names, groups):
+                        if kernels and not name.startswith(tuple(kernels)):
+                            continue
                         compiled = variants if all_variants else [rep]
                         for launch in compiled:
                             jobs.setdefault((arch, launch.key()), (launch, arch))
@@ -351,6 +354,8 @@ def main(argv=None) -> dict:
                         help="image size of the recorded launches")
     parser.add_argument("--all-variants", action="store_true",
                         help="compile every scalar specialisation, not the most launched one")
+    parser.add_argument("--kernels", type=csv(str), default=[],
+                        help="only these kernels (name prefixes, e.g. sampler_pixel_grid)")
     parser.add_argument("--jobs", type=at_least(1), default=os.cpu_count() or 1,
                         help="compiles in parallel (default: one per core)")
     parser.add_argument("--out", default=str(RUNS / "bench"),
@@ -373,7 +378,7 @@ def main(argv=None) -> dict:
         fail(parser.prog, str(e))
     start = time.perf_counter()
     rows, compiled = check(args.presets, args.dtypes, args.batches, args.size, args.arch,
-                           args.all_variants, args.jobs)
+                           args.all_variants, args.jobs, args.kernels)
     print(table(rows))
     result = {"machine": machine(torch.device("cpu"), ",".join(args.dtypes)),
               "settings": {k: v for k, v in vars(args).items() if k != "out"},

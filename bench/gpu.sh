@@ -15,7 +15,7 @@
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: compile kernels sample-bf16 grid-bk256 grid-poll sample-fp32 grid-phases cached
+# Steps, in order: compile kernels sample-bf16 grid-bk128 grid-poll sample-fp32 grid-phases cached
 # train-throughput roofline train-ship (data is built first when a step needs it).
 # Data: the CIFAR-10 builder folder in .gpu/cifar10/ (git-ignored, carried to the device:
 # `cp -r ../shared/datasets/cifar10 .gpu/`), else ../shared/datasets/cifar10. Without it the
@@ -28,8 +28,8 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="compile kernels sample-bf16 grid-bk256 grid-poll sample-fp32 grid-phases cached train-throughput roofline train-ship"
-DATA_STEPS=" sample-bf16 grid-bk256 grid-poll sample-fp32 grid-phases cached train-throughput train-ship "
+ALL="compile kernels sample-bf16 grid-bk128 grid-poll sample-fp32 grid-phases cached train-throughput roofline train-ship"
+DATA_STEPS=" sample-bf16 grid-bk128 grid-poll sample-fp32 grid-phases cached train-throughput train-ship "
 DRY=${DRY_RUN:-0}
 PART=all
 STEPS=""
@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="sample-bf16 grid-bk256 grid-poll roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="sample-bf16 grid-bk128 grid-poll roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
   2) DEFAULT="sample-fp32 grid-phases compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
@@ -163,10 +163,12 @@ for s in $STEPS; do
       dtype=bf16; [ "$s" = sample-fp32 ] && dtype=float32
       batches=(); [ "$DRY" = 1 ] || batches=(--batch-sizes 1,16,64,256 --repeat 2)
       step "$s" 300 "${INTERP[@]}" $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" "${batches[@]}" --dtype $dtype --methods $FAST ;;
-    grid-bk256)       # triton-grid in bf16 with every product's whole K in one tile (the
-                      # roofline's candidate: 1.6x at batch 1), against the default K tile 32
+    grid-bk128)       # triton-grid in bf16 with K tiles of 128 (the cifar preset's K = 192 in
+                      # two round trips, not six: the roofline's candidate, 1.5x at batch 1),
+                      # persistent and phase by phase, against the default K tile 32
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }
-      step grid-bk256 240 env PIXELCNN_GRID_BK=256 $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1,16,64,256 --repeat 2 --naive-steps 5 --eval-images 16 --samples-per-method 64 --dtype bf16 --methods naive,triton-grid ;;
+      step grid-bk128 150 env PIXELCNN_GRID_BK=128 $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1,256 --repeat 2 --naive-steps 5 --eval-images 16 --samples-per-method 64 --dtype bf16 --methods naive,triton-grid
+      step grid-bk128-phases 150 env PIXELCNN_GRID_BK=128 PIXELCNN_GRID_PERSISTENT=0 $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1,256 --repeat 2 --naive-steps 5 --eval-images 16 --samples-per-method 16 --dtype bf16 --methods naive,triton-grid ;;
     grid-poll)        # triton-grid's grid barrier polling with acquire loads instead of
                       # read-modify-writes (kernels/grid.py), at batch 1 and 256
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }

@@ -278,7 +278,8 @@ LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
              "time": re.compile(r"^\s+(\w+)\s+batch\s+(\d+): ([\d.]+) s per batch")}
 
 
-GRID_VARIANTS = ["triton-grid", "triton-grid/phases", "triton-grid/bk256"]
+GRID_VARIANTS = ["triton-grid", "triton-grid/phases", "triton-grid/bk128",
+                 "triton-grid/phases/bk128"]
 
 
 def grid_variant(label: str) -> tuple:

@@ -238,10 +238,11 @@ def tiles(batch: int, hidden: int, dtype: torch.dtype) -> tuple:
 def k_tile(hidden: int, dtype: torch.dtype) -> int:
     """BK, the K tile of the phases' products: 32. Each K tile costs one dependent round trip
     to L2 (the loops are not pipelined: bench/roofline.py, fitted on the H200's run), and
-    bf16 could take a product's whole K in one tile (PIXELCNN_GRID_BK=256: [32, 256]
-    activations and two [256, 16] weight tiles in registers; the model predicts 1.6x at
-    batch 1). $PIXELCNN_GRID_BK, a power of two >= 16, sets it until a GPU run has timed
-    one against the other (float32's exact FMA products spill above 32)."""
+    bf16 could take the cifar preset's K = 192 in two tiles (PIXELCNN_GRID_BK=128: the model
+    predicts 1.5x at batch 1; bench.compile: no spills phase by phase, 12-60 bytes in the
+    persistent kernel's SAMPLE forms; 256 spills 20-108 bytes in both). $PIXELCNN_GRID_BK,
+    a power of two >= 16, sets it until a GPU run has timed one against the other
+    (float32's exact FMA products spill above 32)."""
     env = os.environ.get("PIXELCNN_GRID_BK")
     if env:
         if not env.isdigit() or int(env) < 16 or int(env) & (int(env) - 1):
@@ -252,8 +253,8 @@ def k_tile(hidden: int, dtype: torch.dtype) -> int:
 
 def out_k_tile(levels: int, bk: int) -> int:
     """The out phase's K tile: 16 at BK = 32 (as before); above, its weight tile [K tile,
-    levels] holds at most 16K values (64 per thread with 8 warps): 64 at 256 levels."""
-    return 16 if bk <= 32 else max(16, min(bk, 16384 // pow2(levels)))
+    levels] holds at most 8K values: 32 at 256 levels (16K spilled in the SAMPLE kernels)."""
+    return 16 if bk <= 32 else max(16, min(bk, 8192 // pow2(levels)))
 
 
 def phases(layers: int, c) -> list:

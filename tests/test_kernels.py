@@ -149,7 +149,7 @@ STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes,
     "grid-wide-tiles": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
                         {(row_gemm, "tiles"): lambda positions, dtype: (128, 32, 8),
                          (pixel_grid, "tiles"): lambda batch, hidden, dtype: (32, 16)}),
-    # every product's whole K in one tile (PIXELCNN_GRID_BK=256 on the cifar preset)
+    # every product's whole K in one tile (as PIXELCNN_GRID_BK=256 on the cifar preset)
     "grid-whole-k": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
                      {(pixel_grid, "k_tile"): lambda hidden, dtype: max(16, pow2(hidden))}),
 }
@@ -161,7 +161,7 @@ def test_grid_k_tile_from_the_environment(monkeypatch):
     assert pixel_grid.k_tile(192, torch.bfloat16) == 32
     monkeypatch.setenv("PIXELCNN_GRID_BK", "256")
     assert pixel_grid.k_tile(192, torch.bfloat16) == 256
-    assert pixel_grid.out_k_tile(256, 256) == 64 and pixel_grid.out_k_tile(256, 32) == 16
+    assert pixel_grid.out_k_tile(256, 256) == 32 and pixel_grid.out_k_tile(256, 32) == 16
     for bad in ("48", "8", "big"):
         monkeypatch.setenv("PIXELCNN_GRID_BK", bad)
         with pytest.raises(ValueError, match="power of two >= 16"):

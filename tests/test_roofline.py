@@ -57,7 +57,8 @@ def test_variants_follow_the_environment_they_ran_in():
     assert roofline.grid_variant("triton-grid/phases/bk64") == (False, 64)
     cfg = pixelcnn.preset("cifar")
     pred = roofline.predict(cfg, "h200", "bf16", 1)
-    assert pred["triton-grid/bk256"][1] < pred["triton-grid"][1]   # fewer K round trips
+    assert pred["triton-grid/bk128"][1] < pred["triton-grid"][1]   # fewer K round trips
+    assert pred["triton-grid/phases/bk128"][1] < pred["triton-grid/phases"][1]
 
 
 def test_a_batch_is_linear_in_the_barrier_cost():
@@ -73,7 +74,7 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
     assert "predicted vs measured" in out and "H200" in out
-    assert out.count("target bf16") == 3 * 2          # triton-grid and triton-grid/bk256
+    assert out.count("target bf16") == 3 * 2          # triton-grid and triton-grid/bk128
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out
 
