@@ -146,6 +146,23 @@ def test_shipped_model():
     assert 2.5 < test["bits_per_dim"] < 8 and meta["data_verified"] is False
 
 
+def test_shipped_binarized_mnist_model(tmp_path):
+    """Issue 15: the binarized-MNIST model ships small, scored in nats on the 10,000 test
+    images with its command, and is bench.sample's default for --dataset binarized-mnist."""
+    path = DEFAULT_CHECKPOINTS["binarized-mnist"]
+    assert path.stat().st_size < 5e6
+    model, meta = pixelcnn.load(path, return_metadata=True)
+    assert meta["dataset"] == "binarized-mnist" and model.config.levels == 2
+    test = meta["test_bits_per_dim"]
+    assert test["n"] == 10000 and test["data_verified"] and 78 < test["nats_per_image"] < 90
+    assert meta["train_command"].startswith(
+        "python -m pixelcnn.train --dataset binarized-mnist")
+    out = sample.main(["--dataset", "binarized-mnist", "--data-dir", str(tmp_path / "none"),
+                       "--out", str(tmp_path / "out"), *FAST, "--methods", "cached",
+                       "--eval-images", "8", "--samples-per-method", "2"])
+    assert out["model"]["config"]["levels"] == 2 and not out["failed"]
+
+
 @pytest.mark.filterwarnings("ignore:.*md5")                  # random stand-in MNIST files
 def test_ship(tmp_path):
     """A training run's checkpoint -> a small shipped model with its facts."""

@@ -188,6 +188,8 @@ def test_sampler_steps_match_reference(fields, size, steps, monkeypatch):
     sampled image compared after every step. The grid kernels run one launch per phase (the
     form Triton's interpreter can run); a 3-layer model gives them residuals between layers."""
     row_kernel, pixel_kernel, pixel_writes, tiles = STEPS[steps]
+    if steps == "grid-whole-k" and fields["channels"] <= 32:
+        pytest.skip("one K tile either way below 33 channels: the c36 model tests it")
     for (module, name), fn in tiles.items():
         monkeypatch.setattr(module, name, fn)
     model = make_model(dtype=torch.float32, layers=2 if steps == "program" else 3, **fields)
