@@ -23,9 +23,10 @@ Samplers modelled:
   sub-pixel step is 2L + 2 phases (2L + 3 at c = 0) of images x columns tiles, met at grid
   barriers inside one persistent launch (bf16) or launched one by one (float32, whose
   persistent form spills). A phase costs its barrier (T_SYNC) or launch, one global round
-  trip (T_MEM), its arithmetic at EFFICIENCY of the measured matmul rate and its weights
-  from L2 (not resident: each step re-reads them, ~9 MB at c = 0 for the cifar preset in
-  bf16, 1.6 us at the assumed L2 bandwidth, against ~30 phases of latency).
+  trip (T_MEM) per K tile of its products (the K loops are not pipelined: H200 run), its
+  arithmetic at EFFICIENCY of the measured matmul rate and its weights from L2 (not
+  resident: each step re-reads them, ~9 MB at c = 0 for the cifar preset in bf16, 1.6 us at
+  the assumed L2 bandwidth, against ~140 us of latency).
   Not modelled: cached (Python-bound: 2.1-2.6 ms per sub-pixel at every batch size on the
   H100, like on CPUs).
 
@@ -194,21 +195,23 @@ def phase_iterations(ph: int, L: int, H: int, p: int, bk: int, bko: int, sample:
 
 
 def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
-         persistent: bool = True, bk: int | None = None, label: str = "triton-grid") -> list:
+         label: str = "triton-grid") -> list:
     """method="triton-grid" as its launchers configure it (kernels/sampler_row_gemm.py,
-    sampler_pixel_grid.py): per row, L + 2 launches of tiles (BM positions x BN columns),
-    each program a K loop over the taps; per sub-pixel, 2L + 2 phases (2L + 3 with the left
-    taps at c = 0) of BB images x BN columns tiles, met at grid barriers in one persistent
-    launch (bf16) or launched one by one (float32). A phase costs its dependency (a barrier
-    or a launch), one global round trip for its inputs (T_MEM; the weight loads behind it are
-    pipelined), its arithmetic at EFFICIENCY of the matmul rate and its weight traffic from
-    L2 (every image block reads its columns' weights: not resident between steps)."""
+    sampler_pixel_grid.py), or the variant `label` names (GRID_VARIANTS): per row, L + 2
+    launches of tiles (BM positions x BN columns), each program a K loop over the taps; per
+    sub-pixel, 2L + 2 phases (2L + 3 with the left taps at c = 0) of BB images x BN columns
+    tiles, met at grid barriers in one persistent launch (bf16) or launched one by one
+    (float32, or bf16 .../phases). A phase costs its dependency (a barrier or a launch), one
+    global round trip (T_MEM) per K tile of its products (phase_iterations), its arithmetic
+    at EFFICIENCY of the matmul rate and its weight traffic from L2 (every image block reads
+    its columns' weights: not resident between steps)."""
     L, H, k, C = cfg.layers, cfg.channels, cfg.kernel_size, cfg.in_channels
     p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
     wt = weights(cfg)
     compute = rate(dev, dtype) * EFFICIENCY
+    persistent, bk = grid_variant(label)
     persistent = persistent and dtype == "bf16"
-    torch_dtype = torch.bfloat16 if persistent else torch.float32
+    torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     bb, bn = pixel_tiles(batch, H, torch_dtype)                     # the launchers' tiles
     bk = bk or k_tile(H, torch_dtype)
     bko = out_k_tile(cfg.levels, bk)
@@ -262,9 +265,7 @@ def predict(cfg, device: str, dtype: str, batch: int, size=(32, 32), t_sync: flo
     methods = [("naive", naive(cfg, dev, dtype, batch, size)),
                ("triton", today(cfg, dev, dtype, batch, size))]
     for label in GRID_VARIANTS if dtype == "bf16" else ["triton-grid"]:
-        persistent, bk = grid_variant(label)
-        methods.append((label, grid(cfg, dev, dtype, batch, size, t_sync, persistent, bk,
-                                    label)))
+        methods.append((label, grid(cfg, dev, dtype, batch, size, t_sync, label)))
     for method, steps in methods:
         out[method] = (steps, sum(s.count * s.seconds for s in steps))
     return out
