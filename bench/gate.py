@@ -116,7 +116,7 @@ def run_gate(model, methods: list, images: torch.Tensor, gate_size, dtype: str,
         why = []
         if rate < floor:
             why.append(f"identical-sample rate {rate:.4f} < {floor} (CDF margins at the first "
-                       f"differences: {', '.join(f'{m:.1e}' for m in margins)})")
+                       f"differences: {', '.join(f'{v:.1e}' for v in margins)})")
         if dlogits is not None and dlogits > RTOL[dtype] * scale:
             why.append(f"max |Δlogits| {dlogits:.2e} > {RTOL[dtype] * scale:.2e}")
         out[m] = {"identical_rate": rate, "identical_images": int(same.flatten(1).all(1).sum()),

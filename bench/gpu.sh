@@ -8,15 +8,16 @@
 #   bash bench/gpu.sh                 every step, under 20 minutes
 #   bash bench/gpu.sh --part 1|2|3    a third of them, under 10 minutes each (the device
 #                                     tool's limit for one command): 1 bf16 sampling (the
-#                                     K-tile and barrier candidates too) and the roofline, 2 float32,
-#                                     per-phase grid, compile, kernels, cached, 3 training
+#                                     K-tile and barrier candidates too) and the roofline,
+#                                     2 float32, per-phase grid, compile, kernels, cached,
+#                                     3 training
 #   bash bench/gpu.sh STEP...         these steps only
 #   bash bench/gpu.sh --dry-run ...   (or DRY_RUN=1) the same steps on this CPU: tiny model,
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: compile kernels sample-bf16 grid-bk128 grid-poll sample-fp32 grid-phases cached
-# train-throughput roofline train-ship (data is built first when a step needs it).
+# Steps, in order: compile kernels sample-bf16 grid-bk128 grid-poll sample-fp32 grid-phases
+# cached train-throughput roofline train-ship (data is built first when a step needs it).
 # Data: the CIFAR-10 builder folder in .gpu/cifar10/ (git-ignored, carried to the device:
 # `cp -r ../shared/datasets/cifar10 .gpu/`), else ../shared/datasets/cifar10. Without it the
 # sampling runs skip bits/dim and the training steps are skipped.
@@ -142,6 +143,13 @@ else
   SAMPLES=16
 fi
 COMMON=(--checkpoint "$WORK/$PRESET.pt" --data-dir "$DATA" --no-download --out "$R")
+# grid_variant NAME LIMIT SAMPLES VAR=VALUE...: triton-grid in bf16 against naive at batch 1
+# and 256 under these environment variables (a launch choice of kernels/sampler_pixel_grid.py)
+grid_variant() {
+  local name=$1 limit=$2 samples=$3
+  shift 3
+  step "$name" "$limit" env "$@" $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1,256 --repeat 2 --naive-steps 5 --eval-images 16 --samples-per-method "$samples" --dtype bf16 --methods naive,triton-grid
+}
 
 for s in $STEPS; do
   case $s in
@@ -163,20 +171,19 @@ for s in $STEPS; do
       dtype=bf16; [ "$s" = sample-fp32 ] && dtype=float32
       batches=(); [ "$DRY" = 1 ] || batches=(--batch-sizes 1,16,64,256 --repeat 2)
       step "$s" 300 "${INTERP[@]}" $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" "${batches[@]}" --dtype $dtype --methods $FAST ;;
-    grid-bk128)       # triton-grid in bf16 with K tiles of 128 (the cifar preset's K = 192 in
-                      # two round trips, not six: the roofline's candidate, 1.5x at batch 1),
-                      # persistent and phase by phase, against the default K tile 32
+    grid-*)           # bench.sample times triton-grid on CUDA only
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }
-      step grid-bk128 150 env PIXELCNN_GRID_BK=128 $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1,256 --repeat 2 --naive-steps 5 --eval-images 16 --samples-per-method 64 --dtype bf16 --methods naive,triton-grid
-      step grid-bk128-phases 150 env PIXELCNN_GRID_BK=128 PIXELCNN_GRID_PERSISTENT=0 $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1,256 --repeat 2 --naive-steps 5 --eval-images 16 --samples-per-method 16 --dtype bf16 --methods naive,triton-grid ;;
-    grid-poll)        # triton-grid's grid barrier polling with acquire loads instead of
-                      # read-modify-writes (kernels/grid.py), at batch 1 and 256
-      [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }
-      step grid-poll 150 env PIXELCNN_GRID_POLL=load $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1,256 --repeat 2 --naive-steps 5 --eval-images 16 --samples-per-method 16 --dtype bf16 --methods naive,triton-grid ;;
-    grid-phases)      # triton-grid's bf16 pixel step as one launch per phase instead of one
-                      # persistent launch with grid barriers: what the barriers save
-      [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }
-      step grid-phases 240 env PIXELCNN_GRID_PERSISTENT=0 $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1,256 --repeat 2 --naive-steps 5 --eval-images 16 --samples-per-method 16 --dtype bf16 --methods naive,triton-grid ;;
+      case $s in
+        grid-bk128)   # K tiles of 128 (the cifar preset's K = 192 in two round trips, not
+                      # six: the roofline's candidate), persistent and phase by phase
+          grid_variant grid-bk128 150 64 PIXELCNN_GRID_BK=128
+          grid_variant grid-bk128-phases 150 16 PIXELCNN_GRID_BK=128 PIXELCNN_GRID_PERSISTENT=0 ;;
+        grid-poll)    # the grid barrier polling with acquire loads (kernels/grid.py)
+          grid_variant grid-poll 150 16 PIXELCNN_GRID_POLL=load ;;
+        grid-phases)  # one launch per phase instead of one persistent launch with grid
+                      # barriers: what the barriers save
+          grid_variant grid-phases 240 16 PIXELCNN_GRID_PERSISTENT=0 ;;
+      esac ;;
     cached)           # Python-bound at ~2 ms per step at every batch size: batch 1 only
       for dtype in bf16 float32; do
         step cached-$dtype 120 $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1 --repeat 1 --naive-steps 5 --eval-images 16 --samples-per-method 0 --dtype $dtype --methods naive,cached

@@ -106,9 +106,9 @@ def pack(model) -> PackedGated:
         per_layer["wskip"].append(wo[H:].t())
         bskip = bskip + bo[H:]
     head = model.head
+    values = torch.arange(cfg.levels, device=head.logits.bias.device)     # the model's device
     table = model.embedding if model.embedding is not None else \
-        embed(torch.arange(cfg.levels, device=head.logits.bias.device), cfg.levels, model.dtype).view(1, -1, 1).expand(
-            cfg.in_channels, -1, -1)
+        embed(values, cfg.levels, model.dtype).view(1, -1, 1).expand(cfg.in_channels, -1, -1)
     maps = [layer.map.weight[:, :, 0, 0].t() for layer in model.layers if layer.map is not None]
     return PackedGated(
         cfg.in_channels, cfg.levels, H, cfg.layers, k,

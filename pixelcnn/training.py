@@ -37,10 +37,10 @@ class EMA:
     """Polyak averaging of the weights (PixelCNN++'s 0.9995): after update t
     ema = d * ema + (1 - d) * weights, d = min(decay, (1 + t) / (10 + t)), the warmup of
     TensorFlow's ExponentialMovingAverage(num_updates). Without it the average starts from
-    the initial weights and keeps decay^t of them: 39% after binarized MNIST's first 1,876
-    updates at 0.9995 (282 nats after epoch 1, the raw weights 87). A copy of the model, in
-    eval mode and without gradients, that evaluation and sampling use in place of the raw
-    weights."""
+    the initial weights and keeps decay^t of them: 63% after binarized MNIST's first epoch
+    (938 updates at 0.9995), which scored 282 nats against the raw weights' 87. A copy of
+    the model, in eval mode and without gradients, that evaluation and sampling use in place
+    of the raw weights."""
 
     def __init__(self, model: torch.nn.Module, decay: float):
         if not 0 < decay < 1:
@@ -49,6 +49,7 @@ class EMA:
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
 
     def decay_at(self, step: int) -> float:
+        """d after update `step` (0-based)."""
         return min(self.decay, (1 + step) / (10 + step))
 
     @torch.no_grad()
