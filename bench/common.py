@@ -61,7 +61,8 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-TIMING_ENV = ("PIXELCNN_GRID_PERSISTENT", "PIXELCNN_GRID_BK", "PIXELCNN_GRID_POLL",
+TIMING_ENV = ("PIXELCNN_GRID_PERSISTENT", "PIXELCNN_GRID_BK", "PIXELCNN_GRID_STAGES",
+              "PIXELCNN_GRID_POLL",
               "NVIDIA_TF32_OVERRIDE", "TRITON_INTERPRET")
 
 

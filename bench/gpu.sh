@@ -8,7 +8,8 @@
 #   bash bench/gpu.sh                 every step, under 20 minutes
 #   bash bench/gpu.sh --part 1|2|3    a third of them, under 10 minutes each (the device
 #                                     tool's limit for one command): 1 bf16 sampling (the
-#                                     K-tile and barrier candidates too) and the roofline,
+#                                     K-tile, pipeline and barrier candidates too) and the
+#                                     roofline,
 #                                     2 float32, per-phase grid, compile, kernels, cached,
 #                                     3 training
 #   bash bench/gpu.sh STEP...         these steps only
@@ -16,8 +17,8 @@
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: compile kernels sample-bf16 grid-bk128 grid-poll sample-fp32 grid-phases
-# cached train-throughput roofline train-ship (data is built first when a step needs it).
+# Steps, in order: compile kernels sample-bf16 grid-bk128 grid-stages grid-poll sample-fp32
+# grid-phases cached train-throughput roofline train-ship (data is built first when a step needs it).
 # Data: the CIFAR-10 builder folder in .gpu/cifar10/ (git-ignored, carried to the device:
 # `cp -r ../shared/datasets/cifar10 .gpu/`), else ../shared/datasets/cifar10. Without it the
 # sampling runs skip bits/dim and the training steps are skipped.
@@ -29,8 +30,8 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="compile kernels sample-bf16 grid-bk128 grid-poll sample-fp32 grid-phases cached train-throughput roofline train-ship"
-DATA_STEPS=" sample-bf16 grid-bk128 grid-poll sample-fp32 grid-phases cached train-throughput train-ship "
+ALL="compile kernels sample-bf16 grid-bk128 grid-stages grid-poll sample-fp32 grid-phases cached train-throughput roofline train-ship"
+DATA_STEPS=" sample-bf16 grid-bk128 grid-stages grid-poll sample-fp32 grid-phases cached train-throughput train-ship "
 DRY=${DRY_RUN:-0}
 PART=all
 STEPS=""
@@ -46,7 +47,7 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="sample-bf16 grid-bk128 grid-poll roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="sample-bf16 grid-bk128 grid-stages grid-poll roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
   2) DEFAULT="sample-fp32 grid-phases compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
@@ -178,6 +179,9 @@ for s in $STEPS; do
                       # six: the roofline's candidate), persistent and phase by phase
           grid_variant grid-bk128 150 64 PIXELCNN_GRID_BK=128
           grid_variant grid-bk128-phases 150 16 PIXELCNN_GRID_BK=128 PIXELCNN_GRID_PERSISTENT=0 ;;
+        grid-stages)  # 7 pipeline stages (the six K tiles of 32 in flight at once, in shared
+                      # memory: the roofline's other candidate, without BK 128's registers)
+          grid_variant grid-stages 150 16 PIXELCNN_GRID_STAGES=7 ;;
         grid-poll)    # the grid barrier polling with acquire loads (kernels/grid.py)
           grid_variant grid-poll 150 16 PIXELCNN_GRID_POLL=load ;;
         grid-phases)  # one launch per phase instead of one persistent launch with grid

@@ -22,8 +22,9 @@ Samplers modelled:
   step. The row step is L + 2 launches of batched-GEMM tiles over the B x W positions; the
   sub-pixel step is 2L + 2 phases (2L + 3 at c = 0) of images x columns tiles, met at grid
   barriers inside one persistent launch (bf16) or launched one by one (float32, whose
-  persistent form spills). A phase costs its barrier (T_SYNC) or launch, one global round
-  trip (T_MEM) per K tile of its products (the K loops are not pipelined: H200 run), its
+  persistent form spills). A phase costs its barrier (T_SYNC) or launch, T_MEM per K tile
+  of its products (Triton pipelines the K loops with S - 1 = 2 tiles in flight: a round trip
+  per two tiles, fitted on the H200 run; S stages: 2 T_MEM per S - 1 tiles), its
   arithmetic at EFFICIENCY of the measured matmul rate and its weights from L2 (not
   resident: each step re-reads them, ~9 MB at c = 0 for the cifar preset in bf16, 1.6 us at
   the assumed L2 bandwidth, against ~140 us of latency).
@@ -50,7 +51,8 @@ import torch
 
 import pixelcnn
 from pixelcnn.cli import Parser, at_least
-from pixelcnn.kernels.sampler_pixel_grid import k_tile, out_k_tile, phases as pixel_phases
+from pixelcnn.kernels.sampler_pixel_grid import (k_tile, out_k_tile, phases as pixel_phases,
+                                                 pipeline_stages)
 from pixelcnn.kernels.sampler_pixel_grid import tiles as pixel_tiles
 from pixelcnn.kernels.sampler_row_gemm import tiles as row_tiles
 
@@ -81,8 +83,10 @@ DEVICES = {
                    f"H100's; {HOPPER}: ~4.3 TB/s copy, 788 TFLOP/s bf16 matmul, 60 MB L2 "
                    "(as PyTorch reports it)"),
 }
-T_MEM = 0.24e-6       # one dependent global-memory round trip, ~475 cycles at 1.98 GHz: FITTED on
-                      # triton bf16 batch 1 (0.770 s per image, H100)
+T_MEM = 0.24e-6       # one K tile of a dependent K loop, ~475 cycles at 1.98 GHz: FITTED on triton
+                      # bf16 batch 1 (0.770 s per image, H100). Triton pipelines the loops in 3
+                      # stages (cp.async, 2 tiles in flight: sm_90 TTGIR), so a round trip to L2
+                      # (with its wait, bar.sync, ldmatrix and mma) is ~2 T_MEM per 2 tiles
 T_LAUNCH = 1.87e-6    # a dependent kernel launch in a CUDA graph: FITTED on triton-grid bf16 batch 1
                       # launched phase by phase (0.396 s per image, H200, with T_MEM)
 T_SYNC = 2.24e-6      # triton-grid: a grid barrier (arrive: atomic, poll: atomics): FITTED on the
@@ -178,20 +182,27 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
             step("pixel c>0", h * w * (C - 1), programs, 2 * L + 2, wt["pixel"], other)]
 
 
-def phase_iterations(ph: int, L: int, H: int, p: int, bk: int, bko: int, sample: bool) -> int:
-    """Dependent K-loop iterations (one global round trip each: the loops are not pipelined,
-    as the H200 run showed) of one tile of pixel phase ph (kernels/sampler_pixel_grid.py):
-    the left taps (K = p H), a gate (K = H; layer 0: its few embedded features, one pass),
-    a residual (+ the skip product when sampling), the head's two hidden products and its
-    logits (K tiles of bko)."""
-    k = math.ceil(H / bk)
+def loop_waits(tiles: int, stages: int) -> int:
+    """What a K loop of `tiles` K tiles waits, in T_MEM: Triton's pipeline keeps S - 1 tiles
+    in flight, one L2 round trip (2 T_MEM) per S - 1 tiles; at S = 3, one T_MEM per tile
+    (even counts), as fitted."""
+    return 2 * math.ceil(tiles / max(1, stages - 1))
+
+
+def phase_iterations(ph: int, L: int, H: int, p: int, bk: int, bko: int, sample: bool,
+                     stages: int = 3) -> int:
+    """The dependent chain, in T_MEM, of one tile of pixel phase ph
+    (kernels/sampler_pixel_grid.py): its K loops (loop_waits) over the left taps (K = p H),
+    a gate (K = H; layer 0: its few embedded features, one pass), a residual (+ the skip
+    product when sampling), the head's two hidden products and its logits (K tiles of bko)."""
+    k = loop_waits(math.ceil(H / bk), stages)
     if ph == 0:
-        return math.ceil(p * H / bk)
+        return loop_waits(math.ceil(p * H / bk), stages)
     if ph < 2 * L:
         return (1 if ph == 1 else k) if ph % 2 else k * (2 if sample else 1)
     if ph < 2 * L + 2:
         return k
-    return math.ceil(H / bko) if sample else 1
+    return loop_waits(math.ceil(H / bko), stages) if sample else 1
 
 
 def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
@@ -201,26 +212,27 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     launches of tiles (BM positions x BN columns), each program a K loop over the taps; per
     sub-pixel, 2L + 2 phases (2L + 3 with the left taps at c = 0) of BB images x BN columns
     tiles, met at grid barriers in one persistent launch (bf16) or launched one by one
-    (float32, or bf16 .../phases). A phase costs its dependency (a barrier or a launch), one
-    global round trip (T_MEM) per K tile of its products (phase_iterations), its arithmetic
+    (float32, or bf16 .../phases). A phase costs its dependency (a barrier or a launch), its
+    K loops' waits for L2 (phase_iterations, at the variant's pipeline stages), its arithmetic
     at EFFICIENCY of the matmul rate and its weight traffic from L2 (every image block reads
     its columns' weights: not resident between steps)."""
     L, H, k, C = cfg.layers, cfg.channels, cfg.kernel_size, cfg.in_channels
     p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
     wt = weights(cfg)
     compute = rate(dev, dtype) * EFFICIENCY
-    persistent, bk = grid_variant(label)
+    persistent, bk, stages = grid_variant(label)
     persistent = persistent and dtype == "bf16"
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     bb, bn = pixel_tiles(batch, H, torch_dtype)                     # the launchers' tiles
-    bk = bk or k_tile(H, torch_dtype)
+    bk, stages = bk or k_tile(H, torch_dtype), stages or pipeline_stages()
     bko = out_k_tile(cfg.levels, bk)
     nb, nn = math.ceil(batch / bb), math.ceil(H / bn)
     programs = min(dev.sms, L * nb * nn)
 
     def pixel(name, count, c, elements):
         todo = pixel_phases(L, c)
-        iters = sum(phase_iterations(ph, L, H, p, bk, bko, c is not None) for ph in todo)
+        iters = sum(phase_iterations(ph, L, H, p, bk, bko, c is not None, stages)
+                    for ph in todo)
         hops = len(todo) - 1 if persistent else len(todo)
         useful = 2.0 * elements * batch
         data = nb * elements * eb + len(todo) * batch * 2 * H * 4   # weights + activations
@@ -280,28 +292,32 @@ LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
 
 
 GRID_VARIANTS = ["triton-grid", "triton-grid/phases", "triton-grid/bk128",
-                 "triton-grid/phases/bk128"]
+                 "triton-grid/phases/bk128", "triton-grid/s7", "triton-grid/phases/s7"]
 
 
 def grid_variant(label: str) -> tuple:
-    """(persistent, K tile or None: the launcher's) of a triton-grid variant's label."""
+    """(persistent, K tile, pipeline stages) of a triton-grid variant's label (.../bkN,
+    .../sN; None where the label leaves the launcher's)."""
     parts = label.split("/")[1:]
-    bk = [int(p[2:]) for p in parts if p.startswith("bk")]
-    return "phases" not in parts, (bk[0] if bk else None)
+    bk = [int(p[2:]) for p in parts if re.fullmatch(r"bk\d+", p)]
+    stages = [int(p[1:]) for p in parts if re.fullmatch(r"s\d+", p)]
+    return "phases" not in parts, (bk[0] if bk else None), (stages[0] if stages else None)
 
 
 def variant(method: str, dtype: str, env: dict) -> str:
     """The modelled variant a measurement belongs to, from the environment it ran in:
     triton-grid with PIXELCNN_GRID_PERSISTENT=0 in bf16 is triton-grid/phases (float32 always
     launches phase by phase); PIXELCNN_GRID_POLL=load, .../poll-load; with
-    PIXELCNN_GRID_BK=N, .../bkN."""
+    PIXELCNN_GRID_BK=N, .../bkN; PIXELCNN_GRID_STAGES=S, .../sS."""
     if method != "triton-grid":
         return method
     if dtype == "bf16" and env.get("PIXELCNN_GRID_PERSISTENT") == "0":
         method += "/phases"
     elif dtype == "bf16" and env.get("PIXELCNN_GRID_POLL", "atomic") != "atomic":
         method += f"/poll-{env['PIXELCNN_GRID_POLL']}"     # not modelled: measured only
-    return method + (f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else "")
+    method += f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else ""
+    return method + (f"/s{env['PIXELCNN_GRID_STAGES']}" if env.get("PIXELCNN_GRID_STAGES")
+                     else "")
 
 
 ENV_WORD = re.compile(r"\b(PIXELCNN_GRID_\w+)=(\w+)")

@@ -236,19 +236,36 @@ def tiles(batch: int, hidden: int, dtype: torch.dtype) -> tuple:
 
 
 def k_tile(hidden: int, dtype: torch.dtype) -> int:
-    """BK, the K tile of the phases' products: 32. Each K tile costs one dependent round trip
-    to L2 (the loops are not pipelined: bench/roofline.py, fitted on the H200's run), and
-    bf16 could take the cifar preset's K = 192 in two tiles (PIXELCNN_GRID_BK=128: the model
-    predicts 1.5x at batch 1; bench.compile: no spills phase by phase, 12-60 bytes in the
-    persistent kernel's SAMPLE forms; 256 spills 20-108 bytes in both). $PIXELCNN_GRID_BK,
-    a power of two >= 16, sets it until a GPU run has timed one against the other
-    (float32's exact FMA products spill above 32)."""
+    """BK, the K tile of the phases' products: 32. Each K tile costs about half a dependent
+    round trip to L2 (two tiles in flight: see `pipeline_stages`; bench/roofline.py, fitted
+    on the H200's run), and bf16 could take the cifar preset's K = 192 in two tiles
+    (PIXELCNN_GRID_BK=128: the model predicts 1.5x at batch 1; bench.compile: no spills
+    phase by phase, 12-60 bytes in the persistent kernel's SAMPLE forms; 256 spills 20-108
+    bytes in both). $PIXELCNN_GRID_BK, a power of two >= 16, sets it until a GPU run has
+    timed one against the other (float32's exact FMA products spill above 32)."""
     env = os.environ.get("PIXELCNN_GRID_BK")
     if env:
         if not env.isdigit() or int(env) < 16 or int(env) & (int(env) - 1):
             raise ValueError(f"PIXELCNN_GRID_BK must be a power of two >= 16, got {env!r}")
         return int(env)
     return 32
+
+
+def pipeline_stages() -> int:
+    """num_stages of the phases' launches: 3, Triton's default on CUDA. Triton
+    software-pipelines every tl.dot K loop (the sm_90 TTGIR and PTX show it: cp.async into
+    shared memory, S - 1 K tiles in flight), so a product of n K tiles waits about
+    ceil(n / (S - 1)) round trips: three for the cifar preset's K = 192 at BK = 32. With
+    S = 7 all six tiles are in flight at once (in shared memory, ~4 KB a stage), as BK = 192
+    would have them, without its registers (bench.compile, cifar bf16 sm_90: no spills, 18-52
+    KB of shared memory, 3x S = 3's). $PIXELCNN_GRID_STAGES (an integer >= 1) sets it until
+    a GPU run has timed one against the other."""
+    env = os.environ.get("PIXELCNN_GRID_STAGES")
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"PIXELCNN_GRID_STAGES must be an integer >= 1, got {env!r}")
+        return int(env)
+    return 3
 
 
 def out_k_tile(levels: int, bk: int) -> int:
@@ -298,7 +315,7 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
             w.features, float(temperature))
     meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
                 BK=bk, BKO=out_k_tile(w.levels, bk), FB=feature_block(w), LVP=pow2(w.levels),
-                maxnreg=255,
+                maxnreg=255, num_stages=pipeline_stages(),
                 num_warps=4 if w.wv.dtype == torch.bfloat16 else 8,   # float32: more threads
                                                                       # share the FMA products
                 **launch_flags(w.wv.dtype))       # maxnreg: ptxas otherwise aims at more

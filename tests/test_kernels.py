@@ -168,6 +168,22 @@ def test_grid_k_tile_from_the_environment(monkeypatch):
             pixel_grid.k_tile(192, torch.bfloat16)
 
 
+def test_grid_pipeline_stages_from_the_environment(monkeypatch):
+    """PIXELCNN_GRID_STAGES sets the phases' num_stages (Triton's default 3 without it), a
+    launch option the interpreter accepts: the step draws the same images with it."""
+    assert pixel_grid.pipeline_stages() == 3
+    model = make_model(dtype=torch.float32, layers=2, in_channels=1, levels=4)
+    u = torch.rand(2, 1, 3, 3, generator=torch.Generator().manual_seed(0))
+    ref = pixelcnn.sample(model, 2, (3, 3), method="triton-grid", uniforms=u)
+    monkeypatch.setenv("PIXELCNN_GRID_STAGES", "7")
+    assert pixel_grid.pipeline_stages() == 7
+    assert torch.equal(pixelcnn.sample(model, 2, (3, 3), method="triton-grid", uniforms=u), ref)
+    for bad in ("0", "-1", "many"):
+        monkeypatch.setenv("PIXELCNN_GRID_STAGES", bad)
+        with pytest.raises(ValueError, match="integer >= 1"):
+            pixel_grid.pipeline_stages()
+
+
 def test_grid_barrier_poll_from_the_environment(monkeypatch):
     """PIXELCNN_GRID_POLL picks how the persistent step's barrier waits: atomic (default) or
     load; anything else is refused before a launch."""

@@ -10,8 +10,8 @@ from pixelcnn.kernels.sampler_pixel_grid import phases
 def test_grid_steps_follow_the_kernels():
     """triton-grid's pixel step has one phase per launched phase of the kernel: 2L + 3 at
     c = 0 (the left taps), 2L + 2 after; bf16 meets at grid barriers in one launch, float32
-    launches each phase. Its chain is the phases' dependent K-iterations at the launcher's K
-    tile."""
+    launches each phase. Its chain is the phases' waits for their K tiles at the launcher's K
+    tile and pipeline stages."""
     cfg = pixelcnn.preset("cifar")
     L, H, p = cfg.layers, cfg.channels, cfg.kernel_size // 2
     assert len(phases(L, 0)) == 2 * L + 3 and len(phases(L, 1)) == 2 * L + 2
@@ -54,11 +54,24 @@ def test_variants_follow_the_environment_they_ran_in():
     assert roofline.variant("triton", "bf16", {"PIXELCNN_GRID_BK": "256"}) == "triton"
     assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_POLL": "load"}) == \
         "triton-grid/poll-load"                                     # measured, not modelled
-    assert roofline.grid_variant("triton-grid/phases/bk64") == (False, 64)
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_BK": "64",
+                                                    "PIXELCNN_GRID_STAGES": "7"}) == \
+        "triton-grid/bk64/s7"
+    assert roofline.grid_variant("triton-grid/phases/bk64") == (False, 64, None)
+    assert roofline.grid_variant("triton-grid/bk64/s7") == (True, 64, 7)
     cfg = pixelcnn.preset("cifar")
     pred = roofline.predict(cfg, "h200", "bf16", 1)
     assert pred["triton-grid/bk128"][1] < pred["triton-grid"][1]   # fewer K round trips
     assert pred["triton-grid/phases/bk128"][1] < pred["triton-grid/phases"][1]
+    assert pred["triton-grid/s7"][1] < pred["triton-grid"][1]      # more K tiles in flight
+
+
+def test_pipelined_k_loops_wait_a_round_trip_per_stages_minus_one_tiles():
+    """Triton keeps S - 1 K tiles in flight: at its default 3 stages a loop waits one T_MEM
+    per tile (as fitted, even counts); with more stages, fewer round trips, never none."""
+    assert [roofline.loop_waits(n, 3) for n in (1, 2, 6, 12)] == [2, 2, 6, 12]
+    assert [roofline.loop_waits(n, 7) for n in (1, 6, 12)] == [2, 2, 4]
+    assert roofline.loop_waits(6, 1) == roofline.loop_waits(6, 2) == 12
 
 
 def test_a_batch_is_linear_in_the_barrier_cost():
@@ -74,7 +87,7 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
     assert "predicted vs measured" in out and "H200" in out
-    assert out.count("target bf16") == 3 * 2          # triton-grid and triton-grid/bk128
+    assert out.count("target bf16") == 3 * 3          # triton-grid, .../bk128 and .../s7
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out
 
