@@ -2,7 +2,7 @@
 
     python -m bench.curve checkpoints/binarized-mnist-run --out bench/results/binarized-mnist
 
-Writes OUT-curve.json (per evaluated epoch: step, wall time so far, the test bits/dim of the
+Writes OUT-curve.json (per evaluated epoch: step, training time so far, the test bits/dim of the
 weights the run evaluated - the EMA when trained with --ema - with its standard error, the raw
 weights' bits/dim when there is an EMA, and for binary data the same in nats per image, the
 unit of the binarized-MNIST literature) and OUT-curve.png (when matplotlib is installed).
@@ -18,6 +18,20 @@ from pathlib import Path
 from pixelcnn.cli import Parser, fail
 
 
+def training_seconds(records: list, batch: int) -> dict:
+    """{step: seconds of training to reach it} at every step whose metrics line has a rate
+    (images_per_s: of its segment's part of the epoch so far), for a global batch of `batch`
+    images. Sums a run trained in segments whole (an epoch's epoch_time_s counts only the
+    segment that finished it); steps a resumed segment trained again count once (the later
+    line replaces the earlier). Evaluation is not counted."""
+    rates = {m["step"]: m["images_per_s"] for m in records if m.get("images_per_s")}
+    clock, t, prev = {}, 0.0, 0
+    for step in sorted(rates):
+        t += (step - prev) * batch / rates[step]
+        clock[step], prev = t, step
+    return clock
+
+
 def read_curve(run: Path) -> dict:
     """{"dataset", "dims", "binary", "epochs": [...]} from a run folder's config.json and
     metrics.jsonl; ValueError saying what is missing."""
@@ -31,13 +45,13 @@ def read_curve(run: Path) -> dict:
     dims = test["image_size"][0] * test["image_size"][1] * config["config"]["in_channels"]
     binary = test["levels"] == 2
     nats = dims * math.log(2)
-    epochs, wall = {}, 0.0
-    for line in filter(str.strip, lines):
-        m = json.loads(line)
+    records = [json.loads(line) for line in filter(str.strip, lines)]
+    clock = training_seconds(records, config["args"]["batch_size"])
+    epochs = {}
+    for m in records:
         if "test_bpd" not in m:
             continue
-        wall += m.get("epoch_time_s", 0.0)
-        row = {"epoch": m["epoch"], "step": m["step"], "wall_s": round(wall),
+        row = {"epoch": m["epoch"], "step": m["step"], "train_s": round(clock[m["step"]]),
                "test_bpd": m["test_bpd"], "test_stderr": m.get("test_stderr")}
         if "test_bpd_raw" in m:
             row["test_bpd_raw"] = m["test_bpd_raw"]
@@ -106,7 +120,7 @@ def main(argv=None) -> dict:
     drew = plot(curve, png, args.target)
     for r in curve["epochs"]:
         raw = f", raw {r[f'test_{unit}_raw']:.2f}" if f"test_{unit}_raw" in r else ""
-        print(f"epoch {r['epoch']:3d} (step {r['step']:,}, {r['wall_s'] / 3600:.1f} h): "
+        print(f"epoch {r['epoch']:3d} (step {r['step']:,}, {r['train_s'] / 3600:.1f} h): "
               f"{r[f'test_{unit}']:.2f} {unit}{raw}")
     print(f"wrote {json_path}" + (f" and {png}" if drew else " (no matplotlib: no PNG)"))
     return curve

@@ -27,6 +27,7 @@ from pixelcnn.cli import Parser, fail
 from pixelcnn.data import load_dataset, make_loader
 from pixelcnn.evaluate import evaluate
 
+from . import curve
 from .common import describe_data
 
 STAND_INS = {   # data sets that exist here only as stand-ins
@@ -55,13 +56,15 @@ def train_command(args: dict) -> str:
     return shlex.join(parts)
 
 
-def training_seconds(run_dir: Path) -> float:
-    """The sum of the run's epoch times (metrics.jsonl), 0 if unknown."""
+def training_seconds(run_dir: Path, batch: int, step: int) -> float:
+    """The run's training time to `step` (bench.curve.training_seconds, at the last metrics
+    line up to it), 0 if unknown."""
     try:
         lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     except OSError:
         return 0.0
-    return sum(json.loads(line).get("epoch_time_s", 0.0) for line in lines if line.strip())
+    clock = curve.training_seconds([json.loads(line) for line in lines if line.strip()], batch)
+    return max((t for s, t in clock.items() if s <= step), default=0.0)
 
 
 TEST_SETS = {"cifar": "cifar-exact"}   # the run's data set -> the test set scored by default
@@ -106,7 +109,7 @@ def main(argv=None) -> dict:
         "dataset": dataset, "image_size": meta["image_size"],
         "train_command": train_command(meta["args"]), "epochs": meta["epoch"],
         "steps": meta["step"], "training_seconds": round(training_seconds(
-            Path(args.run_checkpoint).parent)),
+            Path(args.run_checkpoint).parent, meta["args"]["batch_size"], meta["step"])),
         "training_data": training_data(dataset, meta["args"].get("limit_train")),
         "data_verified": bool(meta.get("data_verified")),
         "test_bits_per_dim": {"name": describe_data(test), **scores[weights],

@@ -208,28 +208,31 @@ def test_ship_keeps_the_better_of_ema_and_raw_weights(tmp_path):
 
 def test_curve_reads_a_runs_test_scores_in_nats(tmp_path, capsys):
     """bench.curve: one row per evaluated epoch (a resumed epoch's score replaces the earlier),
-    bits/dim and, for binary data, nats per image (x 784 ln 2 at 28x28x1); wall time summed."""
+    bits/dim and, for binary data, nats per image (x 784 ln 2 at 28x28x1); training time from
+    the metrics lines' rates, summed across segments, steps trained again counted once."""
     import math
     from bench import curve
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({
-        "config": {"in_channels": 1}, "test": {"dataset": "binarized-mnist", "levels": 2,
-                                               "image_size": [28, 28]}}))
-    rows = [{"step": 50, "epoch": 1, "train_bpd": 0.2},
+        "args": {"batch_size": 10}, "config": {"in_channels": 1},
+        "test": {"dataset": "binarized-mnist", "levels": 2, "image_size": [28, 28]}}))
+    rows = [{"step": 50, "epoch": 1, "train_bpd": 0.2, "images_per_s": 50.0},       # 10 s
             {"step": 100, "epoch": 1, "test_bpd": 0.2, "test_stderr": 0.001,
-             "epoch_time_s": 60.0, "test_bpd_raw": 0.16},
-            {"step": 200, "epoch": 2, "test_bpd": 0.18, "test_stderr": 0.001,
-             "epoch_time_s": 70.0},
+             "epoch_time_s": 20.0, "images_per_s": 25.0, "test_bpd_raw": 0.16},     # 20 s
+            {"step": 150, "epoch": 2, "train_bpd": 0.2, "images_per_s": 10.0},      # killed,
+            {"step": 150, "epoch": 2, "train_bpd": 0.2, "images_per_s": 20.0},      # resumed
+            {"step": 200, "epoch": 2, "test_bpd": 0.18, "test_stderr": 0.001,       # 25 s
+             "epoch_time_s": 40.0, "images_per_s": 20.0},
             {"step": 200, "epoch": 2, "test_bpd": 0.15, "test_stderr": 0.001,
-             "epoch_time_s": 65.0}]
+             "epoch_time_s": 65.0, "images_per_s": 20.0}]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     got = curve.main([str(run), "--out", str(tmp_path / "out" / "bm"), "--target", "81.3"])
     nats = 784 * math.log(2)
     assert [r["epoch"] for r in got["epochs"]] == [1, 2]
     assert got["epochs"][0]["test_nats_raw"] == pytest.approx(0.16 * nats)
     assert got["epochs"][1]["test_nats"] == pytest.approx(0.15 * nats)
-    assert got["epochs"][1]["wall_s"] == 60 + 70 + 65
+    assert [r["train_s"] for r in got["epochs"]] == [10 + 20, 10 + 20 + 25 + 25]
     assert got["best"]["epoch"] == 2
     assert json.loads((tmp_path / "out" / "bm-curve.json").read_text())["target"] == 81.3
     with pytest.raises(SystemExit):
