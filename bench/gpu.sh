@@ -17,8 +17,9 @@
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: compile kernels sample-bf16 grid-bk128 grid-stages grid-poll sample-fp32
-# grid-phases cached train-throughput roofline train-ship (data is built first when a step needs it).
+# Steps, in order: compile kernels sample-bf16 gate-fp32 grid-bk128 grid-stages grid-poll
+# sample-fp32 grid-phases cached train-throughput roofline train-ship (data is built first
+# when a step needs it).
 # Data: the CIFAR-10 builder folder in .gpu/cifar10/ (git-ignored, carried to the device:
 # `cp -r ../shared/datasets/cifar10 .gpu/`), else ../shared/datasets/cifar10. Without it the
 # sampling runs skip bits/dim and the training steps are skipped.
@@ -30,8 +31,9 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="compile kernels sample-bf16 grid-bk128 grid-stages grid-poll sample-fp32 grid-phases cached train-throughput roofline train-ship"
-DATA_STEPS=" sample-bf16 grid-bk128 grid-stages grid-poll sample-fp32 grid-phases cached train-throughput train-ship "
+ALL="compile kernels sample-bf16 gate-fp32 grid-bk128 grid-stages grid-poll sample-fp32 grid-phases cached train-throughput roofline train-ship"
+SAMPLE_STEPS=" sample-bf16 gate-fp32 grid-bk128 grid-stages grid-poll sample-fp32 grid-phases cached "
+DATA_STEPS="$SAMPLE_STEPS train-throughput train-ship "
 DRY=${DRY_RUN:-0}
 PART=all
 STEPS=""
@@ -47,7 +49,7 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="sample-bf16 grid-bk128 grid-stages grid-poll roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="sample-bf16 gate-fp32 grid-bk128 grid-stages grid-poll roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
   2) DEFAULT="sample-fp32 grid-phases compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
@@ -75,7 +77,6 @@ RESERVE=20                               # seconds kept for the last tar
 
 say() { echo "$*" | tee -a "$LOG"; }
 save() { cp "$LOG" "$R/"; tar czf "$OUT/results-$TAG.tar.gz" -C "$R" .; }
-wants() { case "$STEPS" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 # step NAME LIMIT COMMAND...: COMMAND under `timeout`, for LIMIT seconds or what the budget
 # leaves, whichever is less; its output logged, its status reported, the results tarred.
 step() {
@@ -126,7 +127,8 @@ if [ -n "${NEED_DATA:-}" ]; then
   else say "no CIFAR-10 builder (.gpu/cifar10/ or ../shared/datasets/cifar10/): bits/dim and training skipped"
   fi
 fi
-if wants sample-bf16 || wants sample-fp32 || wants cached; then
+for s in $STEPS; do case "$SAMPLE_STEPS" in *" $s "*) NEED_MODEL=1 ;; esac; done
+if [ -n "${NEED_MODEL:-}" ]; then                  # the random-weight model they sample
   $PY -c "import pixelcnn; pixelcnn.save(pixelcnn.build(pixelcnn.preset('$PRESET')), '$WORK/$PRESET.pt', dataset='cifar', image_size=[32, 32])"
 fi
 
@@ -172,6 +174,10 @@ for s in $STEPS; do
       dtype=bf16; [ "$s" = sample-fp32 ] && dtype=float32
       batches=(); [ "$DRY" = 1 ] || batches=(--batch-sizes 1,16,64,256 --repeat 2)
       step "$s" 300 "${INTERP[@]}" $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" "${batches[@]}" --dtype $dtype --methods $FAST ;;
+    gate-fp32)        # float32's gate on 16 images, no throughput: triton-grid drew 99.61% of
+                      # naive's sub-pixels on the H200's 4; the CDF margins at the differences
+                      # tell a float32 near-tie from a bug
+      step gate-fp32 150 $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1 --repeat 1 --naive-steps 5 --eval-images 16 --samples-per-method 0 --gate-batch 16 --dtype float32 --methods $FAST ;;
     grid-*)           # bench.sample times triton-grid on CUDA only
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }
       case $s in
