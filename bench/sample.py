@@ -249,10 +249,11 @@ def sample_bits(model, samples, args, device):
 # ---------------------------------------------------------------------------- main
 
 def gate_images(data, args, cfg, size):
-    """(long [gate_batch, C, H, W], 'test' | 'random'): the first test images, cropped to the
+    """(long [gate_batch, C, H, W], 'test' | 'random'): the first test images as the model
+    sees them (binarized MNIST: its fixed binarization, not the intensities), cropped to the
     sample size, or random images when there are none (or they are smaller)."""
     if data is not None and all(d >= s for d, s in zip(data.image_size, size)):
-        return data.images[:args.gate_batch, :, :size[0], :size[1]].long(), "test"
+        return data[:args.gate_batch][0][:, :, :size[0], :size[1]].long(), "test"
     g = torch.Generator().manual_seed(args.seed)
     return torch.randint(0, cfg.levels, (args.gate_batch, cfg.in_channels, *size),
                          generator=g), "random"

@@ -157,10 +157,12 @@ def test_shipped_binarized_mnist_model(tmp_path):
     assert test["n"] == 10000 and test["data_verified"] and 78 < test["nats_per_image"] < 90
     assert meta["train_command"].startswith(
         "python -m pixelcnn.train --dataset binarized-mnist")
-    out = sample.main(["--dataset", "binarized-mnist", "--data-dir", str(tmp_path / "none"),
+    write_mnist(tmp_path / "data", size=28)                 # intensities 0..255, binarized
+    out = sample.main(["--dataset", "binarized-mnist", "--data-dir", str(tmp_path / "data"),
                        "--out", str(tmp_path / "out"), *FAST, "--methods", "cached",
-                       "--eval-images", "8", "--samples-per-method", "2"])
+                       "--eval-images", "8", "--samples-per-method", "2", "--no-download"])
     assert out["model"]["config"]["levels"] == 2 and not out["failed"]
+    assert out["bits_per_dim"]["test"]["n"] == 8     # the gate and the scores: binary images
 
 
 @pytest.mark.filterwarnings("ignore:.*md5")                  # random stand-in MNIST files
