@@ -77,6 +77,7 @@ RESERVE=20                               # seconds kept for the last tar
 
 say() { echo "$*" | tee -a "$LOG"; }
 save() { cp "$LOG" "$R/"; tar czf "$OUT/results-$TAG.tar.gz" -C "$R" .; }
+any_of() { for s in $STEPS; do case "$1" in *" $s "*) return 0 ;; esac; done; return 1; }
 # step NAME LIMIT COMMAND...: COMMAND under `timeout`, for LIMIT seconds or what the budget
 # leaves, whichever is less; its output logged, its status reported, the results tarred.
 step() {
@@ -118,8 +119,7 @@ $PY -c "import sys, torch, triton, pixelcnn.kernels.sampler_pixel as k; print('p
 [ "${PIPESTATUS[0]}" = 0 ] || { say "FATAL: pixelcnn.kernels is not importable"; save; exit 1; }
 
 HAVE_DATA=0
-for s in $STEPS; do case "$DATA_STEPS" in *" $s "*) NEED_DATA=1 ;; esac; done
-if [ -n "${NEED_DATA:-}" ]; then
+if any_of "$DATA_STEPS"; then
   BUILDER=.gpu/cifar10/build_cifar10.py
   [ -f "$BUILDER" ] || BUILDER=../shared/datasets/cifar10/build_cifar10.py
   if [ -d "$DATA/cifar-10-exact-subset" ]; then HAVE_DATA=1
@@ -127,8 +127,7 @@ if [ -n "${NEED_DATA:-}" ]; then
   else say "no CIFAR-10 builder (.gpu/cifar10/ or ../shared/datasets/cifar10/): bits/dim and training skipped"
   fi
 fi
-for s in $STEPS; do case "$SAMPLE_STEPS" in *" $s "*) NEED_MODEL=1 ;; esac; done
-if [ -n "${NEED_MODEL:-}" ]; then                  # the random-weight model they sample
+if any_of "$SAMPLE_STEPS"; then                    # the random-weight model they sample
   $PY -c "import pixelcnn; pixelcnn.save(pixelcnn.build(pixelcnn.preset('$PRESET')), '$WORK/$PRESET.pt', dataset='cifar', image_size=[32, 32])"
 fi
 

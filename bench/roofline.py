@@ -113,7 +113,7 @@ class Step:
     barriers: int | None  # per step: today in-program, triton-grid grid barriers
     bytes: float          # read per step
     flops: float          # useful, per step
-    chain: int            # dependent K-iterations per program (triton-grid pixel: phases)
+    chain: int            # dependent K-iterations per program (triton-grid pixel: waits in T_MEM)
     seconds: float        # per step
     bound: str
 
@@ -189,7 +189,7 @@ def loop_waits(tiles: int, stages: int) -> int:
     return 2 * math.ceil(tiles / max(1, stages - 1))
 
 
-def phase_iterations(ph: int, L: int, H: int, p: int, bk: int, bko: int, sample: bool,
+def phase_waits(ph: int, L: int, H: int, p: int, bk: int, bko: int, sample: bool,
                      stages: int = 3) -> int:
     """The dependent chain, in T_MEM, of one tile of pixel phase ph
     (kernels/sampler_pixel_grid.py): its K loops (loop_waits) over the left taps (K = p H),
@@ -213,7 +213,7 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     sub-pixel, 2L + 2 phases (2L + 3 with the left taps at c = 0) of BB images x BN columns
     tiles, met at grid barriers in one persistent launch (bf16) or launched one by one
     (float32, or bf16 .../phases). A phase costs its dependency (a barrier or a launch), its
-    K loops' waits for L2 (phase_iterations, at the variant's pipeline stages), its arithmetic
+    K loops' waits for L2 (phase_waits, at the variant's pipeline stages), its arithmetic
     at EFFICIENCY of the matmul rate and its weight traffic from L2 (every image block reads
     its columns' weights: not resident between steps)."""
     L, H, k, C = cfg.layers, cfg.channels, cfg.kernel_size, cfg.in_channels
@@ -231,17 +231,16 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
 
     def pixel(name, count, c, elements):
         todo = pixel_phases(L, c)
-        iters = sum(phase_iterations(ph, L, H, p, bk, bko, c is not None, stages)
-                    for ph in todo)
+        waits = sum(phase_waits(ph, L, H, p, bk, bko, c is not None, stages) for ph in todo)
         hops = len(todo) - 1 if persistent else len(todo)
         useful = 2.0 * elements * batch
         data = nb * elements * eb + len(todo) * batch * 2 * H * 4   # weights + activations
         terms = {"sync latency" if persistent else "launch latency":
                  hops * (t_sync if persistent else T_LAUNCH) + (T_LAUNCH if persistent else 0),
-                 "K-loop latency": iters * T_MEM, "compute": useful / compute,
+                 "K-loop latency": waits * T_MEM, "compute": useful / compute,
                  "L2 bandwidth": data / L2_BW}
         return Step(label, name, count, 1 if persistent else len(todo), programs,
-                    hops if persistent else 0, data, useful, iters,
+                    hops if persistent else 0, data, useful, waits,
                     sum(terms.values()), bounded(terms)[1])
 
     positions = batch * w
