@@ -79,14 +79,27 @@ def machine(device: torch.device, dtype: str) -> dict:
     env = {k: os.environ[k] for k in TIMING_ENV if k in os.environ}
     return {"device": device.type, "device_name": name, "torch": str(torch.__version__),
             "triton": triton_version, "python": platform.python_version(), "commit": commit(),
-            "threads": torch.get_num_threads(), "dtype": dtype, "env": env}
+            "threads": torch.get_num_threads(), "dtype": dtype, "env": env,
+            "grid_phases": grid_phases()}
+
+
+def grid_phases():
+    """The design of triton-grid's pixel step that a timing ran: its phases per sub-pixel
+    (kernels/sampler_pixel_grid.GRID_PHASES; bench.roofline models each design), None
+    without Triton."""
+    try:
+        from pixelcnn.kernels.sampler_pixel_grid import GRID_PHASES
+    except ImportError:
+        return None
+    return GRID_PHASES
 
 
 def machine_line(m: dict) -> str:
     env = "".join(f" | {k}={v}" for k, v in m.get("env", {}).items())
+    design = f" | triton-grid phases {m['grid_phases']}" if m.get("grid_phases") else ""
     return (f"machine: {m['device']} ({m['device_name']}) | torch {m['torch']} | triton "
             f"{m['triton'] or 'not installed'} | commit {m['commit']} | threads {m['threads']}"
-            f"{env} | {m['dtype']}")
+            f"{design}{env} | {m['dtype']}")
 
 
 # ---------------------------------------------------------------------------- model

@@ -25,8 +25,8 @@
    memory from the kernel's metadata.
 
 Prints the table and writes <out>/<UTC time>-compile.json. Exit status 1, after writing,
-when a kernel fails to compile or a per-step sampler kernel (sampler_row, sampler_pixel)
-spills. Run it without TRITON_INTERPRET=1: the kernels must be JIT functions to compile.
+when a kernel fails to compile or a per-step sampler kernel that triton-grid launches
+(sampler_row_gemm, sampler_pixel_phase) spills; the legacy and opt-in ones are reported. Run it without TRITON_INTERPRET=1: the kernels must be JIT functions to compile.
 """
 from __future__ import annotations
 
@@ -60,9 +60,11 @@ from .common import csv, machine
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
 # Run once per sampling step: must not spill. The legacy step kernels (method="triton", one
 # program per image or per 16 images) spill and are reported, not failed, while they remain
-# selectable (until a GPU run shows the grid kernels of method="triton-grid" faster).
-STEP_KERNELS = ("sampler_row_gemm", "sampler_pixel_phase", "sampler_pixel_grid")
-LEGACY_STEP_KERNELS = ("sampler_row", "sampler_pixel")
+# selectable (until a GPU run shows the grid kernels of method="triton-grid" faster); so is
+# the opt-in persistent pixel step (PIXELCNN_GRID_PERSISTENT=1), kept to time grid barriers.
+STEP_KERNELS = ("sampler_row_gemm", "sampler_pixel_phase")
+REPORTED_STEP_KERNELS = {"sampler_row": "legacy", "sampler_pixel": "legacy",
+                         "sampler_pixel_grid": "opt-in"}
 
 
 def short(kernel_name: str) -> str:
@@ -302,7 +304,7 @@ def check(presets, dtypes, batches, size, archs, all_variants=False, workers=1, 
             "error" in r, r.get("spill_stores", 0), r.get("registers", 0)))
         rows.append({"preset": preset, "dtype": dtype, "batch": batch, "arch": arch,
                      "kernel": name, "step_kernel": rep.name in STEP_KERNELS,
-                     "legacy_step_kernel": rep.name in LEGACY_STEP_KERNELS,
+                     "reported_step_kernel": REPORTED_STEP_KERNELS.get(rep.name),
                      "constexprs": {k: v for k, v in rep.declared().items()
                                     if k != "INTERPRET"},
                      "variants": len(variants), "compiled": len(keys), "launches": count,
@@ -335,7 +337,8 @@ def table(rows) -> str:
     for r in rows:
         res = ("compile failed", "", "", "") if "error" in r else (
             r["registers"], f"{r['spill_stores']}/{r['spill_loads']}", r["stack"], r["shared"])
-        kernel = r["kernel"] + (" (legacy)" if r.get("legacy_step_kernel") else "")
+        kind = r.get("reported_step_kernel")
+        kernel = r["kernel"] + (f" ({kind})" if kind else "")
         lines.append((r["preset"], r["dtype"], r["batch"], f"sm_{r['arch']}", kernel,
                       r["variants"], r["programs"], r["num_warps"], *res))
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(head))]

@@ -8,17 +8,17 @@
 #   bash bench/gpu.sh                 every step, under 20 minutes
 #   bash bench/gpu.sh --part 1|2|3    a third of them, under 10 minutes each (the device
 #                                     tool's limit for one command): 1 bf16 sampling (the
-#                                     K-tile, pipeline and barrier candidates too) and the
+#                                     pipeline, barrier and K-tile candidates too) and the
 #                                     roofline,
-#                                     2 float32, per-phase grid, compile, kernels, cached,
+#                                     2 float32, compile, kernels, cached,
 #                                     3 training
 #   bash bench/gpu.sh STEP...         these steps only
 #   bash bench/gpu.sh --dry-run ...   (or DRY_RUN=1) the same steps on this CPU: tiny model,
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: compile kernels sample-bf16 gate-fp32 grid-bk128 grid-stages grid-poll
-# sample-fp32 grid-phases cached train-throughput roofline train-ship (data is built first
+# Steps, in order: compile kernels sample-bf16 gate-fp32 grid-stages grid-persistent grid-poll
+# grid-bk128 sample-fp32 cached train-throughput roofline train-ship (data is built first
 # when a step needs it).
 # Data: the CIFAR-10 builder folder in .gpu/cifar10/ (git-ignored, carried to the device:
 # `cp -r ../shared/datasets/cifar10 .gpu/`), else ../shared/datasets/cifar10. Without it the
@@ -31,8 +31,8 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="compile kernels sample-bf16 gate-fp32 grid-bk128 grid-stages grid-poll sample-fp32 grid-phases cached train-throughput roofline train-ship"
-SAMPLE_STEPS=" sample-bf16 gate-fp32 grid-bk128 grid-stages grid-poll sample-fp32 grid-phases cached "
+ALL="compile kernels sample-bf16 gate-fp32 grid-stages grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
+SAMPLE_STEPS=" sample-bf16 gate-fp32 grid-stages grid-persistent grid-poll grid-bk128 sample-fp32 cached "
 DATA_STEPS="$SAMPLE_STEPS train-throughput train-ship "
 DRY=${DRY_RUN:-0}
 PART=all
@@ -49,8 +49,8 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="sample-bf16 gate-fp32 grid-bk128 grid-stages grid-poll roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
-  2) DEFAULT="sample-fp32 grid-phases compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="sample-bf16 gate-fp32 grid-stages grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  2) DEFAULT="sample-fp32 compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
 esac
@@ -180,18 +180,18 @@ for s in $STEPS; do
     grid-*)           # bench.sample times triton-grid on CUDA only
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }
       case $s in
-        grid-bk128)   # K tiles of 128 (the cifar preset's K = 192 in two round trips, not
-                      # six: the roofline's candidate), persistent and phase by phase
-          grid_variant grid-bk128 150 64 PIXELCNN_GRID_BK=128
-          grid_variant grid-bk128-phases 150 16 PIXELCNN_GRID_BK=128 PIXELCNN_GRID_PERSISTENT=0 ;;
         grid-stages)  # 7 pipeline stages (the six K tiles of 32 in flight at once, in shared
-                      # memory: the roofline's other candidate, without BK 128's registers)
+                      # memory: the roofline's best candidate, without BK 128's registers)
           grid_variant grid-stages 150 16 PIXELCNN_GRID_STAGES=7 ;;
-        grid-poll)    # the grid barrier polling with acquire loads (kernels/grid.py)
-          grid_variant grid-poll 150 16 PIXELCNN_GRID_POLL=load ;;
-        grid-phases)  # one launch per phase instead of one persistent launch with grid
-                      # barriers: what the barriers save
-          grid_variant grid-phases 240 16 PIXELCNN_GRID_PERSISTENT=0 ;;
+        grid-persistent)  # one persistent launch per sub-pixel, its phases met at grid
+                      # barriers, instead of a launch per phase: what a barrier costs
+          grid_variant grid-persistent 150 16 PIXELCNN_GRID_PERSISTENT=1 ;;
+        grid-poll)    # the same, its barrier polling with acquire loads (kernels/grid.py)
+          grid_variant grid-poll 150 16 PIXELCNN_GRID_PERSISTENT=1 PIXELCNN_GRID_POLL=load ;;
+        grid-bk128)   # K tiles of 128 (the cifar preset's K = 192 in two round trips, not
+                      # six), phase by phase and persistent
+          grid_variant grid-bk128 150 64 PIXELCNN_GRID_BK=128
+          grid_variant grid-bk128-persistent 150 16 PIXELCNN_GRID_BK=128 PIXELCNN_GRID_PERSISTENT=1 ;;
       esac ;;
     cached)           # Python-bound at ~2 ms per step at every batch size: batch 1 only
       for dtype in bf16 float32; do

@@ -51,7 +51,7 @@ import torch
 
 import pixelcnn
 from pixelcnn.cli import Parser, at_least
-from pixelcnn.kernels.sampler_pixel_grid import (k_tile, out_k_tile, phases as pixel_phases,
+from pixelcnn.kernels.sampler_pixel_grid import (GRID_PHASES, k_tile, out_k_tile,
                                                  pipeline_stages)
 from pixelcnn.kernels.sampler_pixel_grid import tiles as pixel_tiles
 from pixelcnn.kernels.sampler_row_gemm import tiles as row_tiles
@@ -124,6 +124,7 @@ def weights(cfg) -> dict:
     p = k // 2
     pixel = L * H * 2 * H + (L - 1) * H * H + L * H * H + H * H + H * V   # cur, res, skip, head
     return {"pixel": pixel, "prev": L * p * H * 2 * H,                     # + taps left at c = 0
+            "folded": (L - 1) * H * 2 * H,          # triton-grid: residual into the next gate
             "row": L * ((p + 1) * k * H * 2 * H + 4 * H * H)}             # vertical + link
 
 
@@ -189,20 +190,28 @@ def loop_waits(tiles: int, stages: int) -> int:
     return 2 * math.ceil(tiles / max(1, stages - 1))
 
 
-def phase_waits(ph: int, L: int, H: int, p: int, bk: int, bko: int, sample: bool,
-                     stages: int = 3) -> int:
-    """The dependent chain, in T_MEM, of one tile of pixel phase ph
-    (kernels/sampler_pixel_grid.py): its K loops (loop_waits) over the left taps (K = p H),
-    a gate (K = H; layer 0: its few embedded features, one pass), a residual (+ the skip
-    product when sampling), the head's two hidden products and its logits (K tiles of bko)."""
+def phase_kinds(L: int, c, fused: bool = True) -> list:
+    """The phases of a triton-grid pixel step for sub-pixel c (None: completion), by kind:
+    today's (kernels/sampler_pixel_grid.py: one phase per layer, the residual folded into the
+    next layer's gate) or, fused=False, the two-phase design the H200 measured (gate, then
+    residual + skip, per layer)."""
+    layers = ["layer0"] + (["layer"] * (L - 1) if fused else ["res", "gate"] * (L - 1))
+    return (["left"] if not c else []) + layers + \
+        (["hidden", "hidden"] if c is not None else []) + ["out"]
+
+
+def phase_waits(kind: str, L: int, H: int, p: int, bk: int, bko: int, sample: bool,
+                stages: int = 3) -> int:
+    """The dependent chain, in T_MEM, of one tile of a pixel phase (phase_kinds): its K
+    loops (loop_waits) over the left taps (K = p H), layer 0's gate (its few embedded
+    features, one pass), a layer's one K loop over K = H (today: its gate's products from the
+    previous layer's gated unit and input, the residual and skip in the same loop; two-phase:
+    the gate's, then the residual's and, when sampling, the skip's), the head's two hidden
+    products and its logits (K tiles of bko)."""
     k = loop_waits(math.ceil(H / bk), stages)
-    if ph == 0:
-        return loop_waits(math.ceil(p * H / bk), stages)
-    if ph < 2 * L:
-        return (1 if ph == 1 else k) if ph % 2 else k * (2 if sample else 1)
-    if ph < 2 * L + 2:
-        return k
-    return loop_waits(math.ceil(H / bko), stages) if sample else 1
+    return {"left": loop_waits(math.ceil(p * H / bk), stages), "layer0": 1, "layer": k,
+            "gate": k, "res": k * (2 if sample else 1), "hidden": k,
+            "out": loop_waits(math.ceil(H / bko), stages) if sample else 1}[kind]
 
 
 def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
@@ -210,9 +219,9 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     """method="triton-grid" as its launchers configure it (kernels/sampler_row_gemm.py,
     sampler_pixel_grid.py), or the variant `label` names (GRID_VARIANTS): per row, L + 2
     launches of tiles (BM positions x BN columns), each program a K loop over the taps; per
-    sub-pixel, 2L + 2 phases (2L + 3 with the left taps at c = 0) of BB images x BN columns
-    tiles, met at grid barriers in one persistent launch (bf16) or launched one by one
-    (float32, or bf16 .../phases). A phase costs its dependency (a barrier or a launch), its
+    sub-pixel, L + 3 phases (L + 4 with the left taps at c = 0; .../2-phase: 2L + 2 and
+    2L + 3) of BB images x BN columns tiles, launched one by one, or (bf16 .../persistent)
+    met at grid barriers in one persistent launch. A phase costs its dependency (a barrier or a launch), its
     K loops' waits for L2 (phase_waits, at the variant's pipeline stages), its arithmetic
     at EFFICIENCY of the matmul rate and its weight traffic from L2 (every image block reads
     its columns' weights: not resident between steps)."""
@@ -220,18 +229,18 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
     wt = weights(cfg)
     compute = rate(dev, dtype) * EFFICIENCY
-    persistent, bk, stages = grid_variant(label)
+    persistent, bk, stages, fused = grid_variant(label)
     persistent = persistent and dtype == "bf16"
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-    bb, bn = pixel_tiles(batch, H, torch_dtype)                     # the launchers' tiles
+    bb, bn = pixel_tiles(batch, H, torch_dtype, persistent and fused)   # as launched (2-phase: 32)
     bk, stages = bk or k_tile(H, torch_dtype), stages or pipeline_stages()
     bko = out_k_tile(cfg.levels, bk)
     nb, nn = math.ceil(batch / bb), math.ceil(H / bn)
     programs = min(dev.sms, L * nb * nn)
 
     def pixel(name, count, c, elements):
-        todo = pixel_phases(L, c)
-        waits = sum(phase_waits(ph, L, H, p, bk, bko, c is not None, stages) for ph in todo)
+        todo = phase_kinds(L, c, fused)
+        waits = sum(phase_waits(kind, L, H, p, bk, bko, c is not None, stages) for kind in todo)
         hops = len(todo) - 1 if persistent else len(todo)
         useful = 2.0 * elements * batch
         data = nb * elements * eb + len(todo) * batch * 2 * H * 4   # weights + activations
@@ -255,8 +264,9 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
                  row_data / (L2_BW if wt["row"] * eb <= dev.l2 else dev.hbm)}
     row = Step(label, "row", h - 1, L + 2, nm * math.ceil(H / bn),
                0, row_data, row_useful, iters, sum(row_terms.values()), bounded(row_terms)[1])
-    return [row, pixel("pixel c=0", h * w, 0, wt["pixel"] + wt["prev"]),
-            pixel("pixel c>0", h * w * (C - 1), 1, wt["pixel"])]
+    folded = wt["folded"] if fused else 0
+    return [row, pixel("pixel c=0", h * w, 0, wt["pixel"] + folded + wt["prev"]),
+            pixel("pixel c>0", h * w * (C - 1), 1, wt["pixel"] + folded)]
 
 
 def naive(cfg, dev: Device, dtype: str, batch: int, size) -> list:
@@ -287,39 +297,48 @@ def predict(cfg, device: str, dtype: str, batch: int, size=(32, 32), t_sync: flo
 LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
              "model": re.compile(r"^model: .*?(\d+) layers, (\d+) channels, k(\d+)\)"),
              "size": re.compile(r"throughput at (\d+)x(\d+)x"),
-             "time": re.compile(r"^\s+(\w+)\s+batch\s+(\d+): ([\d.]+) s per batch")}
+             "time": re.compile(r"^\s+([\w-]+)\s+batch\s+(\d+): ([\d.]+) s per batch")}
 
 
-GRID_VARIANTS = ["triton-grid", "triton-grid/phases", "triton-grid/bk128",
-                 "triton-grid/phases/bk128", "triton-grid/s7", "triton-grid/phases/s7"]
+GRID_VARIANTS = ["triton-grid", "triton-grid/persistent", "triton-grid/bk128",
+                 "triton-grid/persistent/bk128", "triton-grid/s7", "triton-grid/persistent/s7",
+                 "triton-grid/2-phase", "triton-grid/persistent/2-phase"]  # as the H200 ran it
+TWO_PHASE = "2L+2"      # the pixel step's phases (c > 0) in results made before the fold
 
 
 def grid_variant(label: str) -> tuple:
-    """(persistent, K tile, pipeline stages) of a triton-grid variant's label (.../bkN,
-    .../sN; None where the label leaves the launcher's)."""
+    """(persistent, K tile, pipeline stages, residual folded) of a triton-grid variant's
+    label (.../persistent: one launch per step, else one per phase; .../bkN, .../sN: None
+    where the label leaves the launcher's; .../2-phase: the design before the fold, two
+    phases per layer)."""
     parts = label.split("/")[1:]
     bk = [int(p[2:]) for p in parts if re.fullmatch(r"bk\d+", p)]
     stages = [int(p[1:]) for p in parts if re.fullmatch(r"s\d+", p)]
-    return "phases" not in parts, (bk[0] if bk else None), (stages[0] if stages else None)
+    return ("persistent" in parts, (bk[0] if bk else None), (stages[0] if stages else None),
+            "2-phase" not in parts)
 
 
-def variant(method: str, dtype: str, env: dict) -> str:
+def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> str:
     """The modelled variant a measurement belongs to, from the environment it ran in:
-    triton-grid with PIXELCNN_GRID_PERSISTENT=0 in bf16 is triton-grid/phases (float32 always
-    launches phase by phase); PIXELCNN_GRID_POLL=load, .../poll-load; with
-    PIXELCNN_GRID_BK=N, .../bkN; PIXELCNN_GRID_STAGES=S, .../sS."""
+    triton-grid in bf16 with PIXELCNN_GRID_PERSISTENT=1 is triton-grid/persistent (float32
+    always launches phase by phase; before the fold persistent was bf16's default, =0 turned
+    it off); its PIXELCNN_GRID_POLL=load, .../poll-load; PIXELCNN_GRID_BK=N, .../bkN;
+    PIXELCNN_GRID_STAGES=S, .../sS; measured on the design before the fold (design
+    TWO_PHASE: results that do not say), .../2-phase."""
     if method != "triton-grid":
         return method
-    if dtype == "bf16" and env.get("PIXELCNN_GRID_PERSISTENT") == "0":
-        method += "/phases"
-    elif dtype == "bf16" and env.get("PIXELCNN_GRID_POLL", "atomic") != "atomic":
-        method += f"/poll-{env['PIXELCNN_GRID_POLL']}"     # not modelled: measured only
+    asked = env.get("PIXELCNN_GRID_PERSISTENT")
+    if dtype == "bf16" and (asked != "0" if design == TWO_PHASE else asked == "1"):
+        method += "/persistent"
+        if env.get("PIXELCNN_GRID_POLL", "atomic") != "atomic":
+            method += f"/poll-{env['PIXELCNN_GRID_POLL']}"     # not modelled: measured only
     method += f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else ""
-    return method + (f"/s{env['PIXELCNN_GRID_STAGES']}" if env.get("PIXELCNN_GRID_STAGES")
-                     else "")
+    method += f"/s{env['PIXELCNN_GRID_STAGES']}" if env.get("PIXELCNN_GRID_STAGES") else ""
+    return method + ("/2-phase" if design == TWO_PHASE else "")
 
 
 ENV_WORD = re.compile(r"\b(PIXELCNN_GRID_\w+)=(\w+)")
+DESIGN_WORD = re.compile(r"\| triton-grid phases (\S+) \|")     # bench.common.machine_line
 
 
 def measured(results: Path, device: str, cfg, size) -> dict:
@@ -340,13 +359,15 @@ def measured(results: Path, device: str, cfg, size) -> dict:
             continue
         c = data["model"]["config"]
         env = data["machine"].get("env", {})
+        design = data["machine"].get("grid_phases", TWO_PHASE)
         for r in data["records"]:
             add(data["machine"]["device_name"], r["dtype"],
                 (c["layers"], c["channels"], c["kernel_size"]),
-                tuple(data["settings"]["size"]), variant(r["method"], r["dtype"], env),
+                tuple(data["settings"]["size"]),
+                variant(r["method"], r["dtype"], env, design),
                 r["batch_size"], r["seconds_per_batch"])
     for path in sorted(results.rglob("*log.txt")):
-        state, env = {}, {}
+        state, env, design = {}, {}, TWO_PHASE
         for line in path.read_text().splitlines():
             if line.startswith("==="):                  # gpu.sh: a step's command line
                 env = dict(ENV_WORD.findall(line))
@@ -354,12 +375,14 @@ def measured(results: Path, device: str, cfg, size) -> dict:
                 m = pattern.search(line)
                 if m and kind == "time" and len(state) == 3:
                     add(*state["machine"], tuple(map(int, state["model"])),
-                        tuple(map(int, state["size"])), variant(m[1], state["machine"][1], env),
-                        int(m[2]), float(m[3]))
+                        tuple(map(int, state["size"])),
+                        variant(m[1], state["machine"][1], env, design), int(m[2]), float(m[3]))
                 elif m and kind != "time":
                     state[kind] = m.groups()
                     if kind == "machine":                # bench.sample's machine line
                         env.update(ENV_WORD.findall(line))
+                        d = DESIGN_WORD.search(line)
+                        design = d[1] if d else TWO_PHASE
     return found
 
 
@@ -433,10 +456,12 @@ def main(argv=None) -> dict:
 
 
 def targets(cfg, device, size, meas) -> list:
-    """The persistent triton-grid variants against issue 12's targets (bf16), and the barrier
-    cost each one tolerates: a batch's time is linear in T_SYNC."""
+    """Today's triton-grid variants (3 and 7 stages, a launch per phase and persistent)
+    against issue 12's targets (bf16); for the persistent ones the barrier cost each
+    tolerates: a batch's time is linear in T_SYNC."""
     lines = []
-    for label in (v for v in GRID_VARIANTS if grid_variant(v)[0]):
+    for label in ("triton-grid", "triton-grid/s7", "triton-grid/persistent",
+                  "triton-grid/persistent/s7"):
         for batch, need, what in ((1, 50, "x naive"), (256, 500, "x naive"),
                                   (256, 2000, "images/s")):
             naive_s = meas.get(("naive", "bf16", batch),
@@ -445,11 +470,11 @@ def targets(cfg, device, size, meas) -> list:
             at = lambda ts: predict(cfg, device, "bf16", batch, size, ts)[label][1]
             t0, t1 = at(0.0), at(T_SYNC)
             got = naive_s / t1 if what == "x naive" else batch / t1
-            tolerated = (limit - t0) / (t1 - t0) * T_SYNC
+            tolerated = (limit - t0) / (t1 - t0) * T_SYNC if t1 > t0 else None
             lines.append(f"target bf16 batch {batch}: >= {need:,} {what}: {label} predicts "
-                         f"{got:,.0f} ({'met' if t1 <= limit else 'MISSED'}); holds while a "
-                         f"cross-SM sync costs <= {tolerated * 1e6:.2f} us (fitted "
-                         f"{T_SYNC * 1e6:.2f})")
+                         f"{got:,.0f} ({'met' if t1 <= limit else 'MISSED'})" + (
+                             f"; holds while a cross-SM sync costs <= {tolerated * 1e6:.2f} us "
+                             f"(fitted {T_SYNC * 1e6:.2f})" if t1 > t0 else ""))
     return lines
 
 

@@ -54,6 +54,19 @@ def poll_mode() -> str:
     return mode
 
 
+def persistent_requested() -> bool:
+    """$PIXELCNN_GRID_PERSISTENT: "1" asks triton-grid for one persistent launch per pixel step
+    (bf16, where Triton launches cooperative grids); "0" or unset, one launch per phase (the
+    default: faster on the H200, where a grid barrier cost 2.24 us against a launch's 1.87,
+    and the persistent kernel, every phase's code in one loop, spills 8-16 bytes on sm_90:
+    bench.compile). Anything else is refused."""
+    value = os.environ.get("PIXELCNN_GRID_PERSISTENT", "0")
+    if value not in ("0", "1"):
+        raise ValueError(f"PIXELCNN_GRID_PERSISTENT must be '0' (a launch per phase) or '1' "
+                         f"(one persistent launch per step), got {value!r}")
+    return value == "1"
+
+
 def cooperative_launch() -> bool:
     """Whether this Triton can launch a cooperative grid (launch_cooperative_grid=True)."""
     try:

@@ -4,27 +4,32 @@ inverse-CDF sample), split into phases whose tiles - BB images x BN output colum
 shared by many programs, so that at batch 1 many SMs share each layer's weights and at batch
 256 every SM is busy.
 
-Phases of one step (a phase reads only what earlier phases wrote):
-    0              left    base[l] = row_bias[l, j] + taps j-p..j-1 @ wh_prev[l], every layer
-                           at once (the first sub-pixel of a pixel only)
-    2l + 1         gate l  gated[:, l] = gate(base[l] + input of layer l @ wh_cur[l])
-    2l + 2         res l   input of layer l+1 = gated[:, l] @ wres[l] + bres[l] (+ input of
-                           layer l, l > 0); skip sum += gated[:, l] @ wskip[l] (float32);
-                           l < L - 1
-    2L             hidden  scratch[:, :H] = relu(skip sum + gated[:, L-1] @ wskip[L-1])
-    2L+1           hidden  scratch[:, H:] = relu(scratch[:, :H] @ w1 + b1)
-    2L+2           out     logits of channel c, softmax, sample into x; on the pixel's last
-                           channel its embedded value (rows of the packed table) becomes
-                           layer 0's input at column j
-Completion (c=None) runs left, gate and res only, then out's last-channel write.
+Phases of one step (a phase reads only what earlier phases wrote), L + 3 (L + 4 at c = 0):
+    0        left    base[l] = row_bias[l, j] + taps j-p..j-1 @ wh_prev[l], every layer at
+                     once (the first sub-pixel of a pixel only)
+    1        layer 0 gated[:, 0] = gate(base[0] + the embedded pixel @ wh_cur[0])
+    1 + l    layer l gated[:, l] = gate(base[l] + a @ wres_cur[l] + bres_cur[l] + r @ wh_cur[l])
+                     with a = gated[:, l-1], r = input of layer l - 1 (0 for l = 1): the
+                     residual folded into the gate's product (packing.residual_into_next), so
+                     that a layer costs one phase, not two; in the same K loop it finishes
+                     layer l - 1: input of layer l = r + a @ wres[l-1] + bres[l-1] (into
+                     hbuf, for the next phase and the next pixels' left taps) and the skip
+                     sum += a @ wskip[l-1] (float32)
+    L + 1    hidden  scratch[:, :H] = relu(skip sum + gated[:, L-1] @ wskip[L-1])
+    L + 2    hidden  scratch[:, H:] = relu(scratch[:, :H] @ w1 + b1)
+    L + 3    out     logits of channel c, softmax, sample into x; on the pixel's last channel
+                     its embedded value (rows of the packed table) becomes layer 0's input at
+                     column j
+Completion (c=None) runs left and the layers only, then out's last-channel write.
 
 Two forms run the same per-phase code (`_phase`):
-- one launch per phase, each program one tile (the interpreter runs this form, and the tests);
-- persistent (CUDA, bf16): one launch per step, min(SMs, widest phase's tiles) programs that
-  loop over their tiles and meet at a grid barrier (kernels/grid.py) between phases. Not for
-  float32: its exact (FMA) products keep the persistent loop above 255 registers, and it
-  spills (bench.compile: 8-40 bytes with 4 or 8 warps on the tiny preset), so float32 takes
-  the per-phase form, which does not.
+- one launch per phase, each program one tile: the default (the interpreter runs this form,
+  and the tests);
+- persistent (CUDA, bf16, PIXELCNN_GRID_PERSISTENT=1: kernels/grid.persistent_requested):
+  one launch per step, min(SMs, widest phase's tiles) programs that loop over their tiles
+  and meet at a grid barrier (kernels/grid.py) between phases. Kept to time barriers against
+  launches: slower on the H200 (bench/README.md), and with every phase's code in one loop it
+  spills 8-16 bytes on sm_90 (bench.compile); float32's exact (FMA) products spill more.
 Buffers are GatedCache's; activations pass between phases through L2, loaded with .cg (never
 from a possibly stale L1 line).
 """
@@ -35,10 +40,11 @@ import triton
 import triton.language as tl
 
 from .common import (check_device, feature_block, gate, gated_matmul_embedded,
-                     gated_matmul_rows, inverse_cdf, launch_flags, matmul_rows, pow2,
+                     gated_matmul_rows, inverse_cdf, launch_flags, matmul_rows, mm, pow2,
                      store_embedded)
 from .grid import grid_barrier, poll_mode
 
+GRID_PHASES = "L+3"    # the design: phases per sub-pixel (c > 0); bench.roofline models it
 CG: tl.constexpr = tl.constexpr(".cg")     # activations: from L2, never a stale L1 line
 OUT_IMAGES: tl.constexpr = tl.constexpr(16)  # images per tile of the out phase
 
@@ -74,9 +80,16 @@ def _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
 
 
 @triton.jit
-def _gate(pid, nprog, l, x, hbuf, base, gated, wh_cur, table, i, j, B, C, HEIGHT, WIDTH, HD, L,
-          LEVELS, E, F, P: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-          FB: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+def _layer(pid, nprog, l, x, hbuf, base, gated, skip, wh_cur, wres_cur, bres_cur, wres, bres,
+           wskip, bskip, table, i, j, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
+           P: tl.constexpr, SAMPLE: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
+           BK: tl.constexpr, FB: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """Layer l's gated unit at the current sub-pixel. Layer 0: from the embedded pixel. Layer
+    l >= 1: from layer l - 1's gated unit a and input r (r = 0 for l = 1), in one K loop that
+    also finishes layer l - 1 (its residual r + a @ wres + bres, layer l's input, into hbuf;
+    its skip product when sampling):
+        pre = base + a @ wres_cur[l] + bres_cur[l] + r @ wh_cur[l]   (= input of l @ wh_cur[l])
+    """
     for t in range(pid, tl.cdiv(B, BB) * tl.cdiv(HD, BN), nprog):
         bb, n, b_ok, n_ok, ok = _tile(t, B, HD, BB, BN)
         bp = base + (l * B + bb[:, None]) * 2 * HD + n[None, :]
@@ -86,37 +99,63 @@ def _gate(pid, nprog, l, x, hbuf, base, gated, wh_cur, table, i, j, B, C, HEIGHT
             f, g = gated_matmul_embedded(f, g, x, bb * C * HEIGHT * WIDTH + i * WIDTH + j, b_ok,
                                          HEIGHT * WIDTH, table, LEVELS, E, F, wh_cur, n, n_ok,
                                          HD, FB, BF16, INTERPRET)
-        else:           # written by the residual phase of layer l - 1
-            f, g = gated_matmul_rows(f, g, hbuf + ((l * B + bb) * (P + WIDTH) + j + P) * HD,
-                                     b_ok, wh_cur + l * HD * 2 * HD, HD, n, n_ok, HD,
-                                     BK, BF16, INTERPRET, CG)
+        else:
+            f, g = _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
+                                        wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb, n,
+                                        b_ok, n_ok, ok, P, SAMPLE, BB, BN, BK, BF16, INTERPRET)
         tl.store(gated + (bb[:, None] * L + l) * HD + n[None, :],
                  gate(f, g).to(gated.dtype.element_ty), mask=ok)
 
 
 @triton.jit
-def _residual(pid, nprog, l, hbuf, gated, skip, wres, bres, wskip, bskip, j, B, WIDTH, HD, L,
-              P: tl.constexpr, SAMPLE: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
-              BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
-    for t in range(pid, tl.cdiv(B, BB) * tl.cdiv(HD, BN), nprog):
-        bb, n, b_ok, n_ok, ok = _tile(t, B, HD, BB, BN)
-        g_rows = gated + (bb * L + l) * HD
-        res = tl.zeros((BB, BN), tl.float32) + tl.load(bres + l * HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-        res = matmul_rows(res, g_rows, b_ok, wres + l * HD * HD, HD, n, n_ok, HD,
-                          BK, BF16, INTERPRET, CG)
-        row = hbuf + (l * B + bb[:, None]) * (P + WIDTH) * HD + (j + P) * HD + n[None, :]
-        if l > 0:
-            res += tl.load(row, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32)
-        tl.store(row + B * (P + WIDTH) * HD, res.to(hbuf.dtype.element_ty), mask=ok)  # l + 1
+def _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur, wres, bres,
+                         wskip, bskip, j, B, WIDTH, HD, L, bb, n, b_ok, n_ok, ok,
+                         P: tl.constexpr, SAMPLE: tl.constexpr, BB: tl.constexpr,
+                         BN: tl.constexpr, BK: tl.constexpr, BF16: tl.constexpr,
+                         INTERPRET: tl.constexpr):
+    """_layer's products for l >= 1 over the K tiles of a (layer l - 1's gated unit) and r
+    (its input; masked to zero for l = 1, whose previous layer has no residual input)."""
+    has_r = bb * 0 + l > 1                                           # [BB] (a mask)
+    a_rows = gated + (bb * L + l - 1) * HD
+    r_rows = hbuf + (((l - 1) * B + bb) * (P + WIDTH) + j + P) * HD
+    r_ok = b_ok & has_r
+    f += tl.load(bres_cur + l * 2 * HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    g += tl.load(bres_cur + l * 2 * HD + HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    res = tl.zeros((BB, BN), tl.float32) + \
+        tl.load(bres + (l - 1) * HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    res += tl.load(r_rows[:, None] + n[None, :], mask=r_ok[:, None] & n_ok[None, :],
+                   other=0.0, cache_modifier=CG).to(tl.float32)
+    sp = skip + bb[:, None] * HD + n[None, :]
+    if SAMPLE:
+        s = tl.load(sp, mask=ok & has_r[:, None], other=0.0, cache_modifier=CG) + tl.where(
+            has_r[:, None], 0.0, tl.load(bskip + n, mask=n_ok, other=0.0).to(tl.float32)[None, :])
+    k = tl.arange(0, BK)
+    wc = wres_cur + l * HD * 2 * HD
+    wh = wh_cur + l * HD * 2 * HD
+    for k0 in range(0, HD, BK):
+        kk = k0 + k
+        k_ok = kk < HD
+        a = tl.load(a_rows[:, None] + kk[None, :], mask=b_ok[:, None] & k_ok[None, :],
+                    other=0.0, cache_modifier=CG).to(tl.float32)
+        r = tl.load(r_rows[:, None] + kk[None, :], mask=r_ok[:, None] & k_ok[None, :],
+                    other=0.0, cache_modifier=CG).to(tl.float32)
+        w_ok = k_ok[:, None] & n_ok[None, :]
+        w2 = kk[:, None] * (2 * HD) + n[None, :]
+        w1 = kk[:, None] * HD + n[None, :]
+        f = mm(a, tl.load(wc + w2, mask=w_ok, other=0.0), f, BF16, INTERPRET)
+        g = mm(a, tl.load(wc + w2 + HD, mask=w_ok, other=0.0), g, BF16, INTERPRET)
+        f = mm(r, tl.load(wh + w2, mask=w_ok, other=0.0), f, BF16, INTERPRET)
+        g = mm(r, tl.load(wh + w2 + HD, mask=w_ok, other=0.0), g, BF16, INTERPRET)
+        res = mm(a, tl.load(wres + (l - 1) * HD * HD + w1, mask=w_ok, other=0.0), res,
+                 BF16, INTERPRET)
         if SAMPLE:
-            sp = skip + bb[:, None] * HD + n[None, :]
-            if l == 0:
-                s = tl.zeros((BB, BN), tl.float32) + tl.load(bskip + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-            else:
-                s = tl.load(sp, mask=ok, other=0.0, cache_modifier=CG)
-            s = matmul_rows(s, g_rows, b_ok, wskip + l * HD * HD, HD, n, n_ok, HD,
-                            BK, BF16, INTERPRET, CG)
-            tl.store(sp, s, mask=ok)
+            s = mm(a, tl.load(wskip + (l - 1) * HD * HD + w1, mask=w_ok, other=0.0), s,
+                   BF16, INTERPRET)
+    tl.store(hbuf + (((l * B + bb[:, None]) * (P + WIDTH) + j + P) * HD) + n[None, :],
+             res.to(hbuf.dtype.element_ty), mask=ok)                     # layer l's input
+    if SAMPLE:
+        tl.store(sp, s, mask=ok)
+    return f, g
 
 
 @triton.jit
@@ -171,8 +210,8 @@ def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, 
 
 @triton.jit
 def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
-           wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
-           i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
+           wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
+           table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
            P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
            BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BKO: tl.constexpr,
            FB: tl.constexpr, LVP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
@@ -180,14 +219,12 @@ def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
     if ph == 0:
         _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
               P, BB, BN, BK, BF16, INTERPRET)
-    elif ph < 2 * L and ph % 2 == 1:
-        _gate(pid, nprog, ph // 2, x, hbuf, base, gated, wh_cur, table, i, j, B, C, HEIGHT,
-              WIDTH, HD, L, LEVELS, E, F, P, BB, BN, BK, FB, BF16, INTERPRET)
-    elif ph < 2 * L:
-        _residual(pid, nprog, ph // 2 - 1, hbuf, gated, skip, wres, bres, wskip, bskip, j, B,
-                  WIDTH, HD, L, P, SAMPLE, BB, BN, BK, BF16, INTERPRET)
-    elif ph < 2 * L + 2:
-        _hidden(pid, nprog, ph == 2 * L + 1, gated, skip, scratch, wskip, bskip, w1, b1, B,
+    elif ph <= L:
+        _layer(pid, nprog, ph - 1, x, hbuf, base, gated, skip, wh_cur, wres_cur, bres_cur,
+               wres, bres, wskip, bskip, table, i, j, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
+               P, SAMPLE, BB, BN, BK, FB, BF16, INTERPRET)
+    elif ph <= L + 2:
+        _hidden(pid, nprog, ph == L + 2, gated, skip, scratch, wskip, bskip, w1, b1, B,
                 HD, L, BB, BN, BK, BF16, INTERPRET)
     else:
         _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD,
@@ -196,59 +233,64 @@ def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
 
 @triton.jit(do_not_specialize=["ph", "i", "j", "c"])
 def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, skip,
-                                wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
-                                i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
+                                wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip,
+                                w1, b1, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
                                 P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                 BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                 BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
                                 BF16: tl.constexpr, INTERPRET: tl.constexpr):
     _phase(ph, tl.program_id(0), tl.num_programs(0), x, u, hbuf, row_bias, base, gated,
-           scratch, skip, wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
-           i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
+           scratch, skip, wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1,
+           w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
            P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, BF16, INTERPRET)
 
 
 @triton.jit(do_not_specialize=["first", "i", "j", "c"])
 def _sampler_pixel_grid_kernel(counter, first, x, u, hbuf, row_bias, base, gated, scratch, skip,
-                               wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
-                               i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
+                               wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip,
+                               w1, b1, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
                                P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
                                BF16: tl.constexpr, INTERPRET: tl.constexpr,
                                POLL: tl.constexpr):
     pid, nprog = tl.program_id(0), tl.num_programs(0)
-    for ph in range(first, 2 * L + 3):
-        if SAMPLE or ph < 2 * L or ph == 2 * L + 2:
+    for ph in range(first, L + 4):
+        if SAMPLE or ph <= L or ph == L + 3:
             _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
-                   wh_prev, wh_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table,
-                   i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
+                   wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1, w2,
+                   b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
                    P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, BF16, INTERPRET)
-            if ph < 2 * L + 2:
+            if ph < L + 3:
                 grid_barrier(counter, nprog, POLL)
 
 
-def tiles(batch: int, hidden: int, dtype: torch.dtype) -> tuple:
+def tiles(batch: int, hidden: int, dtype: torch.dtype, persistent: bool = False) -> tuple:
     """(BB images, BN columns) per tile: 16 x 16 (tl.dot's smallest); for bf16 above batch 128
-    32 images (float32's exact products spill there). A phase has ceil(batch / BB) *
-    ceil(hidden / BN) tiles to spread."""
-    return (32 if batch > 128 and dtype == torch.bfloat16 else 16), 16
+    phase by phase 32 images (each image block re-reads the weights: half the L2 traffic).
+    Not in float32 (its exact products spill there) nor in the persistent kernel, which holds
+    every phase's code in one loop and spills at 32 (bench.compile, tiny bf16 sm_90: 8 bytes;
+    254 registers at 16). A phase has ceil(batch / BB) * ceil(hidden / BN) tiles to spread."""
+    wide = batch > 128 and dtype == torch.bfloat16 and not persistent
+    return (32 if wide else 16), 16
 
 
 def k_tile(hidden: int, dtype: torch.dtype) -> int:
-    """BK, the K tile of the phases' products: 32. Each K tile costs about half a dependent
+    """BK, the K tile of the phases' products: 32 in bf16, 16 in float32, whose exact (FMA)
+    products hold a K slice of each operand per thread: a layer's six products a K tile
+    spill at 32 (bench.compile, tiny float32 sm_90: 24 bytes). Each K tile costs about half a dependent
     round trip to L2 (two tiles in flight: see `pipeline_stages`; bench/roofline.py, fitted
     on the H200's run), and bf16 could take the cifar preset's K = 192 in two tiles
     (PIXELCNN_GRID_BK=128: the model predicts 1.5x at batch 1; bench.compile: no spills
     phase by phase, 12-60 bytes in the persistent kernel's SAMPLE forms; 256 spills 20-108
     bytes in both). $PIXELCNN_GRID_BK, a power of two >= 16, sets it until a GPU run has
-    timed one against the other (float32's exact FMA products spill above 32)."""
+    timed one against the other."""
     env = os.environ.get("PIXELCNN_GRID_BK")
     if env:
         if not env.isdigit() or int(env) < 16 or int(env) & (int(env) - 1):
             raise ValueError(f"PIXELCNN_GRID_BK must be a power of two >= 16, got {env!r}")
         return int(env)
-    return 32
+    return 32 if dtype == torch.bfloat16 else 16
 
 
 def pipeline_stages() -> int:
@@ -277,22 +319,23 @@ def out_k_tile(levels: int, bk: int) -> int:
 def phases(layers: int, c) -> list:
     """The phases a step runs for sub-pixel channel c (None: completion, no sample)."""
     L = layers
-    return ([0] if not c else []) + list(range(1, 2 * L)) + \
-        ([2 * L, 2 * L + 1] if c is not None else []) + [2 * L + 2]
+    return ([0] if not c else []) + list(range(1, L + 1)) + \
+        ([L + 1, L + 2] if c is not None else []) + [L + 3]
 
 
-def phase_tiles(ph: int, layers: int, batch: int, hidden: int, dtype: torch.dtype) -> int:
-    bb, bn = tiles(batch, hidden, dtype)
+def phase_tiles(ph: int, layers: int, batch: int, hidden: int, dtype: torch.dtype,
+                persistent: bool = False) -> int:
+    bb, bn = tiles(batch, hidden, dtype, persistent)
     per_layer = triton.cdiv(batch, bb) * triton.cdiv(hidden, bn)
     if ph == 0:
         return layers * per_layer
-    return triton.cdiv(batch, OUT_IMAGES.value) if ph == 2 * layers + 2 else per_layer
+    return triton.cdiv(batch, OUT_IMAGES.value) if ph == layers + 3 else per_layer
 
 
 def widest(cache) -> int:
     """Tiles of a step's widest phase (left): the most programs a persistent launch can use."""
     w = cache.w
-    return phase_tiles(0, w.layers, cache.batch, w.hidden, w.wv.dtype)
+    return phase_tiles(0, w.layers, cache.batch, w.hidden, w.wv.dtype, persistent=True)
 
 
 def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
@@ -306,12 +349,12 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     check_device(x, u, w.wv)
     B, C, H, W = x.shape
     hd, L = w.hidden, w.layers
-    bb, bn = tiles(B, hd, w.wv.dtype)
+    bb, bn = tiles(B, hd, w.wv.dtype, persistent=programs > 0)
     bk = k_tile(hd, w.wv.dtype)
     todo = phases(L, c)
     args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
-            cache.skip, w.wh_prev, w.wh_cur, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1,
-            w.w2, w.b2, w.table, i, j, c or 0, B, C, H, W, hd, L, w.levels, w.table.shape[-1],
+            cache.skip, w.wh_prev, w.wh_cur, w.wres_cur, w.bres_cur, w.wres, w.bres, w.wskip,
+            w.bskip, w.w1, w.b1, w.w2, w.b2, w.table, i, j, c or 0, B, C, H, W, hd, L, w.levels, w.table.shape[-1],
             w.features, float(temperature))
     meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
                 BK=bk, BKO=out_k_tile(w.levels, bk), FB=feature_block(w), LVP=pow2(w.levels),

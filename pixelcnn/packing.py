@@ -13,6 +13,11 @@ hidden width so that every layer has the same shapes:
     bh      [L, 2H]
     wres    [L, H, H], bres [L, H]   1x1 to the residual (layer 0: the output itself)
     wskip   [L, H, H], bskip [H]     1x1 to the skip connections (biases summed over layers)
+    wres_cur [L, H, 2H], bres_cur [L, 2H]   derived: layer l - 1's residual 1x1 composed with
+                            layer l's current tap (wres[l-1] @ wh_cur[l], bres[l-1] @
+                            wh_cur[l], in float64; slot 0 zero), so that layer l's gate follows
+                            from layer l - 1's gated unit in one product (triton-grid: one
+                            phase per layer instead of two)
     w1 [H, H], b1 [H], w2 [H, C*levels], b2 [C*levels]   the output head
     table   [C, levels, E]      the input embedding: sub-pixel value v of channel c -> E
                                 features (the scalar embedding: E = 1, 2v/(levels-1) - 1)
@@ -56,6 +61,8 @@ class PackedGated:
     w2: torch.Tensor
     b2: torch.Tensor
     table: torch.Tensor
+    wres_cur: torch.Tensor
+    bres_cur: torch.Tensor
     wmap: Optional[torch.Tensor] = None
 
     @property
@@ -105,6 +112,7 @@ def pack(model) -> PackedGated:
         per_layer["bres"].append(bo[:H])
         per_layer["wskip"].append(wo[H:].t())
         bskip = bskip + bo[H:]
+    stacked = {name: torch.stack(ts).contiguous() for name, ts in per_layer.items()}
     head = model.head
     values = torch.arange(cfg.levels, device=head.logits.bias.device)     # the model's device
     table = model.embedding if model.embedding is not None else \
@@ -112,11 +120,22 @@ def pack(model) -> PackedGated:
     maps = [layer.map.weight[:, :, 0, 0].t() for layer in model.layers if layer.map is not None]
     return PackedGated(
         cfg.in_channels, cfg.levels, H, cfg.layers, k,
-        **{name: torch.stack(ts).contiguous() for name, ts in per_layer.items()},
+        **stacked, **residual_into_next(stacked),
         bskip=bskip.contiguous(),
         w1=head.hidden.masked_weight[:, :, 0, 0].t().contiguous(), b1=head.hidden.bias.clone(),
         w2=head.logits.masked_weight[:, :, 0, 0].t().contiguous(), b2=head.logits.bias.clone(),
         table=table.contiguous().clone(), wmap=torch.stack(maps).contiguous() if maps else None)
+
+
+def residual_into_next(w: dict) -> dict:
+    """wres_cur, bres_cur (see the layout): layer l's current tap applied to layer l - 1's
+    residual 1x1, composed in float64 and rounded once to the weights' dtype."""
+    wh_cur = w["wh_cur"][1:].double()
+    wres_cur = torch.zeros_like(w["wh_cur"])
+    bres_cur = torch.zeros_like(w["bh"])
+    wres_cur[1:] = (w["wres"][:-1].double() @ wh_cur).to(wres_cur.dtype)
+    bres_cur[1:] = (w["bres"][:-1, None].double() @ wh_cur)[:, 0].to(bres_cur.dtype)
+    return {"wres_cur": wres_cur, "bres_cur": bres_cur}
 
 
 def packed(model) -> PackedGated:

@@ -148,7 +148,7 @@ STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes,
     # large-batch tiles on a small batch: 32 images x 16 columns, 128 positions x 32 columns
     "grid-wide-tiles": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
                         {(row_gemm, "tiles"): lambda positions, dtype: (128, 32, 8),
-                         (pixel_grid, "tiles"): lambda batch, hidden, dtype: (32, 16)}),
+                         (pixel_grid, "tiles"): lambda batch, hidden, dtype, persistent=False: (32, 16)}),
     # every product's whole K in one tile (as PIXELCNN_GRID_BK=256 on the cifar preset)
     "grid-whole-k": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
                      {(pixel_grid, "k_tile"): lambda hidden, dtype: max(16, pow2(hidden))}),
@@ -157,8 +157,10 @@ STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes,
 
 def test_grid_k_tile_from_the_environment(monkeypatch):
     """PIXELCNN_GRID_BK sets triton-grid's K tile (to time one against another); anything but
-    a power of two >= 16 is refused, saying what it must be."""
+    a power of two >= 16 is refused, saying what it must be. Unset: 32 in bf16, 16 in
+    float32 (its FMA products spill at 32)."""
     assert pixel_grid.k_tile(192, torch.bfloat16) == 32
+    assert pixel_grid.k_tile(192, torch.float32) == 16
     monkeypatch.setenv("PIXELCNN_GRID_BK", "256")
     assert pixel_grid.k_tile(192, torch.bfloat16) == 256
     assert pixel_grid.out_k_tile(256, 256) == 32 and pixel_grid.out_k_tile(256, 32) == 16
@@ -194,6 +196,22 @@ def test_grid_barrier_poll_from_the_environment(monkeypatch):
     monkeypatch.setenv("PIXELCNN_GRID_POLL", "spin")
     with pytest.raises(ValueError, match="'atomic' or 'load', got 'spin'"):
         poll_mode()
+
+
+def test_grid_persistent_step_is_opt_in(monkeypatch):
+    """triton-grid launches its pixel step phase by phase unless PIXELCNN_GRID_PERSISTENT=1
+    asks for the persistent kernel (and then only where it can run: bf16 on CUDA); anything
+    but 0 or 1 is refused, and sampling fails with it before any launch."""
+    from pixelcnn.kernels.grid import persistent_requested
+    assert not persistent_requested()
+    monkeypatch.setenv("PIXELCNN_GRID_PERSISTENT", "1")
+    assert persistent_requested()
+    monkeypatch.setenv("PIXELCNN_GRID_PERSISTENT", "yes")
+    with pytest.raises(ValueError, match="must be '0' .* or '1' .*, got 'yes'"):
+        persistent_requested()
+    model = make_model(dtype=torch.float32, layers=1)
+    with pytest.raises(ValueError, match="PIXELCNN_GRID_PERSISTENT"):
+        pixelcnn.sample(model, 1, (2, 2), method="triton-grid")
 
 
 @pytest.mark.parametrize("steps", STEPS)

@@ -8,61 +8,102 @@ from pixelcnn.kernels.sampler_pixel_grid import phases
 
 
 def test_grid_steps_follow_the_kernels():
-    """triton-grid's pixel step has one phase per launched phase of the kernel: 2L + 3 at
-    c = 0 (the left taps), 2L + 2 after; bf16 meets at grid barriers in one launch, float32
-    launches each phase. Its chain is the phases' waits for their K tiles at the launcher's K
-    tile and pipeline stages."""
+    """triton-grid's pixel step has one phase per launched phase of the kernel: L + 4 at
+    c = 0 (the left taps), L + 3 after, L + 2 to complete a given pixel, each its own launch
+    (bf16 .../persistent: met at grid barriers in one launch). Its chain is the phases'
+    waits for their K tiles at the launcher's K tile and pipeline stages."""
     cfg = pixelcnn.preset("cifar")
     L, H, p = cfg.layers, cfg.channels, cfg.kernel_size // 2
-    assert len(phases(L, 0)) == 2 * L + 3 and len(phases(L, 1)) == 2 * L + 2
-    for dtype, launches in (("bf16", 1), ("float32", 2 * L + 2)):
+    for c in (0, 1, 2, None):
+        assert len(roofline.phase_kinds(L, c)) == len(phases(L, c))
+    assert len(phases(L, 0)) == L + 4 and len(phases(L, 1)) == L + 3
+    assert len(phases(L, None)) == L + 2
+    for dtype, label, launches in (("bf16", "triton-grid/persistent", 1),
+                                   ("bf16", "triton-grid", L + 3),
+                                   ("float32", "triton-grid", L + 3)):
         steps = {s.name: s for s in roofline.grid(cfg, roofline.DEVICES["h100"], dtype, 1,
-                                                    (32, 32))}
+                                                    (32, 32), label=label)}
         assert steps["pixel c>0"].launches == launches
         assert steps["row"].launches == L + 2 and steps["row"].count == 31
         assert steps["pixel c=0"].count == 32 * 32 and steps["pixel c>0"].count == 2 * 32 * 32
     assert steps["pixel c=0"].barriers == 0 and roofline.grid(
-        cfg, roofline.DEVICES["h100"], "bf16", 1, (32, 32))[1].barriers == 2 * L + 2
-    k = -(-H // 32)                                  # the default K tile: 32
-    left, gates, residuals, head = 2 * k, 1 + (L - 1) * k, (L - 1) * 2 * k, 2 * k + H // 16
-    assert steps["pixel c=0"].chain == left + gates + residuals + head
-    assert steps["pixel c>0"].chain == gates + residuals + head
+        cfg, roofline.DEVICES["h100"], "bf16", 1, (32, 32),
+        label="triton-grid/persistent")[1].barriers == L + 3
+    for dtype, bk in (("bf16", 32), ("float32", 16)):          # the default K tiles
+        steps = {s.name: s for s in roofline.grid(cfg, roofline.DEVICES["h100"], dtype, 1,
+                                                    (32, 32))}
+        k = -(-H // bk)
+        left, layers, head = 2 * k, 1 + (L - 1) * k, 2 * k + H // 16
+        assert steps["pixel c=0"].chain == left + layers + head
+        assert steps["pixel c>0"].chain == layers + head
+
+
+def test_two_phase_design_is_modelled_as_it_was_measured():
+    """The design the H200 measured (gate, then residual + skip: 2L + 2 phases, 2L + 3 at
+    c = 0) stays modelled as .../2-phase, with its own chain: the constants were fitted on
+    it; folding the residual into the next gate halves the barriers."""
+    cfg = pixelcnn.preset("cifar")
+    L, H = cfg.layers, cfg.channels
+    assert len(roofline.phase_kinds(L, 0, fused=False)) == 2 * L + 3
+    assert len(roofline.phase_kinds(L, 1, fused=False)) == 2 * L + 2
+    two = {s.name: s for s in roofline.grid(cfg, roofline.DEVICES["h200"], "bf16", 1, (32, 32),
+                                              label="triton-grid/persistent/2-phase")}
+    k = -(-H // 32)
+    gates, residuals, head = 1 + (L - 1) * k, (L - 1) * 2 * k, 2 * k + H // 16
+    assert two["pixel c>0"].chain == gates + residuals + head
+    assert two["pixel c>0"].barriers == 2 * L + 1
+    pred = roofline.predict(cfg, "h200", "bf16", 1)
+    assert pred["triton-grid"][1] < 0.6 * pred["triton-grid/2-phase"][1]
+    assert pred["triton-grid/persistent"][1] < 0.6 * pred["triton-grid/persistent/2-phase"][1]
 
 
 def test_model_reproduces_the_committed_h200_run():
     """The fitted constants (T_SYNC, T_LAUNCH on batch 1; T_MEM on the H100's triton) predict
-    the H200's committed triton-grid bf16 timings at batch 16 and 64 within 10%."""
+    the H200's committed triton-grid bf16 timings at batch 16 and 64 within 10%. That run
+    predates the folded residual (its results do not name a design): it counts as
+    .../2-phase (persistent: its default then), never as today's triton-grid."""
     cfg = pixelcnn.preset("cifar")
     meas = roofline.measured(roofline.ROOT / "bench" / "results" / "h200-20261126", "h200",
                              cfg, (32, 32))
+    assert not any(method in ("triton-grid", "triton-grid/persistent")
+                   for method, _, _ in meas)
     for batch in (1, 16, 64):
-        got = meas[("triton-grid", "bf16", batch)]
-        assert roofline.predict(cfg, "h200", "bf16", batch)["triton-grid"][1] == \
-            pytest.approx(got, rel=0.1)
+        got = meas[("triton-grid/persistent/2-phase", "bf16", batch)]
+        pred = roofline.predict(cfg, "h200", "bf16", batch)["triton-grid/persistent/2-phase"]
+        assert pred[1] == pytest.approx(got, rel=0.1)
+    assert roofline.predict(cfg, "h200", "bf16", 1)["triton-grid/2-phase"][1] == \
+        pytest.approx(meas[("triton-grid/2-phase", "bf16", 1)], rel=0.1)
 
 
 def test_variants_follow_the_environment_they_ran_in():
-    """A measurement counts for the variant its environment selected: bf16 phase by phase,
-    another K tile; float32 triton-grid is always phase by phase."""
+    """A measurement counts for the variant its environment selected: bf16 persistent (=1;
+    before the fold, its default: =0 turned it off), another K tile; float32 triton-grid is
+    always phase by phase."""
+    two = roofline.TWO_PHASE
     assert roofline.variant("triton-grid", "bf16", {}) == "triton-grid"
-    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_PERSISTENT": "0"}) == \
-        "triton-grid/phases"
-    assert roofline.variant("triton-grid", "float32", {"PIXELCNN_GRID_PERSISTENT": "0"}) == \
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_PERSISTENT": "1"}) == \
+        "triton-grid/persistent"
+    assert roofline.variant("triton-grid", "float32", {"PIXELCNN_GRID_PERSISTENT": "1"}) == \
         "triton-grid"
+    assert roofline.variant("triton-grid", "bf16", {}, two) == "triton-grid/persistent/2-phase"
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_PERSISTENT": "0"}, two) == \
+        "triton-grid/2-phase"
     assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_BK": "256"}) == \
         "triton-grid/bk256"
     assert roofline.variant("triton", "bf16", {"PIXELCNN_GRID_BK": "256"}) == "triton"
-    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_POLL": "load"}) == \
-        "triton-grid/poll-load"                                     # measured, not modelled
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_POLL": "load",
+                                                    "PIXELCNN_GRID_PERSISTENT": "1"}) == \
+        "triton-grid/persistent/poll-load"                          # measured, not modelled
     assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_BK": "64",
                                                     "PIXELCNN_GRID_STAGES": "7"}) == \
         "triton-grid/bk64/s7"
-    assert roofline.grid_variant("triton-grid/phases/bk64") == (False, 64, None)
-    assert roofline.grid_variant("triton-grid/bk64/s7") == (True, 64, 7)
+    assert roofline.grid_variant("triton-grid/bk64") == (False, 64, None, True)
+    assert roofline.grid_variant("triton-grid/persistent/bk64/s7") == (True, 64, 7, True)
+    assert roofline.grid_variant("triton-grid/persistent/2-phase") == (True, None, None, False)
     cfg = pixelcnn.preset("cifar")
     pred = roofline.predict(cfg, "h200", "bf16", 1)
     assert pred["triton-grid/bk128"][1] < pred["triton-grid"][1]   # fewer K round trips
-    assert pred["triton-grid/phases/bk128"][1] < pred["triton-grid/phases"][1]
+    assert pred["triton-grid/persistent/bk128"][1] < pred["triton-grid/persistent"][1]
     assert pred["triton-grid/s7"][1] < pred["triton-grid"][1]      # more K tiles in flight
 
 
@@ -76,7 +117,8 @@ def test_pipelined_k_loops_wait_a_round_trip_per_stages_minus_one_tiles():
 
 def test_a_batch_is_linear_in_the_barrier_cost():
     cfg = pixelcnn.preset("cifar")
-    at = lambda t: roofline.predict(cfg, "h100", "bf16", 1, (32, 32), t)["triton-grid"][1]
+    at = lambda t: roofline.predict(cfg, "h100", "bf16", 1, (32, 32), t)[
+        "triton-grid/persistent"][1]
     assert at(2e-6) - at(1e-6) == pytest.approx(at(1e-6) - at(0.0))
     assert at(1e-6) > at(0.0)
 
@@ -87,7 +129,8 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
     assert "predicted vs measured" in out and "H200" in out
-    assert out.count("target bf16") == 3 * 3          # triton-grid, .../bk128 and .../s7
+    assert out.count("target bf16") == 3 * 4          # 3 and 7 stages, persistent or not
+    assert out.count("holds while a cross-SM sync costs") == 3 * 2     # the persistent ones
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out
 
@@ -96,3 +139,23 @@ def test_bad_options_fail_in_one_line(capsys):
     with pytest.raises(SystemExit):
         roofline.main(["--dtypes", "fp8"])
     assert "--dtypes: unknown ['fp8']" in capsys.readouterr().err
+
+
+def test_results_say_which_design_they_timed(tmp_path):
+    """bench.sample's machine record and line name triton-grid's design (its phases per
+    sub-pixel); the roofline files a timing under that design: today's as triton-grid, the
+    same line without it (older results) as .../2-phase."""
+    import torch
+    from bench.common import machine, machine_line
+    m = machine(torch.device("cpu"), "bf16")
+    assert m["grid_phases"] == "L+3"
+    m.update(device="cuda", device_name="NVIDIA H100 80GB HBM3")
+    model = "model: x.pt (22,120,512 parameters, 15 layers, 192 channels, k5)"
+    timing = ["[1 s] throughput at 32x32x3 (3072 sub-pixel steps per image):",
+              "  triton-grid  batch    1: 0.25 s per batch (3 s to measure)"]
+    old = machine_line(m).replace(" | triton-grid phases L+3", "")
+    (tmp_path / "call1-log.txt").write_text("\n".join([machine_line(m), model] + timing))
+    (tmp_path / "call2-log.txt").write_text("\n".join([old, model] + timing).replace("0.25", "0.5"))
+    meas = roofline.measured(tmp_path, "h100", pixelcnn.preset("cifar"), (32, 32))
+    assert meas == {("triton-grid", "bf16", 1): 0.25,       # old: persistent by default
+                    ("triton-grid/persistent/2-phase", "bf16", 1): 0.5}

@@ -6,10 +6,9 @@ registered methods:
   sampler_pixel.py. Measured correct on an H100; flat in the batch (a few SMs do each step).
 - `triton-grid`: the steps spread over the whole GPU (kernels/sampler_row_gemm.py,
   sampler_pixel_grid.py): the row step as batched GEMMs, the sub-pixel step as phases of
-  images x columns tiles, one persistent cooperative launch with grid barriers per step for
-  bf16 where Triton can launch one, else one launch per phase (PIXELCNN_GRID_PERSISTENT=0:
-  always per phase). Not yet
-  run on a GPU: `auto` keeps picking `triton` until a GPU run shows this correct and faster.
+  images x columns tiles, one launch per phase (PIXELCNN_GRID_PERSISTENT=1: one persistent
+  cooperative launch with grid barriers per step, bf16 only, where Triton can launch one).
+  `auto` keeps picking `triton` until a GPU run shows this correct and faster.
 
 Both sample every GatedPixelCNN `cached` does: images (the scalar embedding, packed as a
 [C, levels, 1] table) and priors over codes (a learned embedding table, a conditioning map);
@@ -26,7 +25,6 @@ eagerly.
 from __future__ import annotations
 
 import functools
-import os
 import weakref
 
 import torch
@@ -51,14 +49,15 @@ def _kernels():
 
 
 def _grid_steps(cache, x):
-    """triton-grid's (row step, pixel step) for this cache: the pixel step persistent for bf16
-    on a CUDA device whose Triton launches cooperative grids, one program per SM at most."""
-    from ..kernels.grid import cooperative_launch, sm_count
+    """triton-grid's (row step, pixel step) for this cache: the pixel step one launch per
+    phase, or persistent where PIXELCNN_GRID_PERSISTENT=1 asks for it (bf16 on a CUDA device
+    whose Triton launches cooperative grids, one program per SM at most)."""
+    from ..kernels.grid import cooperative_launch, persistent_requested, sm_count
     from ..kernels.sampler_pixel_grid import sampler_pixel_grid, widest
     from ..kernels.sampler_row_gemm import sampler_row_gemm
     programs = 0
-    if (x.is_cuda and cache.w.wv.dtype == torch.bfloat16 and cooperative_launch()
-            and os.environ.get("PIXELCNN_GRID_PERSISTENT") != "0"):
+    if (persistent_requested() and x.is_cuda and cache.w.wv.dtype == torch.bfloat16
+            and cooperative_launch()):
         programs = min(sm_count(x.device), widest(cache))
     return sampler_row_gemm, functools.partial(sampler_pixel_grid, programs=programs)
 
