@@ -10,8 +10,9 @@ Two checks per method:
   size: teacher forcing through the incremental cache (`cached`), the fused kernels
   (`triton`); n/a for a method that exposes no logits (`native`).
 
-Where samples differ, the gate also reports each differing image's CDF margin: at its first
-differing sub-pixel (in sampling order; the two images agree before it), the distance from
+Where samples differ, the gate also reports each differing image's first differing sub-pixel
+(row, column, channel: which part of a step parted first) and its CDF margin there (in
+sampling order; the two images agree before it): the distance from
 the uniform to the nearest boundary of the reference's float64 CDF. A margin near float32's
 rounding (~1e-6) is a near-tie that any other summation order may flip; a large one is a bug.
 """
@@ -63,22 +64,32 @@ def fast_logits(model, method: str, x: torch.Tensor, y=None) -> Optional[torch.T
     return None
 
 
+def first_differences(ref: torch.Tensor, got: torch.Tensor) -> dict:
+    """{image: (row, column, channel)} of its first sub-pixel in sampling order where got
+    differs from ref (long [B, C, H, W]), for every image that differs: where in the step
+    (which row, column, channel) a fast path first parts from the reference."""
+    diff = (got != ref).permute(0, 2, 3, 1).flatten(1).cpu()         # sampling order
+    C, W = ref.shape[1], ref.shape[3]
+    out = {}
+    for b in diff.any(1).nonzero().flatten().tolist():
+        first = int(diff[b].nonzero()[0])
+        out[b] = (first // (W * C), first // C % W, first % C)
+    return out
+
+
 @torch.no_grad()
 def cdf_margins(model, ref: torch.Tensor, got: torch.Tensor, u: torch.Tensor, y=None) -> list:
     """Per image where got differs from ref (long [B, C, H, W], drawn from the uniforms u):
     |u - the nearest boundary of the reference CDF| at the first differing sub-pixel in
     sampling order (row, column, channel), in float64 from ref's logits there."""
-    diff = (got != ref).permute(0, 2, 3, 1).flatten(1).cpu()         # sampling order
-    bad = diff.any(1).nonzero().flatten().tolist()
-    if not bad:
+    firsts = first_differences(ref, got)
+    if not firsts:
         return []
+    bad = list(firsts)
     with full_precision():
         logits = model(ref[bad], None if y is None else y[bad]).double()  # [b, V, C, H, W]
-    C, W = ref.shape[1], ref.shape[3]
     out = []
-    for k, b in enumerate(bad):
-        first = int(diff[b].nonzero()[0])
-        i, j, c = first // (W * C), first // C % W, first % C
+    for k, (b, (i, j, c)) in enumerate(firsts.items()):
         cdf = torch.softmax(logits[k, :, c, i, j], 0).cumsum(0)[:-1].cpu()
         out.append(float((cdf - float(u[b, c, i, j])).abs().min()))
     return out
@@ -104,7 +115,8 @@ def run_gate(model, methods: list, images: torch.Tensor, gate_size, dtype: str,
     for m in methods:
         if m == "naive":
             out[m] = {"identical_rate": 1.0, "identical_images": n, "max_abs_dlogits": 0.0,
-                      "cdf_margins": [], "passed": True, "why": "the reference"}
+                      "cdf_margins": [], "first_differences": [], "passed": True,
+                      "why": "the reference"}
             continue
         got = pixelcnn.sample(model, n, gate_size, y=y, uniforms=u, method=m)
         same = got == ref
@@ -113,14 +125,17 @@ def run_gate(model, methods: list, images: torch.Tensor, gate_size, dtype: str,
             logits = fast_logits(model, m, images, y)
         dlogits = None if logits is None else float((logits.float() - ref_logits).abs().max())
         margins = cdf_margins(model, ref, got, u, y)
+        firsts = list(first_differences(ref, got).values())
         why = []
         if rate < floor:
-            why.append(f"identical-sample rate {rate:.4f} < {floor} (CDF margins at the first "
-                       f"differences: {', '.join(f'{v:.1e}' for v in margins)})")
+            why.append(f"identical-sample rate {rate:.4f} < {floor} (first differences at "
+                       f"(row, column, channel) {', '.join(map(str, firsts))}; CDF margins "
+                       f"there: {', '.join(f'{v:.1e}' for v in margins)})")
         if dlogits is not None and dlogits > RTOL[dtype] * scale:
             why.append(f"max |Δlogits| {dlogits:.2e} > {RTOL[dtype] * scale:.2e}")
         out[m] = {"identical_rate": rate, "identical_images": int(same.flatten(1).all(1).sum()),
                   "max_abs_dlogits": dlogits, "cdf_margins": margins,
+                  "first_differences": [list(f) for f in firsts],
                   "passed": not why, "why": "; ".join(why),
                   "logits": logits}
     return out

@@ -99,7 +99,7 @@ def test_gate_failure_is_not_timed(tmp_path, tiny_checkpoint, monkeypatch, capsy
 def test_gate_reports_the_cdf_margin_at_each_images_first_difference():
     """cdf_margins: for each image that differs, |u - nearest reference CDF boundary| at its
     first difference in sampling order (row, column, channel), not at a later one."""
-    from bench.gate import cdf_margins
+    from bench.gate import cdf_margins, first_differences
     model = make_model(dtype=torch.float32, layers=2, in_channels=3, levels=16)
     n, size = 3, (3, 4)
     u = torch.rand(n, 3, *size, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -113,6 +113,7 @@ def test_gate_reports_the_cdf_margin_at_each_images_first_difference():
         u[b, c, i, j] = float(cdf[b, 7, c, i, j]) + 3e-9
     assert cdf_margins(model, ref, got, u) == pytest.approx([3e-9, 3e-9], abs=1e-12)
     assert cdf_margins(model, ref, ref, u) == []
+    assert first_differences(ref, got) == {1: (0, 3, 2), 2: (1, 0, 1)}
 
 
 @pytest.mark.parametrize("args, message", [
