@@ -17,9 +17,9 @@
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: compile kernels sample-bf16 gate-fp32 grid-stages grid-persistent grid-poll
-# grid-bk128 sample-fp32 cached train-throughput roofline train-ship (data is built first
-# when a step needs it).
+# Steps, in order: compile kernels sample-bf16 gate-fp32 grid-stages grid-pdl grid-persistent
+# grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship (data is built
+# first when a step needs it).
 # Data: the CIFAR-10 builder folder in .gpu/cifar10/ (git-ignored, carried to the device:
 # `cp -r ../shared/datasets/cifar10 .gpu/`), else ../shared/datasets/cifar10. Without it the
 # sampling runs skip bits/dim and the training steps are skipped.
@@ -31,8 +31,8 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="compile kernels sample-bf16 gate-fp32 grid-stages grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
-SAMPLE_STEPS=" sample-bf16 gate-fp32 grid-stages grid-persistent grid-poll grid-bk128 sample-fp32 cached "
+ALL="compile kernels sample-bf16 gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
+SAMPLE_STEPS=" sample-bf16 gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached "
 DATA_STEPS="$SAMPLE_STEPS train-throughput train-ship "
 DRY=${DRY_RUN:-0}
 PART=all
@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="sample-bf16 gate-fp32 grid-stages grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="sample-bf16 gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
   2) DEFAULT="sample-fp32 compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
@@ -183,6 +183,10 @@ for s in $STEPS; do
         grid-stages)  # 7 pipeline stages (the six K tiles of 32 in flight at once, in shared
                       # memory: the roofline's best candidate, without BK 128's registers)
           grid_variant grid-stages 150 16 PIXELCNN_GRID_STAGES=7 ;;
+        grid-pdl)     # the phases as programmatic dependent launches (Hopper: the next phase
+                      # resident while this one runs), with 3 and 7 pipeline stages
+          grid_variant grid-pdl 150 16 PIXELCNN_GRID_PDL=1
+          grid_variant grid-pdl-s7 150 16 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_STAGES=7 ;;
         grid-persistent)  # one persistent launch per sub-pixel, its phases met at grid
                       # barriers, instead of a launch per phase: what a barrier costs
           grid_variant grid-persistent 150 16 PIXELCNN_GRID_PERSISTENT=1 ;;

@@ -89,6 +89,9 @@ T_MEM = 0.24e-6       # one K tile of a dependent K loop, ~475 cycles at 1.98 GH
                       # (with its wait, bar.sync, ldmatrix and mma) is ~2 T_MEM per 2 tiles
 T_LAUNCH = 1.87e-6    # a dependent kernel launch in a CUDA graph: FITTED on triton-grid bf16 batch 1
                       # launched phase by phase (0.396 s per image, H200, with T_MEM)
+T_PDL = 0.9e-6        # triton-grid/pdl: a phase launched as a programmatic dependent (resident
+                      # while its predecessor runs, released by griddepcontrol.wait): ASSUMED
+                      # half a launch, until gpu.sh grid-pdl measures it
 T_SYNC = 2.24e-6      # triton-grid: a grid barrier (arrive: atomic, poll: atomics): FITTED on the
                       # persistent launch, bf16 batch 1 (0.432 s per image, H200); assumed 0.72 us
                       # before (3 x T_MEM): measured 3x that, slower than a launch
@@ -229,7 +232,7 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
     wt = weights(cfg)
     compute = rate(dev, dtype) * EFFICIENCY
-    persistent, bk, stages, fused = grid_variant(label)
+    persistent, bk, stages, fused, pdl = grid_variant(label)
     persistent = persistent and dtype == "bf16"
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     bb, bn = pixel_tiles(batch, H, torch_dtype, persistent and fused)   # as launched (2-phase: 32)
@@ -244,8 +247,9 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
         hops = len(todo) - 1 if persistent else len(todo)
         useful = 2.0 * elements * batch
         data = nb * elements * eb + len(todo) * batch * 2 * H * 4   # weights + activations
+        hop = t_sync if persistent else T_PDL if pdl else T_LAUNCH
         terms = {"sync latency" if persistent else "launch latency":
-                 hops * (t_sync if persistent else T_LAUNCH) + (T_LAUNCH if persistent else 0),
+                 hops * hop + (T_LAUNCH if persistent else 0),
                  "K-loop latency": waits * T_MEM, "compute": useful / compute,
                  "L2 bandwidth": data / L2_BW}
         return Step(label, name, count, 1 if persistent else len(todo), programs,
@@ -302,27 +306,29 @@ LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
 
 GRID_VARIANTS = ["triton-grid", "triton-grid/persistent", "triton-grid/bk128",
                  "triton-grid/persistent/bk128", "triton-grid/s7", "triton-grid/persistent/s7",
+                 "triton-grid/pdl", "triton-grid/pdl/s7",
                  "triton-grid/2-phase", "triton-grid/persistent/2-phase"]  # as the H200 ran it
 TWO_PHASE = "2L+2"      # the pixel step's phases (c > 0) in results made before the fold
 
 
 def grid_variant(label: str) -> tuple:
-    """(persistent, K tile, pipeline stages, residual folded) of a triton-grid variant's
-    label (.../persistent: one launch per step, else one per phase; .../bkN, .../sN: None
-    where the label leaves the launcher's; .../2-phase: the design before the fold, two
-    phases per layer)."""
+    """(persistent, K tile, pipeline stages, residual folded, dependent launch) of a
+    triton-grid variant's label (.../persistent: one launch per step, else one per phase;
+    .../pdl: those launches programmatic dependents; .../bkN, .../sN: None where the label
+    leaves the launcher's; .../2-phase: the design before the fold, two phases per layer)."""
     parts = label.split("/")[1:]
     bk = [int(p[2:]) for p in parts if re.fullmatch(r"bk\d+", p)]
     stages = [int(p[1:]) for p in parts if re.fullmatch(r"s\d+", p)]
     return ("persistent" in parts, (bk[0] if bk else None), (stages[0] if stages else None),
-            "2-phase" not in parts)
+            "2-phase" not in parts, "pdl" in parts)
 
 
 def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> str:
     """The modelled variant a measurement belongs to, from the environment it ran in:
     triton-grid in bf16 with PIXELCNN_GRID_PERSISTENT=1 is triton-grid/persistent (float32
     always launches phase by phase; before the fold persistent was bf16's default, =0 turned
-    it off); its PIXELCNN_GRID_POLL=load, .../poll-load; PIXELCNN_GRID_BK=N, .../bkN;
+    it off); its PIXELCNN_GRID_POLL=load, .../poll-load; else PIXELCNN_GRID_PDL=1, .../pdl;
+    PIXELCNN_GRID_BK=N, .../bkN;
     PIXELCNN_GRID_STAGES=S, .../sS; measured on the design before the fold (design
     TWO_PHASE: results that do not say), .../2-phase."""
     if method != "triton-grid":
@@ -332,6 +338,8 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
         method += "/persistent"
         if env.get("PIXELCNN_GRID_POLL", "atomic") != "atomic":
             method += f"/poll-{env['PIXELCNN_GRID_POLL']}"     # not modelled: measured only
+    elif env.get("PIXELCNN_GRID_PDL") == "1":
+        method += "/pdl"
     method += f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else ""
     method += f"/s{env['PIXELCNN_GRID_STAGES']}" if env.get("PIXELCNN_GRID_STAGES") else ""
     return method + ("/2-phase" if design == TWO_PHASE else "")
@@ -429,7 +437,8 @@ def main(argv=None) -> dict:
     print(f"{args.preset} preset: {cfg.layers} layers x {cfg.channels} channels, "
           f"k{cfg.kernel_size}, {cfg.in_channels} x {cfg.levels} levels, {size[0]}x{size[1]}; "
           f"{dev.name}\nconstants: {dev.sources}; T_MEM {T_MEM * 1e6:.2f} us (fitted), "
-          f"T_SYNC {T_SYNC * 1e6:.2f} us, T_LAUNCH {T_LAUNCH * 1e6:.2f} us, L2 "
+          f"T_SYNC {T_SYNC * 1e6:.2f} us, T_LAUNCH {T_LAUNCH * 1e6:.2f} us (fitted), T_PDL "
+          f"{T_PDL * 1e6:.2f} us, L2 "
           f"{L2_BW / 1e12:.1f} TB/s (assumed)")
     summary = [("dtype", "batch", "method", "predicted s", "measured s", "pred/meas",
                 "ms/image", "images/s", "x naive")]
@@ -456,12 +465,12 @@ def main(argv=None) -> dict:
 
 
 def targets(cfg, device, size, meas) -> list:
-    """Today's triton-grid variants (3 and 7 stages, a launch per phase and persistent)
-    against issue 12's targets (bf16); for the persistent ones the barrier cost each
-    tolerates: a batch's time is linear in T_SYNC."""
+    """Today's triton-grid variants (3 and 7 stages; a launch per phase, programmatic
+    dependent launches, persistent) against issue 12's targets (bf16); for the persistent
+    ones the barrier cost each tolerates: a batch's time is linear in T_SYNC."""
     lines = []
-    for label in ("triton-grid", "triton-grid/s7", "triton-grid/persistent",
-                  "triton-grid/persistent/s7"):
+    for label in ("triton-grid", "triton-grid/s7", "triton-grid/pdl/s7",
+                  "triton-grid/persistent", "triton-grid/persistent/s7"):
         for batch, need, what in ((1, 50, "x naive"), (256, 500, "x naive"),
                                   (256, 2000, "images/s")):
             naive_s = meas.get(("naive", "bf16", batch),

@@ -54,17 +54,36 @@ def poll_mode() -> str:
     return mode
 
 
+def switch(name: str, off: str, on: str) -> bool:
+    """An opt-in environment switch: "1" on, "0" or unset off, anything else refused."""
+    value = os.environ.get(name, "0")
+    if value not in ("0", "1"):
+        raise ValueError(f"{name} must be '0' ({off}) or '1' ({on}), got {value!r}")
+    return value == "1"
+
+
 def persistent_requested() -> bool:
     """$PIXELCNN_GRID_PERSISTENT: "1" asks triton-grid for one persistent launch per pixel step
     (bf16, where Triton launches cooperative grids); "0" or unset, one launch per phase (the
     default: faster on the H200, where a grid barrier cost 2.24 us against a launch's 1.87,
     and the persistent kernel, every phase's code in one loop, spills 8-16 bytes on sm_90:
-    bench.compile). Anything else is refused."""
-    value = os.environ.get("PIXELCNN_GRID_PERSISTENT", "0")
-    if value not in ("0", "1"):
-        raise ValueError(f"PIXELCNN_GRID_PERSISTENT must be '0' (a launch per phase) or '1' "
-                         f"(one persistent launch per step), got {value!r}")
-    return value == "1"
+    bench.compile)."""
+    return switch("PIXELCNN_GRID_PERSISTENT", "a launch per phase",
+                  "one persistent launch per step")
+
+
+def dependent_launch(x: torch.Tensor) -> bool:
+    """Whether triton-grid's per-phase launches use programmatic dependent launch (Hopper's
+    griddepcontrol: the next phase's kernel is launched while this one runs and waits on chip
+    for its completion, hiding the launch between dependent kernels). $PIXELCNN_GRID_PDL "1"
+    asks for it, off until a GPU run has timed it; it runs on CUDA devices of compute
+    capability >= 9 only (and on meta tensors: bench.compile, for the arch it is given), never
+    in the interpreter."""
+    if not switch("PIXELCNN_GRID_PDL", "plain launches", "programmatic dependent launch"):
+        return False
+    if x.is_cuda:
+        return torch.cuda.get_device_capability(x.device)[0] >= 9
+    return x.is_meta
 
 
 def cooperative_launch() -> bool:

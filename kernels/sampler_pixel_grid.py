@@ -38,11 +38,12 @@ import os
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 
 from .common import (check_device, feature_block, gate, gated_matmul_embedded,
                      gated_matmul_rows, inverse_cdf, launch_flags, matmul_rows, mm, pow2,
                      store_embedded)
-from .grid import grid_barrier, poll_mode
+from .grid import dependent_launch, grid_barrier, poll_mode
 
 GRID_PHASES = "L+3"    # the design: phases per sub-pixel (c > 0); bench.roofline models it
 CG: tl.constexpr = tl.constexpr(".cg")     # activations: from L2, never a stale L1 line
@@ -238,7 +239,11 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
                                 P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                 BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                 BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
-                                BF16: tl.constexpr, INTERPRET: tl.constexpr):
+                                BF16: tl.constexpr, INTERPRET: tl.constexpr,
+                                PDL: tl.constexpr = False):
+    if PDL:     # launched as a programmatic dependent: let the next phase launch now, then
+        gdc_launch_dependents()     # wait until the previous one has finished and flushed
+        gdc_wait()
     _phase(ph, tl.program_id(0), tl.num_programs(0), x, u, hbuf, row_bias, base, gated,
            scratch, skip, wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1,
            w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
@@ -343,8 +348,9 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     """Sample sub-pixel (c, i, j) of x (long [B, C, H, W]) from the uniforms u, or with
     c=None take pixel (i, j) as given (completion) and only update the caches - as the
     PyTorch step `pixelcnn.cache.pixel_step`, on the same GatedCache. programs=0: one launch
-    per phase; programs=N: one persistent cooperative launch of N programs meeting at grid
-    barriers (CUDA; at most one per SM, see kernels/grid.py)."""
+    per phase (PIXELCNN_GRID_PDL=1: programmatic dependent launches, kernels/grid.py);
+    programs=N: one persistent cooperative launch of N programs meeting at grid barriers
+    (CUDA; at most one per SM, see kernels/grid.py)."""
     w = cache.w
     check_device(x, u, w.wv)
     B, C, H, W = x.shape
@@ -354,8 +360,8 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     todo = phases(L, c)
     args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
             cache.skip, w.wh_prev, w.wh_cur, w.wres_cur, w.bres_cur, w.wres, w.bres, w.wskip,
-            w.bskip, w.w1, w.b1, w.w2, w.b2, w.table, i, j, c or 0, B, C, H, W, hd, L, w.levels, w.table.shape[-1],
-            w.features, float(temperature))
+            w.bskip, w.w1, w.b1, w.w2, w.b2, w.table, i, j, c or 0, B, C, H, W, hd, L, w.levels,
+            w.table.shape[-1], w.features, float(temperature))
     meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
                 BK=bk, BKO=out_k_tile(w.levels, bk), FB=feature_block(w), LVP=pow2(w.levels),
                 maxnreg=255, num_stages=pipeline_stages(),
@@ -371,5 +377,7 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
                     POLL=poll_mode())
         _sampler_pixel_grid_kernel[(programs,)](cache.sync, todo[0], *args, **meta)
         return
+    if dependent_launch(x):
+        meta.update(PDL=True, launch_pdl=True)
     for ph in todo:
         _sampler_pixel_phase_kernel[(phase_tiles(ph, L, B, hd, w.wv.dtype),)](ph, *args, **meta)

@@ -214,6 +214,20 @@ def test_grid_persistent_step_is_opt_in(monkeypatch):
         pixelcnn.sample(model, 1, (2, 2), method="triton-grid")
 
 
+def test_grid_dependent_launch_is_opt_in(monkeypatch):
+    """PIXELCNN_GRID_PDL=1 asks for programmatic dependent launches of the phases: on CUDA
+    devices of compute capability >= 9 and on meta tensors (the compile check), never on the
+    CPU (the interpreter: griddepcontrol is PTX); anything but 0 or 1 is refused."""
+    from pixelcnn.kernels.grid import dependent_launch
+    cpu, meta = torch.zeros(1), torch.zeros(1, device="meta")
+    assert not dependent_launch(meta)
+    monkeypatch.setenv("PIXELCNN_GRID_PDL", "1")
+    assert dependent_launch(meta) and not dependent_launch(cpu)
+    monkeypatch.setenv("PIXELCNN_GRID_PDL", "on")
+    with pytest.raises(ValueError, match="PIXELCNN_GRID_PDL must be '0' .* or '1' .*, got 'on'"):
+        dependent_launch(cpu)
+
+
 @pytest.mark.parametrize("steps", STEPS)
 @pytest.mark.parametrize("fields,size", [(s[1], s[2]) for s in SAMPLER], ids=[s[0] for s in SAMPLER])
 @torch.no_grad()

@@ -97,14 +97,20 @@ def test_variants_follow_the_environment_they_ran_in():
     assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_BK": "64",
                                                     "PIXELCNN_GRID_STAGES": "7"}) == \
         "triton-grid/bk64/s7"
-    assert roofline.grid_variant("triton-grid/bk64") == (False, 64, None, True)
-    assert roofline.grid_variant("triton-grid/persistent/bk64/s7") == (True, 64, 7, True)
-    assert roofline.grid_variant("triton-grid/persistent/2-phase") == (True, None, None, False)
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_PDL": "1",
+                                                    "PIXELCNN_GRID_STAGES": "7"}) == \
+        "triton-grid/pdl/s7"
+    assert roofline.grid_variant("triton-grid/bk64") == (False, 64, None, True, False)
+    assert roofline.grid_variant("triton-grid/persistent/bk64/s7") == (True, 64, 7, True, False)
+    assert roofline.grid_variant("triton-grid/persistent/2-phase") == \
+        (True, None, None, False, False)
+    assert roofline.grid_variant("triton-grid/pdl/s7") == (False, None, 7, True, True)
     cfg = pixelcnn.preset("cifar")
     pred = roofline.predict(cfg, "h200", "bf16", 1)
     assert pred["triton-grid/bk128"][1] < pred["triton-grid"][1]   # fewer K round trips
     assert pred["triton-grid/persistent/bk128"][1] < pred["triton-grid/persistent"][1]
     assert pred["triton-grid/s7"][1] < pred["triton-grid"][1]      # more K tiles in flight
+    assert pred["triton-grid/pdl"][1] < pred["triton-grid"][1]     # launches overlapped
 
 
 def test_pipelined_k_loops_wait_a_round_trip_per_stages_minus_one_tiles():
@@ -129,7 +135,7 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
     assert "predicted vs measured" in out and "H200" in out
-    assert out.count("target bf16") == 3 * 4          # 3 and 7 stages, persistent or not
+    assert out.count("target bf16") == 3 * 5          # 3 and 7 stages, pdl, persistent
     assert out.count("holds while a cross-SM sync costs") == 3 * 2     # the persistent ones
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out
