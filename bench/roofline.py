@@ -38,6 +38,12 @@ arithmetic: it is the chain of ~800-1,360 dependent K-iterations of the one prog
 owns an image (~0.24 us each, 250 us per step), the same at every batch size up to 16
 programs, and 16 of 132 SMs at batch 256. So triton is flat in the batch (0.77-0.94 s per
 batch), as measured; T_MEM is fitted on one point (bf16, batch 1), the rest is predicted.
+
+Correction after the H200 run of triton-grid (bench/results/h200-20261126): the row step had
+counted its weights' traffic but not its taps', which every block of output columns re-reads
+(4.8 GB a row step at batch 256 with 32-column blocks); counting them moved the batch-256
+predictions from 0.90-0.92 of the measured times to 0.95-0.97 (batch 16 and 64: 0.99-1.00),
+and made the row step 64 columns wide there.
 """
 from __future__ import annotations
 
@@ -224,7 +230,9 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     launches of tiles (BM positions x BN columns), each program a K loop over the taps; per
     sub-pixel, L + 3 phases (L + 4 with the left taps at c = 0; .../2-phase: 2L + 2 and
     2L + 3) of BB images x BN columns tiles, launched one by one, or (bf16 .../persistent)
-    met at grid barriers in one persistent launch. A phase costs its dependency (a barrier or a launch), its
+    met at grid barriers in one persistent launch. The row step moves each layer's weights
+    once per block of positions and its taps (the ring buffers) once per block of columns,
+    through L2. A phase costs its dependency (a barrier or a launch), its
     K loops' waits for L2 (phase_waits, at the variant's pipeline stages), its arithmetic
     at EFFICIENCY of the matmul rate and its weight traffic from L2 (every image block reads
     its columns' weights: not resident between steps)."""
@@ -257,10 +265,15 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
                     sum(terms.values()), bounded(terms)[1])
 
     positions = batch * w
-    bm, bn, _ = row_tiles(positions, torch_dtype)
+    bm, bn, _ = row_tiles(positions, torch_dtype, H)
+    if not fused and bn == 64:          # the 2-phase design ran 128 x 32 there (H200)
+        bn = 32
     nm = math.ceil(positions / bm)
     row_useful = 2.0 * wt["row"] * positions
-    row_data = nm * wt["row"] * eb + 2 * L * positions * 2 * H * eb
+    taps = (p + 1) * k * H + 2 * H                                   # K: vertical + link
+    row_data = (nm * wt["row"] + math.ceil(H / bn) * positions * L * taps
+                + 2 * L * positions * 2 * H) * eb      # weights per position block, the
+                                                       # taps per column block, the outputs
     iters = L * (p + 1) * k * math.ceil(H / BK)                     # the K loops, in order
     row_terms = {"launch latency": (L + 2) * T_LAUNCH, "K-loop latency": iters * T_ITER,
                  "compute": row_useful / compute,

@@ -101,14 +101,20 @@ def _sampler_row_gemm_kernel(ph, x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bi
         _link(v_pre, row_bias, wlink, bias_h, B, WIDTH, HD, BM, BN, BK, BF16, INTERPRET)
 
 
-def tiles(positions: int, dtype: torch.dtype) -> tuple:
+def tiles(positions: int, dtype: torch.dtype, hidden: int) -> tuple:
     """(BM positions, BN columns, warps) per tile: small tiles while there are few positions
     (more programs share the weights); for bf16 64 x 32 from 1,024 positions (a batch of 32 at
-    width 32) and 128 x 32 from 4,096, which reads the weights from L2 half as often
-    (float32's exact products spill in tiles that large)."""
+    width 32) and 128 x 32 from 4,096, 128 x 64 for 64 hidden channels or more: each block of
+    positions re-reads the weights and each block of columns the taps, from L2
+    (bench.roofline, cifar preset at batch 256: 2.2 ms a row step with 128 x 32, 1.8 with
+    128 x 64; bench.compile: 168-247 registers, no spills; narrower models spill at 64 on
+    sm_80, and would mostly multiply padding). float32's exact products spill in tiles that
+    large."""
     if dtype != torch.bfloat16:
         return 32, 16, 8
-    return (32, 16, 4) if positions < 1024 else (64, 32, 4) if positions < 4096 else (128, 32, 8)
+    if positions < 4096:
+        return (32, 16, 4) if positions < 1024 else (64, 32, 4)
+    return 128, (64 if hidden >= 64 else 32), 8
 
 
 def sampler_row_gemm(cache, x, i: int):
@@ -123,7 +129,7 @@ def sampler_row_gemm(cache, x, i: int):
     check_device(x, w.wv)
     B, C, H, W = x.shape
     hd, L = w.hidden, w.layers
-    bm, bn, warps = tiles(B * W, w.wv.dtype)
+    bm, bn, warps = tiles(B * W, w.wv.dtype, hd)
     nm, nn = triton.cdiv(B * W, bm), triton.cdiv(hd, bn)
     map_v, map_h = row_maps(cache, i)
     args = (x, cache.vbuf, cache.v_pre, cache.row_bias, w.wv, cache.bias_v, w.wlink,

@@ -6,7 +6,8 @@ registered methods:
   sampler_pixel.py. Measured correct on an H100; flat in the batch (a few SMs do each step).
 - `triton-grid`: the steps spread over the whole GPU (kernels/sampler_row_gemm.py,
   sampler_pixel_grid.py): the row step as batched GEMMs, the sub-pixel step as phases of
-  images x columns tiles, one launch per phase (PIXELCNN_GRID_PERSISTENT=1: one persistent
+  images x columns tiles, one launch per phase (PIXELCNN_GRID_PDL=1: as programmatic
+  dependent launches, compute capability >= 9; PIXELCNN_GRID_PERSISTENT=1: one persistent
   cooperative launch with grid barriers per step, bf16 only, where Triton can launch one).
   `auto` keeps picking `triton` until a GPU run shows this correct and faster.
 
