@@ -26,7 +26,8 @@
 
 Prints the table and writes <out>/<UTC time>-compile.json. Exit status 1, after writing,
 when a kernel fails to compile or a per-step sampler kernel that triton-grid launches
-(sampler_row_gemm, sampler_pixel_phase) spills; the legacy and opt-in ones are reported. Run it without TRITON_INTERPRET=1: the kernels must be JIT functions to compile.
+(sampler_row_gemm, sampler_pixel_phase) spills; the legacy and opt-in ones are reported.
+Run it without TRITON_INTERPRET=1: the kernels must be JIT functions to compile.
 """
 from __future__ import annotations
 

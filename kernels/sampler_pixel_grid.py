@@ -43,7 +43,7 @@ from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
 from .common import (check_device, feature_block, gate, gated_matmul_embedded,
                      gated_matmul_rows, inverse_cdf, launch_flags, matmul_rows, mm, pow2,
                      store_embedded)
-from .grid import dependent_launch, grid_barrier, poll_mode
+from .grid import grid_barrier, poll_mode
 
 GRID_PHASES = "L+3"    # the design: phases per sub-pixel (c > 0); bench.roofline models it
 CG: tl.constexpr = tl.constexpr(".cg")     # activations: from L2, never a stale L1 line
@@ -235,7 +235,8 @@ def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
 @triton.jit(do_not_specialize=["ph", "i", "j", "c"])
 def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, skip,
                                 wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip,
-                                w1, b1, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
+                                w1, b1, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L,
+                                LEVELS, E, F, temperature,
                                 P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                 BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                 BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
@@ -253,7 +254,8 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
 @triton.jit(do_not_specialize=["first", "i", "j", "c"])
 def _sampler_pixel_grid_kernel(counter, first, x, u, hbuf, row_bias, base, gated, scratch, skip,
                                wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip,
-                               w1, b1, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
+                               w1, b1, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L,
+                               LEVELS, E, F, temperature,
                                P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
@@ -283,8 +285,8 @@ def tiles(batch: int, hidden: int, dtype: torch.dtype, persistent: bool = False)
 def k_tile(hidden: int, dtype: torch.dtype) -> int:
     """BK, the K tile of the phases' products: 32 in bf16, 16 in float32, whose exact (FMA)
     products hold a K slice of each operand per thread: a layer's six products a K tile
-    spill at 32 (bench.compile, tiny float32 sm_90: 24 bytes). Each K tile costs about half a dependent
-    round trip to L2 (two tiles in flight: see `pipeline_stages`; bench/roofline.py, fitted
+    spill at 32 (bench.compile, tiny float32 sm_90: 24 bytes). Each K tile costs about half
+    a dependent round trip to L2 (two tiles in flight: see `pipeline_stages`; bench/roofline.py, fitted
     on the H200's run), and bf16 could take the cifar preset's K = 192 in two tiles
     (PIXELCNN_GRID_BK=128: the model predicts 1.5x at batch 1; bench.compile: no spills
     phase by phase, 12-60 bytes in the persistent kernel's SAMPLE forms; 256 spills 20-108
@@ -344,13 +346,13 @@ def widest(cache) -> int:
 
 
 def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
-                       programs: int = 0):
+                       programs: int = 0, pdl: bool = False):
     """Sample sub-pixel (c, i, j) of x (long [B, C, H, W]) from the uniforms u, or with
     c=None take pixel (i, j) as given (completion) and only update the caches - as the
     PyTorch step `pixelcnn.cache.pixel_step`, on the same GatedCache. programs=0: one launch
-    per phase (PIXELCNN_GRID_PDL=1: programmatic dependent launches, kernels/grid.py);
-    programs=N: one persistent cooperative launch of N programs meeting at grid barriers
-    (CUDA; at most one per SM, see kernels/grid.py)."""
+    per phase (pdl=True: as programmatic dependent launches, compute capability >= 9: see
+    kernels/grid.dependent_launch); programs=N: one persistent cooperative launch of N
+    programs meeting at grid barriers (CUDA; at most one per SM, see kernels/grid.py)."""
     w = cache.w
     check_device(x, u, w.wv)
     B, C, H, W = x.shape
@@ -377,7 +379,7 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
                     POLL=poll_mode())
         _sampler_pixel_grid_kernel[(programs,)](cache.sync, todo[0], *args, **meta)
         return
-    if dependent_launch(x):
+    if pdl:
         meta.update(PDL=True, launch_pdl=True)
     for ph in todo:
         _sampler_pixel_phase_kernel[(phase_tiles(ph, L, B, hd, w.wv.dtype),)](ph, *args, **meta)

@@ -148,7 +148,8 @@ STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes,
     # large-batch tiles on a small batch: 32 images x 16 columns, 128 positions x 64 columns
     "grid-wide-tiles": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
                         {(row_gemm, "tiles"): lambda positions, dtype, hidden: (128, 64, 8),
-                         (pixel_grid, "tiles"): lambda batch, hidden, dtype, persistent=False: (32, 16)}),
+                         (pixel_grid, "tiles"):
+                             lambda batch, hidden, dtype, persistent=False: (32, 16)}),
     # every product's whole K in one tile (as PIXELCNN_GRID_BK=256 on the cifar preset)
     "grid-whole-k": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
                      {(pixel_grid, "k_tile"): lambda hidden, dtype: max(16, pow2(hidden))}),
