@@ -17,7 +17,7 @@
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: compile kernels sample-bf16 gate-fp32 grid-stages grid-pdl grid-persistent
+# Steps, in order: lockstep phase-times compile kernels sample-bf16 gate-fp32 grid-stages grid-pdl grid-persistent
 # grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship (data is built
 # first when a step needs it).
 # Data: the CIFAR-10 builder folder in .gpu/cifar10/ (git-ignored, carried to the device:
@@ -31,7 +31,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="compile kernels sample-bf16 gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
+ALL="lockstep phase-times compile kernels sample-bf16 gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
 SAMPLE_STEPS=" sample-bf16 gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached "
 DATA_STEPS="$SAMPLE_STEPS train-throughput train-ship "
 DRY=${DRY_RUN:-0}
@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="sample-bf16 gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="lockstep phase-times sample-bf16 gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
   2) DEFAULT="sample-fp32 compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
@@ -197,6 +197,21 @@ for s in $STEPS; do
           grid_variant grid-bk128 150 64 PIXELCNN_GRID_BK=128
           grid_variant grid-bk128-persistent 150 16 PIXELCNN_GRID_BK=128 PIXELCNN_GRID_PERSISTENT=1 ;;
       esac ;;
+    lockstep)         # float32: triton-grid's steps against the PyTorch steps one at a time
+                      # (which buffer, layer, step parts first), then triton's beside it
+      if [ "$DRY" = 1 ]; then
+        step lockstep 120 "${INTERP[@]}" $PY -m bench.lockstep --preset tiny --size 2 3 --batch 2 --device cpu --out "$R"
+      else
+        step lockstep 120 $PY -m bench.lockstep --out "$R"
+        step lockstep-bf16 90 $PY -m bench.lockstep --dtype bf16 --out "$R"
+        step lockstep-triton 60 $PY -m bench.lockstep --method triton --out "$R"
+        step lockstep-triton-bf16 60 $PY -m bench.lockstep --method triton --dtype bf16 --out "$R"
+      fi ;;
+    phase-times)      # each of triton-grid's phases alone in a CUDA graph, an empty launch,
+                      # the whole step: where a sub-pixel's time goes
+      [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (CUDA launches only)"; continue; }
+      step phase-times 120 $PY -m bench.phase_times --out "$R"
+      step phase-times-fp32 60 $PY -m bench.phase_times --dtype float32 --batch-sizes 16 --out "$R" ;;
     cached)           # Python-bound at ~2 ms per step at every batch size: batch 1 only
       for dtype in bf16 float32; do
         step cached-$dtype 120 $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1 --repeat 1 --naive-steps 5 --eval-images 16 --samples-per-method 0 --dtype $dtype --methods naive,cached

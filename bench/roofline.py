@@ -20,14 +20,15 @@ Samplers modelled:
   the SM's rate); beyond that, bytes / bandwidth; at least one launch.
 - triton-grid (kernels/sampler_row_gemm.py, sampler_pixel_grid.py): every SM works on every
   step. The row step is L + 2 launches of batched-GEMM tiles over the B x W positions; the
-  sub-pixel step is 2L + 2 phases (2L + 3 at c = 0) of images x columns tiles, met at grid
-  barriers inside one persistent launch (bf16) or launched one by one (float32, whose
-  persistent form spills). A phase costs its barrier (T_SYNC) or launch, T_MEM per K tile
-  of its products (Triton pipelines the K loops with S - 1 = 2 tiles in flight: a round trip
-  per two tiles, fitted on the H200 run; S stages: 2 T_MEM per S - 1 tiles), its
-  arithmetic at EFFICIENCY of the measured matmul rate and its weights from L2 (not
-  resident: each step re-reads them, ~9 MB at c = 0 for the cifar preset in bf16, 1.6 us at
-  the assumed L2 bandwidth, against ~140 us of latency).
+  sub-pixel step is L + 3 phases (L + 4 at c = 0; the two-phase design before the fold 2L + 2
+  and 2L + 3) of images x columns tiles, launched one by one, or met at grid barriers inside
+  one persistent launch. A phase costs its launch (T_LAUNCH, T_PDL) or barrier (T_SYNC), then
+  per wave of its programs (two resident an SM) the latency of one program: T_PHASE, T_PRODUCT
+  per product per K tile of 32 in its chain (a layer: six products over K = H), T_SAMPLE for
+  the softmax and sample; beside them its arithmetic at EFFICIENCY of the matmul rate and its
+  weights from L2 (not resident: each step re-reads them, ~9 MB at c = 0 for the cifar preset
+  in bf16). The K tile and the pipeline's stages do not enter: on the H200 neither K tiles of
+  128 nor 7 stages changed a phase's time (they were this model's predecessor's levers).
   Not modelled: cached (Python-bound: 2.1-2.6 ms per sub-pixel at every batch size on the
   H100, like on CPUs).
 
@@ -44,6 +45,14 @@ counted its weights' traffic but not its taps', which every block of output colu
 (4.8 GB a row step at batch 256 with 32-column blocks); counting them moved the batch-256
 predictions from 0.90-0.92 of the measured times to 0.95-0.97 (batch 16 and 64: 0.99-1.00),
 and made the row step 64 columns wide there.
+
+Correction after the H200 run of the folded design (bench/results/h200-20261126-fold): the
+model then charged a phase a 1.87 us launch plus an L2 round trip per two K tiles (T_MEM,
+fitted on the H100's `triton`); it predicted 0.21 s at batch 1 (measured 0.295), and 1.4x
+from K tiles of 128 or 7 pipeline stages (measured: 2% and 13% slower). Timing each phase
+alone (bench.phase_times) showed a launch costs 0.7 us and a phase's time grows with its
+products, not its K-loop round trips: this model's phase latency is fitted on those (T_PHASE,
+T_PRODUCT, T_SAMPLE), and predicts the full runs' batch 1-256 (tests/test_roofline.py).
 """
 from __future__ import annotations
 
@@ -57,8 +66,7 @@ import torch
 
 import pixelcnn
 from pixelcnn.cli import Parser, at_least
-from pixelcnn.kernels.sampler_pixel_grid import (GRID_PHASES, k_tile, out_k_tile,
-                                                 pipeline_stages)
+from pixelcnn.kernels.sampler_pixel_grid import GRID_PHASES
 from pixelcnn.kernels.sampler_pixel_grid import tiles as pixel_tiles
 from pixelcnn.kernels.sampler_row_gemm import tiles as row_tiles
 
@@ -93,15 +101,27 @@ T_MEM = 0.24e-6       # one K tile of a dependent K loop, ~475 cycles at 1.98 GH
                       # bf16 batch 1 (0.770 s per image, H100). Triton pipelines the loops in 3
                       # stages (cp.async, 2 tiles in flight: sm_90 TTGIR), so a round trip to L2
                       # (with its wait, bar.sync, ldmatrix and mma) is ~2 T_MEM per 2 tiles
-T_LAUNCH = 1.87e-6    # a dependent kernel launch in a CUDA graph: FITTED on triton-grid bf16 batch 1
-                      # launched phase by phase (0.396 s per image, H200, with T_MEM)
-T_PDL = 0.9e-6        # triton-grid/pdl: a phase launched as a programmatic dependent (resident
-                      # while its predecessor runs, released by griddepcontrol.wait): ASSUMED
-                      # half a launch, until gpu.sh grid-pdl measures it
-T_SYNC = 2.24e-6      # triton-grid: a grid barrier (arrive: atomic, poll: atomics): FITTED on the
-                      # persistent launch, bf16 batch 1 (0.432 s per image, H200); assumed 0.72 us
-                      # before (3 x T_MEM): measured 3x that, slower than a launch
-T_ITER = 0.05e-6      # triton-grid's row step: one pipelined K-loop iteration: assumed
+T_LAUNCH = 0.7e-6     # a dependent kernel launch in a CUDA graph: MEASURED (bench.phase_times: an
+                      # empty kernel, 0.67-0.74 us, H200); fitted at 1.87 us before, on the
+                      # two-phase run, when it absorbed the phases' own latency
+T_PHASE = 1.36e-6     # triton-grid: a phase's floor beyond its launch (its programs' prologue,
+                      # first loads, stores): FITTED with T_PRODUCT on bench.phase_times' bf16
+                      # batch-1 phases (H200: hidden, one product, 2.5-2.6 us; a layer, six, 5.0)
+T_PRODUCT = {"bf16": 0.082e-6,     # one product over one K tile of 32 of a program's output tile,
+             "float32": 0.24e-6}   # in its dependent chain (load, mma or FMA): FITTED as T_PHASE
+                                   # (float32 on its batch-16 phases: 3.7 and 10.9 us)
+T_SAMPLE = 2.9e-6     # the out phase's softmax, cumulative sum over the levels, inverse CDF and
+                      # embedding store: FITTED (out 5.4 us against hidden's 2.5, bf16 batch 1)
+T_PDL = 0.19e-6       # triton-grid/pdl: a phase launched as a programmatic dependent: MEASURED
+                      # (bench.phase_times, H200 bf16 batch 1: 75.6 against 84.8 us a step of 18
+                      # phases); at batch 256 PDL was slower (117.9 against 93.0 us): not modelled
+T_SYNC = 2.24e-6      # triton-grid/persistent: a grid barrier (arrive: atomic, poll: atomics):
+                      # FITTED on the two-phase persistent run, bf16 batch 1 (0.432 s per image,
+                      # H200, with the constants of then); assumed 0.72 us before that
+T_ITER = 0.363e-6     # triton-grid's row step: one K-loop iteration (a K tile of the taps, f and g)
+                      # where its arithmetic is shorter: FITTED on bench.phase_times' bf16 batch-1
+                      # row step (507 us, H200: 1,362 iterations of 12 programs, one wave);
+                      # assumed 0.05 us (pipelined) before: the ring buffer's taps are not
 L2_BW = 5.5e12        # L2 -> SMs, bytes/s: assumed (in no datasheet, not measured here)
 EFFICIENCY = 0.5      # triton-grid: its small matmuls at half the measured dense rate: assumed
 NAIVE_LAYER = 0.3e-3  # naive step: eager PyTorch's dispatch and launches per layer (FITTED with
@@ -122,7 +142,8 @@ class Step:
     barriers: int | None  # per step: today in-program, triton-grid grid barriers
     bytes: float          # read per step
     flops: float          # useful, per step
-    chain: int            # dependent K-iterations per program (triton-grid pixel: waits in T_MEM)
+    chain: int            # dependent K-iterations per program (triton-grid pixel: products x K
+                          # tiles of 32 in its programs' chains, phase_products, over its waves)
     seconds: float        # per step
     bound: str
 
@@ -192,13 +213,6 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
             step("pixel c>0", h * w * (C - 1), programs, 2 * L + 2, wt["pixel"], other)]
 
 
-def loop_waits(tiles: int, stages: int) -> int:
-    """What a K loop of `tiles` K tiles waits, in T_MEM: Triton's pipeline keeps S - 1 tiles
-    in flight, one L2 round trip (2 T_MEM) per S - 1 tiles; at S = 3, one T_MEM per tile
-    (even counts), as fitted."""
-    return 2 * math.ceil(tiles / max(1, stages - 1))
-
-
 def phase_kinds(L: int, c, fused: bool = True) -> list:
     """The phases of a triton-grid pixel step for sub-pixel c (None: completion), by kind:
     today's (kernels/sampler_pixel_grid.py: one phase per layer, the residual folded into the
@@ -209,18 +223,16 @@ def phase_kinds(L: int, c, fused: bool = True) -> list:
         (["hidden", "hidden"] if c is not None else []) + ["out"]
 
 
-def phase_waits(kind: str, L: int, H: int, p: int, bk: int, bko: int, sample: bool,
-                stages: int = 3) -> int:
-    """The dependent chain, in T_MEM, of one tile of a pixel phase (phase_kinds): its K
-    loops (loop_waits) over the left taps (K = p H), layer 0's gate (its few embedded
-    features, one pass), a layer's one K loop over K = H (today: its gate's products from the
-    previous layer's gated unit and input, the residual and skip in the same loop; two-phase:
-    the gate's, then the residual's and, when sampling, the skip's), the head's two hidden
-    products and its logits (K tiles of bko)."""
-    k = loop_waits(math.ceil(H / bk), stages)
-    return {"left": loop_waits(math.ceil(p * H / bk), stages), "layer0": 1, "layer": k,
-            "gate": k, "res": k * (2 if sample else 1), "hidden": k,
-            "out": loop_waits(math.ceil(H / bko), stages) if sample else 1}[kind]
+def phase_products(kind: str, H: int, p: int, F: int, sample: bool) -> float:
+    """Products x K tiles of 32 in the chain of one program of a pixel phase (phase_kinds):
+    left, the taps f and g over K = p H; layer 0, f and g over its F embedded features (one
+    block of >= 16: half a tile); a layer, f and g from the previous layer's gated unit and
+    from its input, its residual and (sampling) skip, over K = H; two-phase: the gate's f and
+    g, then the residual and skip; the head's hidden products and its logits, over K = H."""
+    k = H / 32
+    return {"left": 2 * p * k, "layer0": 2 * max(0.5, F / 32),
+            "layer": (5 + sample) * k, "gate": 2 * k, "res": (1 + sample) * k,
+            "hidden": k, "out": k if sample else 0.5}[kind]
 
 
 def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
@@ -232,55 +244,67 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     2L + 3) of BB images x BN columns tiles, launched one by one, or (bf16 .../persistent)
     met at grid barriers in one persistent launch. The row step moves each layer's weights
     once per block of positions and its taps (the ring buffers) once per block of columns,
-    through L2. A phase costs its dependency (a barrier or a launch), its
-    K loops' waits for L2 (phase_waits, at the variant's pipeline stages), its arithmetic
-    at EFFICIENCY of the matmul rate and its weight traffic from L2 (every image block reads
-    its columns' weights: not resident between steps)."""
+    through L2, its K loops a chain of T_ITER (or a K tile's arithmetic) per iteration per
+    wave, or its traffic, whichever is longer. A phase costs its dependency (a barrier or a
+    launch), its programs' latency per wave (T_PHASE, T_PRODUCT per product per K tile of 32:
+    phase_products; T_SAMPLE), its arithmetic at EFFICIENCY of the matmul rate and its weight
+    traffic from L2 (every image block reads its columns' weights: not resident)."""
     L, H, k, C = cfg.layers, cfg.channels, cfg.kernel_size, cfg.in_channels
     p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
+    F = C * (cfg.embedding_dim or 1)
     wt = weights(cfg)
     compute = rate(dev, dtype) * EFFICIENCY
-    persistent, bk, stages, fused, pdl = grid_variant(label)
+    persistent, _, _, fused, pdl = grid_variant(label)
     persistent = persistent and dtype == "bf16"
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     bb, bn = pixel_tiles(batch, H, torch_dtype, persistent and fused)   # as launched (2-phase: 32)
-    bk, stages = bk or k_tile(H, torch_dtype), stages or pipeline_stages()
-    bko = out_k_tile(cfg.levels, bk)
     nb, nn = math.ceil(batch / bb), math.ceil(H / bn)
     programs = min(dev.sms, L * nb * nn)
 
+    def waves(kind):
+        tiles = (L if kind == "left" else 1) * (nb if kind != "out" else math.ceil(batch / 16)) \
+            * (nn if kind != "out" else 1)
+        return math.ceil(tiles / (programs if persistent else dev.sms * OCCUPANCY))
+
     def pixel(name, count, c, elements):
         todo = phase_kinds(L, c, fused)
-        waits = sum(phase_waits(kind, L, H, p, bk, bko, c is not None, stages) for kind in todo)
+        sample = c is not None
+        chain = sum(waves(kind) * phase_products(kind, H, p, F, sample) for kind in todo)
+        latency = sum(waves(kind) * (T_PHASE + phase_products(kind, H, p, F, sample)
+                                     * T_PRODUCT[dtype]) for kind in todo) + T_SAMPLE * sample
         hops = len(todo) - 1 if persistent else len(todo)
         useful = 2.0 * elements * batch
         data = nb * elements * eb + len(todo) * batch * 2 * H * 4   # weights + activations
         hop = t_sync if persistent else T_PDL if pdl else T_LAUNCH
         terms = {"sync latency" if persistent else "launch latency":
                  hops * hop + (T_LAUNCH if persistent else 0),
-                 "K-loop latency": waits * T_MEM, "compute": useful / compute,
+                 "phase latency": latency, "compute": useful / compute,
                  "L2 bandwidth": data / L2_BW}
         return Step(label, name, count, 1 if persistent else len(todo), programs,
-                    hops if persistent else 0, data, useful, waits,
+                    hops if persistent else 0, data, useful, round(chain),
                     sum(terms.values()), bounded(terms)[1])
 
     positions = batch * w
-    bm, bn, _ = row_tiles(positions, torch_dtype, H)
+    bm, bn, warps = row_tiles(positions, torch_dtype, H)
     if not fused and bn == 64:          # the 2-phase design ran 128 x 32 there (H200)
         bn = 32
-    nm = math.ceil(positions / bm)
+    nm, nn = math.ceil(positions / bm), math.ceil(H / bn)
     row_useful = 2.0 * wt["row"] * positions
     taps = (p + 1) * k * H + 2 * H                                   # K: vertical + link
-    row_data = (nm * wt["row"] + math.ceil(H / bn) * positions * L * taps
+    row_data = (nm * wt["row"] + nn * positions * L * taps
                 + 2 * L * positions * 2 * H) * eb      # weights per position block, the
                                                        # taps per column block, the outputs
-    iters = L * (p + 1) * k * math.ceil(H / BK)                     # the K loops, in order
-    row_terms = {"launch latency": (L + 2) * T_LAUNCH, "K-loop latency": iters * T_ITER,
-                 "compute": row_useful / compute,
+    per_sm = compute / dev.sms * (1 if warps == 8 else OCCUPANCY)
+    per_iter = max(T_ITER, 2 * 2 * bm * BK * bn / per_sm)          # f and g, one K tile
+    row_waves = lambda tiles: math.ceil(tiles / (dev.sms * (1 if warps == 8 else OCCUPANCY)))
+    layer_iters = (p + 1) * k * math.ceil(H / BK)                  # the taps' K loop
+    iters = L * row_waves(nm * nn) * layer_iters + row_waves(L * nm * nn) * math.ceil(2 * H / BK)
+    row_terms = {"launch latency": (L + 2) * T_LAUNCH, "K-loop latency": iters * per_iter,
                  ("L2 bandwidth" if wt["row"] * eb <= dev.l2 else "HBM bandwidth"):
                  row_data / (L2_BW if wt["row"] * eb <= dev.l2 else dev.hbm)}
-    row = Step(label, "row", h - 1, L + 2, nm * math.ceil(H / bn),
-               0, row_data, row_useful, iters, sum(row_terms.values()), bounded(row_terms)[1])
+    row_bound = bounded({k: v for k, v in row_terms.items() if k != "launch latency"})
+    row = Step(label, "row", h - 1, L + 2, nm * nn, 0, row_data, row_useful, iters,
+               row_terms["launch latency"] + row_bound[0], row_bound[1])
     folded = wt["folded"] if fused else 0
     return [row, pixel("pixel c=0", h * w, 0, wt["pixel"] + folded + wt["prev"]),
             pixel("pixel c>0", h * w * (C - 1), 1, wt["pixel"] + folded)]
@@ -449,9 +473,11 @@ def main(argv=None) -> dict:
     meas = measured(Path(args.results), args.device, cfg, size)
     print(f"{args.preset} preset: {cfg.layers} layers x {cfg.channels} channels, "
           f"k{cfg.kernel_size}, {cfg.in_channels} x {cfg.levels} levels, {size[0]}x{size[1]}; "
-          f"{dev.name}\nconstants: {dev.sources}; T_MEM {T_MEM * 1e6:.2f} us (fitted), "
-          f"T_SYNC {T_SYNC * 1e6:.2f} us, T_LAUNCH {T_LAUNCH * 1e6:.2f} us (fitted), T_PDL "
-          f"{T_PDL * 1e6:.2f} us, L2 "
+          f"{dev.name}\nconstants: {dev.sources}; T_MEM {T_MEM * 1e6:.2f} us (fitted, triton), "
+          f"T_LAUNCH {T_LAUNCH * 1e6:.2f} us, T_PDL {T_PDL * 1e6:.2f} us (measured), T_PHASE "
+          f"{T_PHASE * 1e6:.2f} us, T_PRODUCT {T_PRODUCT['bf16'] * 1e6:.3f} us (bf16) / "
+          f"{T_PRODUCT['float32'] * 1e6:.2f} us (float32), T_SAMPLE {T_SAMPLE * 1e6:.1f} us, "
+          f"T_SYNC {T_SYNC * 1e6:.2f} us (fitted, triton-grid), L2 "
           f"{L2_BW / 1e12:.1f} TB/s (assumed)")
     summary = [("dtype", "batch", "method", "predicted s", "measured s", "pred/meas",
                 "ms/image", "images/s", "x naive")]

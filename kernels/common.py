@@ -38,8 +38,12 @@ def pow2(n: int, least: int = 16) -> int:
 
 def feature_block(packed) -> int:
     """FB, the block of embedded features the kernels handle at once: the next power of two
-    >= F = C * E (the first layer's input width), at most 32 (larger F: a loop of blocks)."""
-    return min(32, triton.next_power_of_2(packed.features))
+    >= F = C * E (the first layer's input width), at least 16 (tl.dot's least K: features
+    past F are masked to zero) and at most 32 (larger F: a loop of blocks). Not an
+    elementwise product summed over a [M, FB, N] block for F < 16: on the H200 (Triton 3.6,
+    float32, 8 warps) that sum came out wrong by up to half of a gated unit, where the
+    interpreter computed it exactly (bench.lockstep)."""
+    return min(32, pow2(packed.features))
 
 
 def row_maps(cache, i: int):
@@ -172,9 +176,7 @@ def gated_matmul_embedded(acc_f, acc_g, x, pix, ok, HW, table, LEVELS, E, F, w_p
                           HD, FB: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """Both halves of the first layer's current tap: acc_f + A @ W[:, n], acc_g +
     A @ W[:, HD + n], A the F embedded features of M pixels (as embed_pixels) gathered FB at a
-    time, W layer 0's wh_cur [H, 2 HD] (its first F rows). FB >= 16: tl.dot per block; FB < 16
-    (F <= 8: images, narrow embeddings): an elementwise product summed in registers (tl.dot
-    needs K >= 16; [BB, FB, BN] stays small)."""
+    time (FB >= 16, see feature_block), W layer 0's wh_cur [H, 2 HD] (its first F rows)."""
     k = tl.arange(0, FB)
     for k0 in range(0, F, FB):
         kk = k0 + k
@@ -183,12 +185,8 @@ def gated_matmul_embedded(acc_f, acc_g, x, pix, ok, HW, table, LEVELS, E, F, w_p
         w_ok = (kk < F)[:, None] & n_ok[None, :]
         wf = tl.load(wp, mask=w_ok, other=0.0)
         wg = tl.load(wp + HD, mask=w_ok, other=0.0)
-        if FB >= 16:
-            acc_f = mm(a, wf, acc_f, BF16, INTERPRET)
-            acc_g = mm(a, wg, acc_g, BF16, INTERPRET)
-        else:
-            acc_f += tl.sum(a[:, :, None] * wf.to(tl.float32)[None, :, :], 1)
-            acc_g += tl.sum(a[:, :, None] * wg.to(tl.float32)[None, :, :], 1)
+        acc_f = mm(a, wf, acc_f, BF16, INTERPRET)
+        acc_g = mm(a, wg, acc_g, BF16, INTERPRET)
     return acc_f, acc_g
 
 

@@ -345,6 +345,27 @@ def widest(cache) -> int:
     return phase_tiles(0, w.layers, cache.batch, w.hidden, w.wv.dtype, persistent=True)
 
 
+def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool = False):
+    """(args, meta) of the step's phase launches (as `sampler_pixel_grid` makes them; also
+    bench.phase_times, which times each phase alone)."""
+    w = cache.w
+    B, C, H, W = x.shape
+    bk = k_tile(w.hidden, w.wv.dtype)
+    bb, bn = tiles(B, w.hidden, w.wv.dtype, persistent)
+    args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
+            cache.skip, w.wh_prev, w.wh_cur, w.wres_cur, w.bres_cur, w.wres, w.bres, w.wskip,
+            w.bskip, w.w1, w.b1, w.w2, w.b2, w.table, i, j, c or 0, B, C, H, W, w.hidden,
+            w.layers, w.levels, w.table.shape[-1], w.features, float(temperature))
+    meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
+                BK=bk, BKO=out_k_tile(w.levels, bk), FB=feature_block(w), LVP=pow2(w.levels),
+                maxnreg=255, num_stages=pipeline_stages(),
+                num_warps=4 if w.wv.dtype == torch.bfloat16 else 8,   # float32: more threads
+                                                                      # share the FMA products
+                **launch_flags(w.wv.dtype))       # maxnreg: ptxas otherwise aims at more
+                                                  # programs per SM than there are, and spills
+    return args, meta
+
+
 def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
                        programs: int = 0, pdl: bool = False):
     """Sample sub-pixel (c, i, j) of x (long [B, C, H, W]) from the uniforms u, or with
@@ -355,22 +376,9 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     programs meeting at grid barriers (CUDA; at most one per SM, see kernels/grid.py)."""
     w = cache.w
     check_device(x, u, w.wv)
-    B, C, H, W = x.shape
-    hd, L = w.hidden, w.layers
-    bb, bn = tiles(B, hd, w.wv.dtype, persistent=programs > 0)
-    bk = k_tile(hd, w.wv.dtype)
+    B, hd, L = x.shape[0], w.hidden, w.layers
     todo = phases(L, c)
-    args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
-            cache.skip, w.wh_prev, w.wh_cur, w.wres_cur, w.bres_cur, w.wres, w.bres, w.wskip,
-            w.bskip, w.w1, w.b1, w.w2, w.b2, w.table, i, j, c or 0, B, C, H, W, hd, L, w.levels,
-            w.table.shape[-1], w.features, float(temperature))
-    meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
-                BK=bk, BKO=out_k_tile(w.levels, bk), FB=feature_block(w), LVP=pow2(w.levels),
-                maxnreg=255, num_stages=pipeline_stages(),
-                num_warps=4 if w.wv.dtype == torch.bfloat16 else 8,   # float32: more threads
-                                                                      # share the FMA products
-                **launch_flags(w.wv.dtype))       # maxnreg: ptxas otherwise aims at more
-                                                  # programs per SM than there are, and spills
+    args, meta = launch(cache, x, u, temperature, i, j, c, persistent=programs > 0)
     if programs:
         if w.wv.dtype != torch.bfloat16:
             raise ValueError(f"the persistent pixel step takes bf16 weights (float32 spills), "

@@ -29,13 +29,12 @@ def test_grid_steps_follow_the_kernels():
     assert steps["pixel c=0"].barriers == 0 and roofline.grid(
         cfg, roofline.DEVICES["h100"], "bf16", 1, (32, 32),
         label="triton-grid/persistent")[1].barriers == L + 3
-    for dtype, bk in (("bf16", 32), ("float32", 16)):          # the default K tiles
-        steps = {s.name: s for s in roofline.grid(cfg, roofline.DEVICES["h100"], dtype, 1,
-                                                    (32, 32))}
-        k = -(-H // bk)
-        left, layers, head = 2 * k, 1 + (L - 1) * k, 2 * k + H // 16
-        assert steps["pixel c=0"].chain == left + layers + head
-        assert steps["pixel c>0"].chain == layers + head
+    steps = {s.name: s for s in roofline.grid(cfg, roofline.DEVICES["h100"], "bf16", 1,
+                                                (32, 32))}
+    k = H / 32                                 # products x K tiles of 32, one wave each at batch 1
+    left, layers, head = 2 * p * k, 2 * 0.5 + (L - 1) * 6 * k, 2 * k + k
+    assert steps["pixel c=0"].chain == round(left + layers + head)
+    assert steps["pixel c>0"].chain == round(layers + head)
 
 
 def test_two_phase_design_is_modelled_as_it_was_measured():
@@ -48,31 +47,35 @@ def test_two_phase_design_is_modelled_as_it_was_measured():
     assert len(roofline.phase_kinds(L, 1, fused=False)) == 2 * L + 2
     two = {s.name: s for s in roofline.grid(cfg, roofline.DEVICES["h200"], "bf16", 1, (32, 32),
                                               label="triton-grid/persistent/2-phase")}
-    k = -(-H // 32)
-    gates, residuals, head = 1 + (L - 1) * k, (L - 1) * 2 * k, 2 * k + H // 16
-    assert two["pixel c>0"].chain == gates + residuals + head
+    k = H / 32
+    gates, residuals, head = 2 * 0.5 + (L - 1) * 2 * k, (L - 1) * 2 * k, 2 * k + k
+    assert two["pixel c>0"].chain == round(gates + residuals + head)
     assert two["pixel c>0"].barriers == 2 * L + 1
     pred = roofline.predict(cfg, "h200", "bf16", 1)
-    assert pred["triton-grid"][1] < 0.6 * pred["triton-grid/2-phase"][1]
-    assert pred["triton-grid/persistent"][1] < 0.6 * pred["triton-grid/persistent/2-phase"][1]
+    assert pred["triton-grid"][1] < 0.9 * pred["triton-grid/2-phase"][1]
+    assert pred["triton-grid/persistent"][1] < 0.8 * pred["triton-grid/persistent/2-phase"][1]
 
 
-def test_model_reproduces_the_committed_h200_run():
-    """The fitted constants (T_SYNC, T_LAUNCH on batch 1; T_MEM on the H100's triton) predict
-    the H200's committed triton-grid bf16 timings at batch 16 and 64 within 10%. That run
-    predates the folded residual (its results do not name a design): it counts as
-    .../2-phase (persistent: its default then), never as today's triton-grid."""
+def test_model_reproduces_the_committed_h200_runs():
+    """The phase latency, fitted on bench.phase_times' batch-1 phases (one run, H200), predicts
+    the folded design's full runs (another call) within 12% at batch 1-256, and the two-phase
+    design's persistent runs, timed a session before, within 12% at batch 1-64. That older run
+    names no design: it counts as .../2-phase, never as today's triton-grid."""
     cfg = pixelcnn.preset("cifar")
-    meas = roofline.measured(roofline.ROOT / "bench" / "results" / "h200-20261126", "h200",
-                             cfg, (32, 32))
+    results = roofline.ROOT / "bench" / "results"
+    old = roofline.measured(results / "h200-20261126", "h200", cfg, (32, 32))
     assert not any(method in ("triton-grid", "triton-grid/persistent")
-                   for method, _, _ in meas)
+                   for method, _, _ in old)
     for batch in (1, 16, 64):
-        got = meas[("triton-grid/persistent/2-phase", "bf16", batch)]
         pred = roofline.predict(cfg, "h200", "bf16", batch)["triton-grid/persistent/2-phase"]
-        assert pred[1] == pytest.approx(got, rel=0.1)
-    assert roofline.predict(cfg, "h200", "bf16", 1)["triton-grid/2-phase"][1] == \
-        pytest.approx(meas[("triton-grid/2-phase", "bf16", 1)], rel=0.1)
+        assert pred[1] == pytest.approx(old[("triton-grid/persistent/2-phase", "bf16", batch)],
+                                        rel=0.12)
+    fold = roofline.measured(results / "h200-20261126-fold", "h200", cfg, (32, 32))
+    for batch in (1, 16, 64, 256):
+        pred = roofline.predict(cfg, "h200", "bf16", batch)["triton-grid"]
+        assert pred[1] == pytest.approx(fold[("triton-grid", "bf16", batch)], rel=0.12)
+    assert roofline.predict(cfg, "h200", "bf16", 1)["triton-grid/persistent"][1] == \
+        pytest.approx(fold[("triton-grid/persistent", "bf16", 1)], rel=0.12)
 
 
 def test_variants_follow_the_environment_they_ran_in():
@@ -107,18 +110,22 @@ def test_variants_follow_the_environment_they_ran_in():
     assert roofline.grid_variant("triton-grid/pdl/s7") == (False, None, 7, True, True)
     cfg = pixelcnn.preset("cifar")
     pred = roofline.predict(cfg, "h200", "bf16", 1)
-    assert pred["triton-grid/bk128"][1] < pred["triton-grid"][1]   # fewer K round trips
-    assert pred["triton-grid/persistent/bk128"][1] < pred["triton-grid/persistent"][1]
-    assert pred["triton-grid/s7"][1] < pred["triton-grid"][1]      # more K tiles in flight
+    # neither the K tile nor the pipeline's depth moved a phase on the H200: not modelled
+    assert pred["triton-grid/bk128"][1] == pred["triton-grid/s7"][1] == pred["triton-grid"][1]
     assert pred["triton-grid/pdl"][1] < pred["triton-grid"][1]     # launches overlapped
 
 
-def test_pipelined_k_loops_wait_a_round_trip_per_stages_minus_one_tiles():
-    """Triton keeps S - 1 K tiles in flight: at its default 3 stages a loop waits one T_MEM
-    per tile (as fitted, even counts); with more stages, fewer round trips, never none."""
-    assert [roofline.loop_waits(n, 3) for n in (1, 2, 6, 12)] == [2, 2, 6, 12]
-    assert [roofline.loop_waits(n, 7) for n in (1, 6, 12)] == [2, 2, 4]
-    assert roofline.loop_waits(6, 1) == roofline.loop_waits(6, 2) == 12
+def test_phase_products_count_each_phase_chain():
+    """A phase's chain, in products x K tiles of 32: a layer's six products over K = H (five
+    when completing: no skip), the left taps' two over K = p H, layer 0's two over its
+    features (at least half a tile: the block of 16)."""
+    H, p = 192, 2
+    assert roofline.phase_products("layer", H, p, 3, True) == 36
+    assert roofline.phase_products("layer", H, p, 3, False) == 30
+    assert roofline.phase_products("left", H, p, 3, True) == 24
+    assert roofline.phase_products("layer0", H, p, 3, True) == 1
+    assert roofline.phase_products("layer0", H, p, 64, True) == 4
+    assert roofline.phase_products("hidden", H, p, 3, True) == 6
 
 
 def test_a_batch_is_linear_in_the_barrier_cost():

@@ -1,0 +1,141 @@
+"""Where `triton-grid`'s sub-pixel step spends its time on a GPU: each phase alone, launched N
+times in a CUDA graph (µs a launch, as sampling replays them), beside an empty kernel's launch
+(the floor a dependent launch costs) and the whole step and row step, graphed the same way.
+
+    python -m bench.phase_times                      # cifar preset, bf16, batch 1 and 256
+
+Why: bench.roofline, fitted on the two-phase design, put most of a sub-pixel in K-loop round
+trips; on the H200 the folded design's 7 pipeline stages and K tiles of 128, which cut those,
+did not make it faster. Timing each phase separates a phase's launch from its work, and the
+sum of the phases from the step (what launching them back to back costs or overlaps).
+Random weights of the preset. Needs CUDA. Writes <out>/<UTC time>-cuda-phase-times.json.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+import triton
+import triton.language as tl
+
+import pixelcnn
+from pixelcnn.cache import GatedCache
+from pixelcnn.cli import RUNS, Parser, at_least, fresh
+
+from .common import csv, machine, machine_line
+
+DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
+
+
+@triton.jit
+def _empty(x):
+    """Nothing: a launch's floor."""
+    pass
+
+
+def graphed(fn, n: int, replays: int = 5) -> float:
+    """µs per call of fn, n calls captured in one CUDA graph, the best of `replays` replays."""
+    fn()
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(n):
+            fn()
+    best = float("inf")
+    for _ in range(replays):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        graph.replay()
+        end.record()
+        torch.cuda.synchronize()
+        best = min(best, start.elapsed_time(end) * 1e3 / n)
+    return best
+
+
+def phase_name(ph: int, layers: int) -> str:
+    if ph == 0:
+        return "left"
+    if ph <= layers:
+        return f"layer {ph - 1}"
+    return {layers + 1: "hidden 1", layers + 2: "hidden 2"}.get(ph, "out")
+
+
+@torch.no_grad()
+def times(model, batch: int, n: int) -> dict:
+    from pixelcnn.kernels import sampler_pixel_grid as grid
+    from pixelcnn.kernels.sampler_row_gemm import sampler_row_gemm
+    from pixelcnn.packing import packed
+    w = packed(model)
+    C, H, W, L = model.config.in_channels, 32, 32, w.layers
+    cache = GatedCache(w).setup(batch, H, W)
+    x = torch.zeros(batch, C, H, W, dtype=torch.long, device=model.device)
+    u = torch.rand(batch, C, H, W, device=model.device)
+    i, j, c = 1, 2, 1                                     # a sub-pixel past the first
+    sampler_row_gemm(cache, x, i)
+    args, meta = grid.launch(cache, x, u, 1.0, i, j, c)
+    out = {"batch": batch, "phases": []}
+    for ph in [0] + grid.phases(L, c):
+        programs = grid.phase_tiles(ph, L, batch, w.hidden, w.wv.dtype)
+        us = graphed(lambda: grid._sampler_pixel_phase_kernel[(programs,)](ph, *args, **meta), n)
+        out["phases"].append({"phase": ph, "name": phase_name(ph, L), "programs": programs,
+                              "us": us})
+    out["empty_us"] = {p: graphed(lambda: _empty[(p,)](x), n) for p in (1, 132)}
+    hopper = x.is_cuda and torch.cuda.get_device_capability(x.device)[0] >= 9
+    for key, pdl in (("step_us", False),) + ((("step_pdl_us", True),) if hopper else ()):
+        out[key] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, c, pdl=pdl),
+                           max(1, n // L))
+    out["step_c0_us"] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, 0),
+                                max(1, n // L))
+    out["row_us"] = graphed(lambda: sampler_row_gemm(cache, x, i), max(1, n // 20))
+    return out
+
+
+def report(r: dict, layers: int) -> str:
+    lines = [f"batch {r['batch']}:", f"  {'phase':10s} {'programs':>8s} {'µs':>8s}"]
+    for p in r["phases"]:
+        lines.append(f"  {p['name']:10s} {p['programs']:8d} {p['us']:8.2f}")
+    c1 = sum(p["us"] for p in r["phases"] if p["phase"] != 0)
+    e = r["empty_us"]
+    lines += [f"  sum of a c > 0 step's phases {c1:.1f} µs; the step graphed {r['step_us']:.1f} "
+              f"µs (with PDL {r.get('step_pdl_us', float('nan')):.1f}); a c = 0 step {r['step_c0_us']:.1f} µs",
+              f"  empty kernel: {e[1]:.2f} µs (1 program), {e[132]:.2f} µs (132); row step "
+              f"{r['row_us']:.1f} µs",
+              f"  a 32x32x3 image: {(r['row_us'] * 32 + 1024 * (r['step_c0_us'] + 2 * r['step_us'])) / 1e6:.3f} s "
+              f"predicted from these (32 row steps, 1,024 pixels of 3 sub-pixels)"]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = Parser(prog="python -m bench.phase_times", description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="cifar", choices=sorted(pixelcnn.PRESETS))
+    p.add_argument("--dtype", default="bf16", choices=list(DTYPES))
+    p.add_argument("--batch-sizes", type=csv(int), default=[1, 256])
+    p.add_argument("--launches", type=at_least(1), default=400,
+                   help="launches per CUDA graph (default 400)")
+    p.add_argument("--out", type=Path, default=RUNS / "bench")
+    args = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        p.error("bench.phase_times times CUDA launches and needs a GPU "
+                "(its kernels' correctness on a CPU: python -m bench.lockstep)")
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    model = pixelcnn.build(pixelcnn.preset(args.preset)).to(device, DTYPES[args.dtype]).eval()
+    m = machine(device, args.dtype)
+    print(machine_line(m))
+    print(f"model: {args.preset} preset ({model.config.layers} layers), random weights; "
+          f"{args.launches} launches a graph, best of 5 replays")
+    results = []
+    for b in args.batch_sizes:
+        results.append(times(model, b, args.launches))
+        print(report(results[-1], model.config.layers))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = fresh(args.out / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-cuda-phase-times.json")
+    path.write_text(json.dumps({"machine": m, "preset": args.preset, "launches": args.launches,
+                                "batches": results}, indent=1))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

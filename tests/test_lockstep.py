@@ -1,0 +1,79 @@
+"""bench.lockstep (a fast sampler's steps against the PyTorch steps, one at a time) and
+bench.phase_times (each triton-grid phase alone), on the CPU: the kernels in Triton's
+interpreter, the CUDA-graph timer replaced by one plain call."""
+import json
+
+import pytest
+import torch
+
+import pixelcnn
+from bench import lockstep as ls
+from bench import phase_times as pt
+from pixelcnn.kernels import sampler_pixel_grid as grid
+
+
+def tiny():
+    torch.manual_seed(0)
+    return pixelcnn.build(pixelcnn.preset("tiny")).eval()
+
+
+@pytest.mark.parametrize("method", ["triton", "triton-grid"])
+@pytest.mark.parametrize("resync", [True, False], ids=["resync", "free"])
+def test_fast_steps_agree_with_the_reference(method, resync):
+    run = ls.lockstep(tiny(), method, 2, (2, 3), resync, seed=1)
+    assert run["flips"] == [] and run["sub_pixels"] == 2 * 3 * 2 * 3
+    keys = {"row v_pre", "row row_bias", "base", "gated[0]", "gated[2]", "hbuf[2] column j"}
+    assert keys <= set(run["worst"]) and ("logits" in run["worst"]) == (method == "triton-grid")
+    for key, v in run["worst"].items():
+        assert v["max_abs_diff"] <= 1e-5 * max(1.0, v["scale"]), key
+
+
+def test_a_wrong_layer_is_found(monkeypatch):
+    """A pixel step whose layer 1 is off (as layer 0 was on the H200) is reported there and
+    downstream, not at layer 0 or in the row step's buffers."""
+    row, pixel = ls.steps("triton-grid")
+
+    def wrong(cache, x, u, temperature, i, j, c):
+        pixel(cache, x, u, temperature, i, j, c)
+        cache.gated[:, 1] += 0.25
+    monkeypatch.setattr(ls, "steps", lambda method: (row, wrong))
+    run = ls.lockstep(tiny(), "triton-grid", 2, (1, 2), True, seed=1)
+    worst = run["worst"]
+    assert worst["gated[1]"]["max_abs_diff"] == pytest.approx(0.25, abs=1e-5)
+    assert worst["gated[0]"]["max_abs_diff"] < 1e-5 and worst["row v_pre"]["max_abs_diff"] < 1e-5
+    assert "gated[1]" in ls.report(run)
+
+
+def test_command_writes_json(tmp_path, capsys):
+    ls.main(["--preset", "tiny", "--size", "1", "2", "--batch", "1", "--device", "cpu",
+             "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "resync: each step from the reference caches - 0 of 6 sub-pixels differ" in out
+    saved = json.loads(next(tmp_path.glob("*-cpu-lockstep.json")).read_text())
+    assert [r["resync"] for r in saved["runs"]] == [True, False]
+
+
+def test_phase_times_cover_every_phase(monkeypatch):
+    calls = []
+
+    def once(fn, n, replays=5):
+        fn()
+        calls.append(n)
+        return 2.0
+    monkeypatch.setattr(pt, "graphed", once)
+    r = pt.times(tiny(), 2, 30)
+    L = 3
+    assert [p["phase"] for p in r["phases"]] == [0] + grid.phases(L, 1)
+    assert [p["name"] for p in r["phases"]] == ["left", "layer 0", "layer 1", "layer 2",
+                                                "hidden 1", "hidden 2", "out"]
+    assert "step_pdl_us" not in r                    # programmatic launches: CUDA >= 9 only
+    text = pt.report(r, L)
+    assert "sum of a c > 0 step's phases 12.0 µs" in text and "row step 2.0 µs" in text
+
+
+def test_phase_times_needs_a_gpu(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here")
+    with pytest.raises(SystemExit) as e:
+        pt.main([])
+    assert e.value.code == 2 and "needs a GPU" in capsys.readouterr().err
