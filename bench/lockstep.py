@@ -21,6 +21,7 @@ Writes <out>/<UTC time>-<device>-lockstep.json.
 """
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -41,14 +42,16 @@ PIXEL_BUFFERS = ("base", "gated", "hbuf")
 
 
 def steps(method: str):
-    """(row kernel, pixel kernel) of a fast method, one launch per phase."""
+    """(row kernel, pixel kernel) of a fast method, one launch per phase (triton-grid: its
+    products split where PIXELCNN_GRID_SPLIT=1 asks)."""
     if method == "triton":
         from pixelcnn.kernels.sampler_pixel import sampler_pixel
         from pixelcnn.kernels.sampler_row import sampler_row
         return sampler_row, sampler_pixel
+    from pixelcnn.kernels.grid import split_requested
     from pixelcnn.kernels.sampler_pixel_grid import sampler_pixel_grid
     from pixelcnn.kernels.sampler_row_gemm import sampler_row_gemm
-    return sampler_row_gemm, sampler_pixel_grid
+    return sampler_row_gemm, functools.partial(sampler_pixel_grid, split=split_requested())
 
 
 class Worst:

@@ -1,6 +1,7 @@
 """Where `triton-grid`'s sub-pixel step spends its time on a GPU: each phase alone, launched N
 times in a CUDA graph (µs a launch, as sampling replays them), beside an empty kernel's launch
-(the floor a dependent launch costs) and the whole step and row step, graphed the same way.
+(the floor a dependent launch costs) and the whole step (also with PIXELCNN_GRID_SPLIT's
+split products, and PDL) and row step, graphed the same way.
 
     python -m bench.phase_times                      # cifar preset, bf16, batch 1 and 256
 
@@ -83,9 +84,10 @@ def times(model, batch: int, n: int) -> dict:
                               "us": us})
     out["empty_us"] = {p: graphed(lambda: _empty[(p,)](x), n) for p in (1, 132)}
     hopper = x.is_cuda and torch.cuda.get_device_capability(x.device)[0] >= 9
-    for key, pdl in (("step_us", False),) + ((("step_pdl_us", True),) if hopper else ()):
-        out[key] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, c, pdl=pdl),
-                           max(1, n // L))
+    for key, pdl, split in (("step_us", False, False), ("step_split_us", False, True)) + \
+            ((("step_pdl_us", True, False),) if hopper else ()):
+        out[key] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, c, pdl=pdl,
+                                                           split=split), max(1, n // L))
     out["step_c0_us"] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, 0),
                                 max(1, n // L))
     out["row_us"] = graphed(lambda: sampler_row_gemm(cache, x, i), max(1, n // 20))
@@ -99,7 +101,8 @@ def report(r: dict, layers: int) -> str:
     c1 = sum(p["us"] for p in r["phases"] if p["phase"] != 0)
     e = r["empty_us"]
     lines += [f"  sum of a c > 0 step's phases {c1:.1f} µs; the step graphed {r['step_us']:.1f} "
-              f"µs (with PDL {r.get('step_pdl_us', float('nan')):.1f}); a c = 0 step {r['step_c0_us']:.1f} µs",
+              f"µs (with PDL {r.get('step_pdl_us', float('nan')):.1f}, its products split "
+              f"{r['step_split_us']:.1f}); a c = 0 step {r['step_c0_us']:.1f} µs",
               f"  empty kernel: {e[1]:.2f} µs (1 program), {e[132]:.2f} µs (132); row step "
               f"{r['row_us']:.1f} µs",
               f"  a 32x32x3 image: {(r['row_us'] * 32 + 1024 * (r['step_c0_us'] + 2 * r['step_us'])) / 1e6:.3f} s "

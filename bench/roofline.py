@@ -223,15 +223,17 @@ def phase_kinds(L: int, c, fused: bool = True) -> list:
         (["hidden", "hidden"] if c is not None else []) + ["out"]
 
 
-def phase_products(kind: str, H: int, p: int, F: int, sample: bool) -> float:
+def phase_products(kind: str, H: int, p: int, F: int, sample: bool, fused: bool = True) -> float:
     """Products x K tiles of 32 in the chain of one program of a pixel phase (phase_kinds):
     left, the taps f and g over K = p H; layer 0, f and g over its F embedded features (one
     block of >= 16: half a tile); a layer, f and g from the previous layer's gated unit and
-    from its input, its residual and (sampling) skip, over K = H; two-phase: the gate's f and
+    from its input, its residual and (sampling) skip, over K = H (.../split: "gate", its
+    gate's four products in one tile, the other two in another); two-phase: the gate's f and
     g, then the residual and skip; the head's hidden products and its logits, over K = H."""
     k = H / 32
     return {"left": 2 * p * k, "layer0": 2 * max(0.5, F / 32),
-            "layer": (5 + sample) * k, "gate": 2 * k, "res": (1 + sample) * k,
+            "layer": (5 + sample) * k, "gate": 4 * k if fused else 2 * k,
+            "res": (1 + sample) * k,
             "hidden": k, "out": k if sample else 0.5}[kind]
 
 
@@ -256,6 +258,7 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     compute = rate(dev, dtype) * EFFICIENCY
     persistent, _, _, fused, pdl = grid_variant(label)
     persistent = persistent and dtype == "bf16"
+    split = "split" in label.split("/") and not persistent      # PIXELCNN_GRID_SPLIT=1
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     bb, bn = pixel_tiles(batch, H, torch_dtype, persistent and fused)   # as launched (2-phase: 32)
     nb, nn = math.ceil(batch / bb), math.ceil(H / bn)
@@ -263,14 +266,15 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
 
     def waves(kind):
         tiles = (L if kind == "left" else 1) * (nb if kind != "out" else math.ceil(batch / 16)) \
-            * (nn if kind != "out" else 1)
+            * (nn if kind != "out" else 1) * (2 if split and kind == "gate" else 1)
         return math.ceil(tiles / (programs if persistent else dev.sms * OCCUPANCY))
 
     def pixel(name, count, c, elements):
-        todo = phase_kinds(L, c, fused)
+        todo = [("gate" if split and kind == "layer" else kind)    # split: the gate's half is
+                for kind in phase_kinds(L, c, fused)]               # the longer chain
         sample = c is not None
-        chain = sum(waves(kind) * phase_products(kind, H, p, F, sample) for kind in todo)
-        latency = sum(waves(kind) * (T_PHASE + phase_products(kind, H, p, F, sample)
+        chain = sum(waves(kind) * phase_products(kind, H, p, F, sample, fused) for kind in todo)
+        latency = sum(waves(kind) * (T_PHASE + phase_products(kind, H, p, F, sample, fused)
                                      * T_PRODUCT[dtype]) for kind in todo) + T_SAMPLE * sample
         hops = len(todo) - 1 if persistent else len(todo)
         useful = 2.0 * elements * batch
@@ -343,7 +347,7 @@ LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
 
 GRID_VARIANTS = ["triton-grid", "triton-grid/persistent", "triton-grid/bk128",
                  "triton-grid/persistent/bk128", "triton-grid/s7", "triton-grid/persistent/s7",
-                 "triton-grid/pdl", "triton-grid/pdl/s7",
+                 "triton-grid/pdl", "triton-grid/pdl/s7", "triton-grid/split",
                  "triton-grid/2-phase", "triton-grid/persistent/2-phase"]  # as the H200 ran it
 TWO_PHASE = "2L+2"      # the pixel step's phases (c > 0) in results made before the fold
 
@@ -364,7 +368,8 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
     """The modelled variant a measurement belongs to, from the environment it ran in:
     triton-grid in bf16 with PIXELCNN_GRID_PERSISTENT=1 is triton-grid/persistent (float32
     always launches phase by phase; before the fold persistent was bf16's default, =0 turned
-    it off); its PIXELCNN_GRID_POLL=load, .../poll-load; else PIXELCNN_GRID_PDL=1, .../pdl;
+    it off); its PIXELCNN_GRID_POLL=load, .../poll-load; else PIXELCNN_GRID_SPLIT=1,
+    .../split, and PIXELCNN_GRID_PDL=1, .../pdl;
     PIXELCNN_GRID_BK=N, .../bkN;
     PIXELCNN_GRID_STAGES=S, .../sS; measured on the design before the fold (design
     TWO_PHASE: results that do not say), .../2-phase."""
@@ -375,8 +380,9 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
         method += "/persistent"
         if env.get("PIXELCNN_GRID_POLL", "atomic") != "atomic":
             method += f"/poll-{env['PIXELCNN_GRID_POLL']}"     # not modelled: measured only
-    elif env.get("PIXELCNN_GRID_PDL") == "1":
-        method += "/pdl"
+    else:
+        method += "/split" if env.get("PIXELCNN_GRID_SPLIT") == "1" else ""
+        method += "/pdl" if env.get("PIXELCNN_GRID_PDL") == "1" else ""
     method += f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else ""
     method += f"/s{env['PIXELCNN_GRID_STAGES']}" if env.get("PIXELCNN_GRID_STAGES") else ""
     return method + ("/2-phase" if design == TWO_PHASE else "")
@@ -508,7 +514,7 @@ def targets(cfg, device, size, meas) -> list:
     dependent launches, persistent) against issue 12's targets (bf16); for the persistent
     ones the barrier cost each tolerates: a batch's time is linear in T_SYNC."""
     lines = []
-    for label in ("triton-grid", "triton-grid/s7", "triton-grid/pdl/s7",
+    for label in ("triton-grid", "triton-grid/split", "triton-grid/s7", "triton-grid/pdl/s7",
                   "triton-grid/persistent", "triton-grid/persistent/s7"):
         for batch, need, what in ((1, 50, "x naive"), (256, 500, "x naive"),
                                   (256, 2000, "images/s")):

@@ -72,6 +72,14 @@ def persistent_requested() -> bool:
                   "one persistent launch per step")
 
 
+def split_requested() -> bool:
+    """$PIXELCNN_GRID_SPLIT: "1" asks triton-grid's per-phase launches to split each layer's
+    products over twice the programs (the gate's apart from the previous layer's residual and
+    skip: kernels/sampler_pixel_grid._layer); "0" or unset, one program per tile does all six
+    (the default, until a GPU run has timed the split: bench.roofline predicts it faster)."""
+    return switch("PIXELCNN_GRID_SPLIT", "six products a tile", "the products split")
+
+
 def dependent_launch(x: torch.Tensor) -> bool:
     """Whether triton-grid's per-phase launches use programmatic dependent launch (Hopper's
     griddepcontrol: the next phase's kernel is launched while this one runs and waits on chip

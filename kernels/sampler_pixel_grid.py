@@ -22,6 +22,11 @@ Phases of one step (a phase reads only what earlier phases wrote), L + 3 (L + 4 
                      column j
 Completion (c=None) runs left and the layers only, then out's last-channel write.
 
+PIXELCNN_GRID_SPLIT=1 (kernels/grid.split_requested, opt-in until a GPU has timed it) runs
+each layer phase l >= 2 in twice the tiles: the gate's four products in one half, layer
+l - 1's residual and skip products in the other, so that a program's chain is four products,
+not six, on twice the SMs (bench.roofline: `triton-grid/split`).
+
 Two forms run the same per-phase code (`_phase`):
 - one launch per phase, each program one tile: the default (the interpreter runs this form,
   and the tests);
@@ -84,52 +89,90 @@ def _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
 def _layer(pid, nprog, l, x, hbuf, base, gated, skip, wh_cur, wres_cur, bres_cur, wres, bres,
            wskip, bskip, table, i, j, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
            P: tl.constexpr, SAMPLE: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
-           BK: tl.constexpr, FB: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+           BK: tl.constexpr, FB: tl.constexpr, SPLIT: tl.constexpr, BF16: tl.constexpr,
+           INTERPRET: tl.constexpr):
     """Layer l's gated unit at the current sub-pixel. Layer 0: from the embedded pixel. Layer
     l >= 1: from layer l - 1's gated unit a and input r (r = 0 for l = 1), in one K loop that
     also finishes layer l - 1 (its residual r + a @ wres + bres, layer l's input, into hbuf;
     its skip product when sampling):
         pre = base + a @ wres_cur[l] + bres_cur[l] + r @ wh_cur[l]   (= input of l @ wh_cur[l])
-    """
-    for t in range(pid, tl.cdiv(B, BB) * tl.cdiv(HD, BN), nprog):
-        bb, n, b_ok, n_ok, ok = _tile(t, B, HD, BB, BN)
-        bp = base + (l * B + bb[:, None]) * 2 * HD + n[None, :]
-        f = tl.load(bp, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32)
-        g = tl.load(bp + HD, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32)
+    SPLIT: layer l - 1's residual and skip in tiles of their own, beside the gate's (twice the
+    programs, each with four products or two, not six)."""
+    per_layer = tl.cdiv(B, BB) * tl.cdiv(HD, BN)
+    parts = 1
+    if SPLIT:
+        if l > 0:
+            parts = 2
+    for t in range(pid, parts * per_layer, nprog):
+        bb, n, b_ok, n_ok, ok = _tile(t % per_layer, B, HD, BB, BN)
         if l == 0:      # the current pixel, embedded; channels not yet sampled meet mask A
+            f, g = _base(base, l, B, HD, bb, n, ok)
             f, g = gated_matmul_embedded(f, g, x, bb * C * HEIGHT * WIDTH + i * WIDTH + j, b_ok,
                                          HEIGHT * WIDTH, table, LEVELS, E, F, wh_cur, n, n_ok,
                                          HD, FB, BF16, INTERPRET)
-        else:
+            _store_gate(gated, f, g, l, L, HD, bb, n, ok)
+        elif not SPLIT:
+            f, g = _base(base, l, B, HD, bb, n, ok)
             f, g = _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
                                         wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb, n,
-                                        b_ok, n_ok, ok, P, SAMPLE, BB, BN, BK, BF16, INTERPRET)
-        tl.store(gated + (bb[:, None] * L + l) * HD + n[None, :],
-                 gate(f, g).to(gated.dtype.element_ty), mask=ok)
+                                        b_ok, n_ok, ok, P, SAMPLE, True, True, BB, BN, BK,
+                                        BF16, INTERPRET)
+            _store_gate(gated, f, g, l, L, HD, bb, n, ok)
+        elif t < per_layer:
+            f, g = _base(base, l, B, HD, bb, n, ok)
+            f, g = _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
+                                        wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb, n,
+                                        b_ok, n_ok, ok, P, SAMPLE, True, False, BB, BN, BK,
+                                        BF16, INTERPRET)
+            _store_gate(gated, f, g, l, L, HD, bb, n, ok)
+        else:
+            zero = tl.zeros((BB, BN), tl.float32)
+            _from_previous_layer(zero, zero, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
+                                 wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb, n, b_ok,
+                                 n_ok, ok, P, SAMPLE, False, True, BB, BN, BK, BF16, INTERPRET)
+
+
+@triton.jit
+def _base(base, l, B, HD, bb, n, ok):
+    """Layer l's f and g before the current tap (row bias + left taps): phase left's."""
+    bp = base + (l * B + bb[:, None]) * 2 * HD + n[None, :]
+    return (tl.load(bp, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32),
+            tl.load(bp + HD, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32))
+
+
+@triton.jit
+def _store_gate(gated, f, g, l, L, HD, bb, n, ok):
+    tl.store(gated + (bb[:, None] * L + l) * HD + n[None, :],
+             gate(f, g).to(gated.dtype.element_ty), mask=ok)
 
 
 @triton.jit
 def _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur, wres, bres,
                          wskip, bskip, j, B, WIDTH, HD, L, bb, n, b_ok, n_ok, ok,
-                         P: tl.constexpr, SAMPLE: tl.constexpr, BB: tl.constexpr,
-                         BN: tl.constexpr, BK: tl.constexpr, BF16: tl.constexpr,
-                         INTERPRET: tl.constexpr):
+                         P: tl.constexpr, SAMPLE: tl.constexpr, GATE: tl.constexpr,
+                         FINISH: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
+                         BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """_layer's products for l >= 1 over the K tiles of a (layer l - 1's gated unit) and r
-    (its input; masked to zero for l = 1, whose previous layer has no residual input)."""
+    (its input; masked to zero for l = 1, whose previous layer has no residual input): GATE,
+    layer l's f and g (returned); FINISH, layer l - 1's residual (into hbuf) and skip."""
     has_r = bb * 0 + l > 1                                           # [BB] (a mask)
     a_rows = gated + (bb * L + l - 1) * HD
     r_rows = hbuf + (((l - 1) * B + bb) * (P + WIDTH) + j + P) * HD
     r_ok = b_ok & has_r
-    f += tl.load(bres_cur + l * 2 * HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-    g += tl.load(bres_cur + l * 2 * HD + HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-    res = tl.zeros((BB, BN), tl.float32) + \
-        tl.load(bres + (l - 1) * HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-    res += tl.load(r_rows[:, None] + n[None, :], mask=r_ok[:, None] & n_ok[None, :],
-                   other=0.0, cache_modifier=CG).to(tl.float32)
+    if GATE:
+        f += tl.load(bres_cur + l * 2 * HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+        g += tl.load(bres_cur + l * 2 * HD + HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    res = tl.zeros((BB, BN), tl.float32)
     sp = skip + bb[:, None] * HD + n[None, :]
-    if SAMPLE:
-        s = tl.load(sp, mask=ok & has_r[:, None], other=0.0, cache_modifier=CG) + tl.where(
-            has_r[:, None], 0.0, tl.load(bskip + n, mask=n_ok, other=0.0).to(tl.float32)[None, :])
+    s = tl.zeros((BB, BN), tl.float32)
+    if FINISH:
+        res += tl.load(bres + (l - 1) * HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+        res += tl.load(r_rows[:, None] + n[None, :], mask=r_ok[:, None] & n_ok[None, :],
+                       other=0.0, cache_modifier=CG).to(tl.float32)
+        if SAMPLE:
+            s += tl.load(sp, mask=ok & has_r[:, None], other=0.0, cache_modifier=CG) + tl.where(
+                has_r[:, None], 0.0,
+                tl.load(bskip + n, mask=n_ok, other=0.0).to(tl.float32)[None, :])
     k = tl.arange(0, BK)
     wc = wres_cur + l * HD * 2 * HD
     wh = wh_cur + l * HD * 2 * HD
@@ -138,24 +181,27 @@ def _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
         k_ok = kk < HD
         a = tl.load(a_rows[:, None] + kk[None, :], mask=b_ok[:, None] & k_ok[None, :],
                     other=0.0, cache_modifier=CG).to(tl.float32)
-        r = tl.load(r_rows[:, None] + kk[None, :], mask=r_ok[:, None] & k_ok[None, :],
-                    other=0.0, cache_modifier=CG).to(tl.float32)
         w_ok = k_ok[:, None] & n_ok[None, :]
-        w2 = kk[:, None] * (2 * HD) + n[None, :]
-        w1 = kk[:, None] * HD + n[None, :]
-        f = mm(a, tl.load(wc + w2, mask=w_ok, other=0.0), f, BF16, INTERPRET)
-        g = mm(a, tl.load(wc + w2 + HD, mask=w_ok, other=0.0), g, BF16, INTERPRET)
-        f = mm(r, tl.load(wh + w2, mask=w_ok, other=0.0), f, BF16, INTERPRET)
-        g = mm(r, tl.load(wh + w2 + HD, mask=w_ok, other=0.0), g, BF16, INTERPRET)
-        res = mm(a, tl.load(wres + (l - 1) * HD * HD + w1, mask=w_ok, other=0.0), res,
-                 BF16, INTERPRET)
+        if GATE:
+            r = tl.load(r_rows[:, None] + kk[None, :], mask=r_ok[:, None] & k_ok[None, :],
+                        other=0.0, cache_modifier=CG).to(tl.float32)
+            w2 = kk[:, None] * (2 * HD) + n[None, :]
+            f = mm(a, tl.load(wc + w2, mask=w_ok, other=0.0), f, BF16, INTERPRET)
+            g = mm(a, tl.load(wc + w2 + HD, mask=w_ok, other=0.0), g, BF16, INTERPRET)
+            f = mm(r, tl.load(wh + w2, mask=w_ok, other=0.0), f, BF16, INTERPRET)
+            g = mm(r, tl.load(wh + w2 + HD, mask=w_ok, other=0.0), g, BF16, INTERPRET)
+        if FINISH:
+            w1 = kk[:, None] * HD + n[None, :]
+            res = mm(a, tl.load(wres + (l - 1) * HD * HD + w1, mask=w_ok, other=0.0), res,
+                     BF16, INTERPRET)
+            if SAMPLE:
+                s = mm(a, tl.load(wskip + (l - 1) * HD * HD + w1, mask=w_ok, other=0.0), s,
+                       BF16, INTERPRET)
+    if FINISH:
+        tl.store(hbuf + (((l * B + bb[:, None]) * (P + WIDTH) + j + P) * HD) + n[None, :],
+                 res.to(hbuf.dtype.element_ty), mask=ok)                 # layer l's input
         if SAMPLE:
-            s = mm(a, tl.load(wskip + (l - 1) * HD * HD + w1, mask=w_ok, other=0.0), s,
-                   BF16, INTERPRET)
-    tl.store(hbuf + (((l * B + bb[:, None]) * (P + WIDTH) + j + P) * HD) + n[None, :],
-             res.to(hbuf.dtype.element_ty), mask=ok)                     # layer l's input
-    if SAMPLE:
-        tl.store(sp, s, mask=ok)
+            tl.store(sp, s, mask=ok)
     return f, g
 
 
@@ -215,7 +261,8 @@ def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
            table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
            P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
            BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BKO: tl.constexpr,
-           FB: tl.constexpr, LVP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+           FB: tl.constexpr, LVP: tl.constexpr, SPLIT: tl.constexpr, BF16: tl.constexpr,
+           INTERPRET: tl.constexpr):
     """Phase `ph` of the step (see the module docstring), this program's share of its tiles."""
     if ph == 0:
         _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
@@ -223,7 +270,7 @@ def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
     elif ph <= L:
         _layer(pid, nprog, ph - 1, x, hbuf, base, gated, skip, wh_cur, wres_cur, bres_cur,
                wres, bres, wskip, bskip, table, i, j, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
-               P, SAMPLE, BB, BN, BK, FB, BF16, INTERPRET)
+               P, SAMPLE, BB, BN, BK, FB, SPLIT, BF16, INTERPRET)
     elif ph <= L + 2:
         _hidden(pid, nprog, ph == L + 2, gated, skip, scratch, wskip, bskip, w1, b1, B,
                 HD, L, BB, BN, BK, BF16, INTERPRET)
@@ -241,14 +288,14 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
                                 BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                 BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
                                 BF16: tl.constexpr, INTERPRET: tl.constexpr,
-                                PDL: tl.constexpr = False):
+                                PDL: tl.constexpr = False, SPLIT: tl.constexpr = False):
     if PDL:     # launched as a programmatic dependent: let the next phase launch now, then
         gdc_launch_dependents()     # wait until the previous one has finished and flushed
         gdc_wait()
     _phase(ph, tl.program_id(0), tl.num_programs(0), x, u, hbuf, row_bias, base, gated,
            scratch, skip, wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1,
            w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
-           P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, BF16, INTERPRET)
+           P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, SPLIT, BF16, INTERPRET)
 
 
 @triton.jit(do_not_specialize=["first", "i", "j", "c"])
@@ -267,7 +314,7 @@ def _sampler_pixel_grid_kernel(counter, first, x, u, hbuf, row_bias, base, gated
             _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
                    wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1, w2,
                    b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
-                   P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, BF16, INTERPRET)
+                   P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, False, BF16, INTERPRET)
             if ph < L + 3:
                 grid_barrier(counter, nprog, POLL)
 
@@ -331,12 +378,14 @@ def phases(layers: int, c) -> list:
 
 
 def phase_tiles(ph: int, layers: int, batch: int, hidden: int, dtype: torch.dtype,
-                persistent: bool = False) -> int:
+                persistent: bool = False, split: bool = False) -> int:
     bb, bn = tiles(batch, hidden, dtype, persistent)
     per_layer = triton.cdiv(batch, bb) * triton.cdiv(hidden, bn)
     if ph == 0:
         return layers * per_layer
-    return triton.cdiv(batch, OUT_IMAGES.value) if ph == layers + 3 else per_layer
+    if ph == layers + 3:
+        return triton.cdiv(batch, OUT_IMAGES.value)
+    return per_layer * (2 if split and 2 <= ph <= layers else 1)   # split: + the finishing tiles
 
 
 def widest(cache) -> int:
@@ -367,13 +416,15 @@ def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool 
 
 
 def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
-                       programs: int = 0, pdl: bool = False):
+                       programs: int = 0, pdl: bool = False, split: bool = False):
     """Sample sub-pixel (c, i, j) of x (long [B, C, H, W]) from the uniforms u, or with
     c=None take pixel (i, j) as given (completion) and only update the caches - as the
     PyTorch step `pixelcnn.cache.pixel_step`, on the same GatedCache. programs=0: one launch
     per phase (pdl=True: as programmatic dependent launches, compute capability >= 9: see
-    kernels/grid.dependent_launch); programs=N: one persistent cooperative launch of N
-    programs meeting at grid barriers (CUDA; at most one per SM, see kernels/grid.py)."""
+    kernels/grid.dependent_launch; split=True: each layer's phase in twice the tiles, the
+    gate's products apart from the previous layer's residual and skip, see `_layer`);
+    programs=N: one persistent cooperative launch of N programs meeting at grid barriers
+    (CUDA; at most one per SM, see kernels/grid.py)."""
     w = cache.w
     check_device(x, u, w.wv)
     B, hd, L = x.shape[0], w.hidden, w.layers
@@ -389,5 +440,8 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
         return
     if pdl:
         meta.update(PDL=True, launch_pdl=True)
+    if split:
+        meta.update(SPLIT=True)
     for ph in todo:
-        _sampler_pixel_phase_kernel[(phase_tiles(ph, L, B, hd, w.wv.dtype),)](ph, *args, **meta)
+        programs = phase_tiles(ph, L, B, hd, w.wv.dtype, split=split)
+        _sampler_pixel_phase_kernel[(programs,)](ph, *args, **meta)

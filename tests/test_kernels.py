@@ -3,6 +3,7 @@ set up by conftest.py), on awkward shapes, with outputs poisoned by NaN so that 
 kernel fails to write cannot pass. (method='triton' end to end, against the naive reference:
 tests/test_sampler_contract.py; on priors over codes - learned embeddings, conditioning maps -
 against cached: here.)"""
+import functools
 import subprocess
 import sys
 
@@ -150,6 +151,9 @@ STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes,
                         {(row_gemm, "tiles"): lambda positions, dtype, hidden: (128, 64, 8),
                          (pixel_grid, "tiles"):
                              lambda batch, hidden, dtype, persistent=False: (32, 16)}),
+    # each layer's products over twice the tiles (PIXELCNN_GRID_SPLIT=1)
+    "grid-split": (sampler_row_gemm, functools.partial(sampler_pixel_grid, split=True),
+                   ["base", "gated"], {}),
     # every product's whole K in one tile (as PIXELCNN_GRID_BK=256 on the cifar preset)
     "grid-whole-k": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
                      {(pixel_grid, "k_tile"): lambda hidden, dtype: max(16, pow2(hidden))}),
@@ -213,6 +217,21 @@ def test_grid_persistent_step_is_opt_in(monkeypatch):
     model = make_model(dtype=torch.float32, layers=1)
     with pytest.raises(ValueError, match="PIXELCNN_GRID_PERSISTENT"):
         pixelcnn.sample(model, 1, (2, 2), method="triton-grid")
+
+
+def test_grid_split_is_opt_in(monkeypatch):
+    from pixelcnn.kernels.grid import split_requested
+    monkeypatch.delenv("PIXELCNN_GRID_SPLIT", raising=False)
+    assert not split_requested()
+    monkeypatch.setenv("PIXELCNN_GRID_SPLIT", "1")
+    assert split_requested()
+    assert pixel_grid.phase_tiles(2, 3, 17, 12, torch.float32, split=True) == \
+        2 * pixel_grid.phase_tiles(2, 3, 17, 12, torch.float32)
+    assert pixel_grid.phase_tiles(1, 3, 17, 12, torch.float32, split=True) == \
+        pixel_grid.phase_tiles(1, 3, 17, 12, torch.float32)          # layer 0: nothing to finish
+    monkeypatch.setenv("PIXELCNN_GRID_SPLIT", "yes")
+    with pytest.raises(ValueError, match="PIXELCNN_GRID_SPLIT must be '0' .* or '1' .*, got 'yes'"):
+        split_requested()
 
 
 def test_grid_dependent_launch_is_opt_in(monkeypatch):

@@ -100,6 +100,11 @@ def test_variants_follow_the_environment_they_ran_in():
     assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_BK": "64",
                                                     "PIXELCNN_GRID_STAGES": "7"}) == \
         "triton-grid/bk64/s7"
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_SPLIT": "1"}) == \
+        "triton-grid/split"
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_SPLIT": "1",
+                                                    "PIXELCNN_GRID_PDL": "1"}) == \
+        "triton-grid/split/pdl"
     assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_PDL": "1",
                                                     "PIXELCNN_GRID_STAGES": "7"}) == \
         "triton-grid/pdl/s7"
@@ -113,6 +118,7 @@ def test_variants_follow_the_environment_they_ran_in():
     # neither the K tile nor the pipeline's depth moved a phase on the H200: not modelled
     assert pred["triton-grid/bk128"][1] == pred["triton-grid/s7"][1] == pred["triton-grid"][1]
     assert pred["triton-grid/pdl"][1] < pred["triton-grid"][1]     # launches overlapped
+    assert pred["triton-grid/split"][1] < 0.9 * pred["triton-grid"][1]   # chains of 4, not 6
 
 
 def test_phase_products_count_each_phase_chain():
@@ -126,6 +132,8 @@ def test_phase_products_count_each_phase_chain():
     assert roofline.phase_products("layer0", H, p, 3, True) == 1
     assert roofline.phase_products("layer0", H, p, 64, True) == 4
     assert roofline.phase_products("hidden", H, p, 3, True) == 6
+    assert roofline.phase_products("gate", H, p, 3, True) == 24                  # split
+    assert roofline.phase_products("gate", H, p, 3, True, fused=False) == 12     # 2-phase
 
 
 def test_a_batch_is_linear_in_the_barrier_cost():
@@ -142,7 +150,7 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
     assert "predicted vs measured" in out and "H200" in out
-    assert out.count("target bf16") == 3 * 5          # 3 and 7 stages, pdl, persistent
+    assert out.count("target bf16") == 3 * 6          # 3 and 7 stages, split, pdl, persistent
     assert out.count("holds while a cross-SM sync costs") == 3 * 2     # the persistent ones
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out
