@@ -8,7 +8,10 @@ Two checks per method:
   differently and one flip changes the rest of its image, so the rate is reported only);
 - logits: the reference forward against the method's own forward on the same images at full
   size: teacher forcing through the incremental cache (`cached`), the fused kernels
-  (`triton`); n/a for a method that exposes no logits (`native`).
+  (`triton`); for `triton-grid`, which has no forward, its steps' logits against the PyTorch
+  steps' from the same caches at the gate's size (bench.lockstep, resynced every step: in
+  bf16 too, where the identical rate has no floor); n/a for a method that exposes no logits
+  (`native`).
 
 Where samples differ, the gate also reports each differing image's first differing sub-pixel
 (row, column, channel: which part of a step parted first) and its CDF margin there (in
@@ -62,6 +65,17 @@ def fast_logits(model, method: str, x: torch.Tensor, y=None) -> Optional[torch.T
         finally:
             model.backend = "torch"
     return None
+
+
+@torch.no_grad()
+def step_logits_error(model, method: str, n: int, size, y=None) -> Optional[float]:
+    """triton-grid: max |Δlogits| of its sub-pixel steps against the PyTorch steps', each step
+    from the reference's caches (bench.lockstep), over n images of `size`; None otherwise."""
+    if method != "triton-grid":
+        return None
+    from .lockstep import lockstep
+    run = lockstep(model, method, n, size, resync=True, seed=0, y=y)
+    return run["worst"]["logits"]["max_abs_diff"]
 
 
 def first_differences(ref: torch.Tensor, got: torch.Tensor) -> dict:
@@ -123,7 +137,8 @@ def run_gate(model, methods: list, images: torch.Tensor, gate_size, dtype: str,
         rate = float(same.double().mean())
         with full_precision():
             logits = fast_logits(model, m, images, y)
-        dlogits = None if logits is None else float((logits.float() - ref_logits).abs().max())
+            dlogits = float((logits.float() - ref_logits).abs().max()) if logits is not None \
+                else step_logits_error(model, m, n, gate_size, y)
         margins = cdf_margins(model, ref, got, u, y)
         firsts = list(first_differences(ref, got).values())
         why = []

@@ -92,13 +92,17 @@ def margin(logits: torch.Tensor, u: float) -> float:
 
 
 @torch.no_grad()
-def lockstep(model, method: str, batch: int, size, resync: bool, seed: int) -> dict:
+def lockstep(model, method: str, batch: int, size, resync: bool, seed: int, y=None) -> dict:
+    """One pass over the first size = (H, W) sub-pixels of `batch` images (class y, if the
+    model has classes): {"worst": per buffer the largest difference, "flips": the sub-pixels
+    sampled differently, "sub_pixels", "resync"}."""
     row_kernel, pixel_kernel = steps(method)
     w = packed(model)
     C, (H, W), L = model.config.in_channels, size, w.layers
     g = torch.Generator().manual_seed(seed)
     u = torch.rand(batch, C, H, W, generator=g).to(model.device)
-    ref, fast = (GatedCache(w).setup(batch, H, W) for _ in range(2))
+    cond = model.condition(y, None) if y is not None else None
+    ref, fast = (GatedCache(w, cond).setup(batch, H, W) for _ in range(2))
     x = torch.zeros(batch, C, H, W, dtype=torch.long, device=model.device)
     xf = x.clone()
     worst, flips = Worst(), []
