@@ -9,7 +9,9 @@ Why: bench.roofline, fitted on the two-phase design, put most of a sub-pixel in 
 trips; on the H200 the folded design's 7 pipeline stages and K tiles of 128, which cut those,
 did not make it faster. Timing each phase separates a phase's launch from its work, and the
 sum of the phases from the step (what launching them back to back costs or overlaps).
-Random weights of the preset. Needs CUDA. Writes <out>/<UTC time>-cuda-phase-times.json.
+Then layer 1's phase alone under other launch parameters (warps, K tile, pipeline stages, the
+split form): what a product's latency depends on. Random weights of the preset. Needs CUDA.
+Writes <out>/<UTC time>-cuda-phase-times.json.
 """
 from __future__ import annotations
 
@@ -91,6 +93,27 @@ def times(model, batch: int, n: int) -> dict:
     out["step_c0_us"] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, 0),
                                 max(1, n // L))
     out["row_us"] = graphed(lambda: sampler_row_gemm(cache, x, i), max(1, n // 20))
+    out["layer_sweep"] = layer_sweep(grid, args, meta, L, batch, w, n)
+    return out
+
+
+# A layer phase's launch parameters to time beside the launcher's: what its ~0.08 us per
+# product per K tile depends on (warps sharing a 16-column tile, K tile, pipeline depth),
+# and the split form's two halves (PIXELCNN_GRID_SPLIT=1).
+SWEEP = [dict(num_warps=2), dict(num_warps=8), dict(BK=64), dict(BK=16), dict(num_stages=2),
+         dict(num_stages=1), dict(SPLIT=True)]
+
+
+def layer_sweep(grid, args, meta, layers: int, batch: int, w, n: int) -> list:
+    """µs of layer 1's phase (its six products) under each SWEEP override of the launcher's
+    meta (the first row: none)."""
+    out = []
+    for override in [{}] + SWEEP:
+        m = {**meta, **override}
+        programs = grid.phase_tiles(2, layers, batch, w.hidden, w.wv.dtype,
+                                    split=m.get("SPLIT", False))
+        us = graphed(lambda: grid._sampler_pixel_phase_kernel[(programs,)](2, *args, **m), n)
+        out.append({"override": override, "programs": programs, "us": us})
     return out
 
 
@@ -106,7 +129,10 @@ def report(r: dict, layers: int) -> str:
               f"  empty kernel: {e[1]:.2f} µs (1 program), {e[132]:.2f} µs (132); row step "
               f"{r['row_us']:.1f} µs",
               f"  a 32x32x3 image: {(r['row_us'] * 32 + 1024 * (r['step_c0_us'] + 2 * r['step_us'])) / 1e6:.3f} s "
-              f"predicted from these (32 row steps, 1,024 pixels of 3 sub-pixels)"]
+              f"predicted from these (32 row steps, 1,024 pixels of 3 sub-pixels)",
+              "  layer 1's phase: " + ", ".join(
+                  f"{', '.join(f'{k}={v}' for k, v in s['override'].items()) or 'as launched'}"
+                  f" {s['us']:.2f} µs" for s in r["layer_sweep"])]
     return "\n".join(lines)
 
 

@@ -67,6 +67,10 @@ def test_phase_times_cover_every_phase(monkeypatch):
     assert [p["name"] for p in r["phases"]] == ["left", "layer 0", "layer 1", "layer 2",
                                                 "hidden 1", "hidden 2", "out"]
     assert "step_pdl_us" not in r                    # programmatic launches: CUDA >= 9 only
+    sweep = r["layer_sweep"]
+    assert [s["override"] for s in sweep] == [{}] + pt.SWEEP
+    assert [s["programs"] for s in sweep if s["override"].get("SPLIT")] == \
+        [2 * sweep[0]["programs"]]
     text = pt.report(r, L)
     assert "sum of a c > 0 step's phases 12.0 µs" in text and "row step 2.0 µs" in text
 
