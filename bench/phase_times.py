@@ -90,6 +90,15 @@ def times(model, batch: int, n: int) -> dict:
             ((("step_pdl_us", True, False),) if hopper else ()):
         out[key] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, c, pdl=pdl,
                                                            split=split), max(1, n // L))
+    if hopper:          # PDL, the next phase launched once this one's programs are done
+        late = {**meta, "PDL": True, "PDL_LATE": True, "launch_pdl": True}
+        todo = [(ph, grid.phase_tiles(ph, L, batch, w.hidden, w.wv.dtype))
+                for ph in grid.phases(L, c)]
+
+        def step_pdl_late():
+            for ph, programs in todo:
+                grid._sampler_pixel_phase_kernel[(programs,)](ph, *args, **late)
+        out["step_pdl_late_us"] = graphed(step_pdl_late, max(1, n // L))
     out["step_c0_us"] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, 0),
                                 max(1, n // L))
     out["row_us"] = graphed(lambda: sampler_row_gemm(cache, x, i), max(1, n // 20))
@@ -124,7 +133,9 @@ def report(r: dict, layers: int) -> str:
     c1 = sum(p["us"] for p in r["phases"] if p["phase"] != 0)
     e = r["empty_us"]
     lines += [f"  sum of a c > 0 step's phases {c1:.1f} µs; the step graphed {r['step_us']:.1f} "
-              f"µs (with PDL {r.get('step_pdl_us', float('nan')):.1f}, its products split "
+              f"µs (with PDL {r.get('step_pdl_us', float('nan')):.1f}, PDL launching the "
+              f"next phase at the end {r.get('step_pdl_late_us', float('nan')):.1f}, its "
+              f"products split "
               f"{r['step_split_us']:.1f}); a c = 0 step {r['step_c0_us']:.1f} µs",
               f"  empty kernel: {e[1]:.2f} µs (1 program), {e[132]:.2f} µs (132); row step "
               f"{r['row_us']:.1f} µs",

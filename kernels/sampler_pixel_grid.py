@@ -288,14 +288,18 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
                                 BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                 BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
                                 BF16: tl.constexpr, INTERPRET: tl.constexpr,
-                                PDL: tl.constexpr = False, SPLIT: tl.constexpr = False):
-    if PDL:     # launched as a programmatic dependent: let the next phase launch now, then
-        gdc_launch_dependents()     # wait until the previous one has finished and flushed
+                                PDL: tl.constexpr = False, SPLIT: tl.constexpr = False,
+                                PDL_LATE: tl.constexpr = False):
+    if PDL:     # launched as a programmatic dependent: let the next phase launch now (or,
+        if not PDL_LATE:            # PDL_LATE, once this program's work is done), then wait
+            gdc_launch_dependents()     # until the previous one has finished and flushed
         gdc_wait()
     _phase(ph, tl.program_id(0), tl.num_programs(0), x, u, hbuf, row_bias, base, gated,
            scratch, skip, wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1,
            w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
            P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, SPLIT, BF16, INTERPRET)
+    if PDL_LATE:    # bench.phase_times: does an early launch of the next phase cost at 256?
+        gdc_launch_dependents()
 
 
 @triton.jit(do_not_specialize=["first", "i", "j", "c"])
