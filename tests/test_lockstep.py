@@ -83,8 +83,8 @@ def test_phase_times_needs_a_gpu(capsys):
     assert e.value.code == 2 and "needs a GPU" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bf16"])
-@pytest.mark.parametrize("broken", [False, True], ids=["kernels", "broken-layer"])
+@pytest.mark.parametrize("dtype,broken", [("float32", False), ("bf16", False), ("bf16", True)],
+                         ids=["float32", "bf16", "bf16-broken-head"])
 def test_gate_checks_triton_grid_logits_step_by_step(broken, dtype, monkeypatch):
     """The gate's logits check for triton-grid (which has no forward): its steps' logits
     against the PyTorch steps' (bench.lockstep), so a wrong layer fails the gate even where
