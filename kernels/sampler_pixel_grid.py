@@ -111,25 +111,20 @@ def _layer(pid, nprog, l, x, hbuf, base, gated, skip, wh_cur, wres_cur, bres_cur
                                          HEIGHT * WIDTH, table, LEVELS, E, F, wh_cur, n, n_ok,
                                          HD, FB, BF16, INTERPRET)
             _store_gate(gated, f, g, l, L, HD, bb, n, ok)
-        elif not SPLIT:
+        elif t < per_layer:     # the gate (unsplit: and layer l - 1's residual and skip)
             f, g = _base(base, l, B, HD, bb, n, ok)
             f, g = _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
                                         wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb, n,
-                                        b_ok, n_ok, ok, P, SAMPLE, True, True, BB, BN, BK,
-                                        BF16, INTERPRET)
-            _store_gate(gated, f, g, l, L, HD, bb, n, ok)
-        elif t < per_layer:
-            f, g = _base(base, l, B, HD, bb, n, ok)
-            f, g = _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
-                                        wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb, n,
-                                        b_ok, n_ok, ok, P, SAMPLE, True, False, BB, BN, BK,
+                                        b_ok, n_ok, ok, P, SAMPLE, True, not SPLIT, BB, BN, BK,
                                         BF16, INTERPRET)
             _store_gate(gated, f, g, l, L, HD, bb, n, ok)
         else:
-            zero = tl.zeros((BB, BN), tl.float32)
-            _from_previous_layer(zero, zero, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
-                                 wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb, n, b_ok,
-                                 n_ok, ok, P, SAMPLE, False, True, BB, BN, BK, BF16, INTERPRET)
+            if SPLIT:           # the split's other half: layer l - 1's residual and skip
+                zero = tl.zeros((BB, BN), tl.float32)
+                _from_previous_layer(zero, zero, l, hbuf, gated, skip, wh_cur, wres_cur,
+                                     bres_cur, wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb,
+                                     n, b_ok, n_ok, ok, P, SAMPLE, False, True, BB, BN, BK,
+                                     BF16, INTERPRET)
 
 
 @triton.jit
