@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 import pixelcnn
-from pixelcnn.cache import GatedCache, inverse_cdf
+from pixelcnn.cache import GatedCache, pixel_step, row_step
 from pixelcnn.cli import RUNS, Parser, at_least, fresh, resolve_device
 from pixelcnn.packing import packed
 from pixelcnn.sampling.common import full_precision
@@ -67,18 +67,6 @@ class Worst:
             self.table[key] = {"max_abs_diff": d, "scale": scale, "where": list(where)}
 
 
-def reference_pixel(cache: GatedCache, x, u, i: int, j: int, c: int) -> torch.Tensor:
-    """pixelcnn.cache.pixel_step's work, returning the logits it samples from."""
-    if c == 0:
-        cache.begin_pixel(j)
-    cache.step(j, cache.embed(x[:, :, i, j]))
-    logits = cache.logits(c)
-    x[:, c, i, j] = inverse_cdf(logits, u[:, c, i, j])
-    if c == x.shape[1] - 1:
-        cache.end_pixel(j, cache.embed(x[:, :, i, j]))
-    return logits
-
-
 def head_logits(cache: GatedCache, c: int) -> torch.Tensor:
     """The grid kernel's logits of channel c, recomputed from its head activations (scratch)."""
     w, H = cache.w, cache.w.hidden
@@ -114,14 +102,14 @@ def lockstep(model, method: str, batch: int, size, resync: bool, seed: int, y=No
         xf.copy_(x)
     for i in range(H):
         sync()
-        ref.row(i, ref.embed(x[:, :, i - 1]) if i else None)
+        row_step(ref, x, i)
         row_kernel(fast, xf, i)
         for name in ROW_BUFFERS:
             worst.see(f"row {name}", getattr(fast, name), getattr(ref, name), (i,))
         for j in range(W):
             for c in range(C):
                 sync()
-                logits = reference_pixel(ref, x, u, i, j, c)
+                logits = pixel_step(ref, x, u, 1.0, i, j, c)
                 pixel_kernel(fast, xf, u, 1.0, i, j, c)
                 where = (i, j, c)
                 for l in range(L):

@@ -164,15 +164,20 @@ def row_step(cache: GatedCache, x: torch.Tensor, i: int):
     cache.row(i, cache.embed(x[:, :, i - 1]) if i else None)
 
 
-def pixel_step(cache: GatedCache, x, u, temperature: float, i: int, j: int, c: Optional[int]):
+def pixel_step(cache: GatedCache, x, u, temperature: float, i: int, j: int,
+               c: Optional[int]) -> Optional[torch.Tensor]:
     """Sample sub-pixel (c, i, j) of x from uniforms u, or with c=None take pixel (i, j) as
-    given (completion) and only update the caches."""
+    given (completion) and only update the caches. Returns the logits [B, levels] it sampled
+    from (None when completing)."""
     if not c:                                                       # 0 or None: a new pixel
         cache.begin_pixel(j)
     cache.step(j, cache.embed(x[:, :, i, j]))
+    logits = None
     if c is not None:
-        x[:, c, i, j] = inverse_cdf(cache.logits(c), u[:, c, i, j], temperature)
+        logits = cache.logits(c)
+        x[:, c, i, j] = inverse_cdf(logits, u[:, c, i, j], temperature)
     if c is None or c == x.shape[1] - 1:
         cache.end_pixel(j, cache.embed(x[:, :, i, j]))
+    return logits
 
 
