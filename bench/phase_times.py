@@ -8,7 +8,9 @@ split products, and PDL) and row step, graphed the same way.
 Why: bench.roofline, fitted on the two-phase design, put most of a sub-pixel in K-loop round
 trips; on the H200 the folded design's 7 pipeline stages and K tiles of 128, which cut those,
 did not make it faster. Timing each phase separates a phase's launch from its work, and the
-sum of the phases from the step (what launching them back to back costs or overlaps).
+sum of the phases from the step (what launching them back to back costs or overlaps). At a
+pixel's first sub-pixel (c = 0) layer 0 computes its own left taps and layer 1 runs layer 2's
+beside its tiles: those two phases are timed there too.
 Then layer 1's phase alone under other launch parameters (warps, K tile, pipeline stages, the
 split form): what a product's latency depends on. Random weights of the preset. Needs CUDA.
 Writes <out>/<UTC time>-cuda-phase-times.json.
@@ -58,8 +60,6 @@ def graphed(fn, n: int, replays: int = 5) -> float:
 
 
 def phase_name(ph: int, layers: int) -> str:
-    if ph == 0:
-        return "left"
     if ph <= layers:
         return f"layer {ph - 1}"
     return {layers + 1: "hidden 1", layers + 2: "hidden 2"}.get(ph, "out")
@@ -78,12 +78,18 @@ def times(model, batch: int, n: int) -> dict:
     i, j, c = 1, 2, 1                                     # a sub-pixel past the first
     sampler_row_gemm(cache, x, i)
     args, meta = grid.launch(cache, x, u, 1.0, i, j, c)
-    out = {"batch": batch, "phases": []}
-    for ph in [0] + grid.phases(L, c):
+    out = {"batch": batch, "phases": [], "c0_phases": []}
+    for ph in grid.phases(L, c):
         programs = grid.phase_tiles(ph, L, batch, w.hidden, w.wv.dtype)
         us = graphed(lambda: grid._sampler_pixel_phase_kernel[(programs,)](ph, *args, **meta), n)
         out["phases"].append({"phase": ph, "name": phase_name(ph, L), "programs": programs,
                               "us": us})
+    args0, _ = grid.launch(cache, x, u, 1.0, i, j, 0)     # c = 0: a pixel's left taps too
+    for ph in (1, 2):                   # layer 0 (its own), layer 1 (layer 2's beside)
+        programs = grid.phase_tiles(ph, L, batch, w.hidden, w.wv.dtype, left=True)
+        us = graphed(lambda: grid._sampler_pixel_phase_kernel[(programs,)](ph, *args0, **meta), n)
+        out["c0_phases"].append({"phase": ph, "name": phase_name(ph, L), "programs": programs,
+                                 "us": us})
     out["empty_us"] = {p: graphed(lambda: _empty[(p,)](x), n) for p in (1, 132)}
     hopper = x.is_cuda and torch.cuda.get_device_capability(x.device)[0] >= 9
     for key, pdl, split in (("step_us", False, False), ("step_split_us", False, True)) + \
@@ -127,10 +133,10 @@ def layer_sweep(grid, args, meta, layers: int, batch: int, w, n: int) -> list:
 
 
 def report(r: dict, layers: int) -> str:
-    lines = [f"batch {r['batch']}:", f"  {'phase':10s} {'programs':>8s} {'µs':>8s}"]
-    for p in r["phases"]:
-        lines.append(f"  {p['name']:10s} {p['programs']:8d} {p['us']:8.2f}")
-    c1 = sum(p["us"] for p in r["phases"] if p["phase"] != 0)
+    lines = [f"batch {r['batch']}:", f"  {'phase':14s} {'programs':>8s} {'µs':>8s}"]
+    for p, when in [(p, "") for p in r["phases"]] + [(p, " (c = 0)") for p in r["c0_phases"]]:
+        lines.append(f"  {p['name'] + when:14s} {p['programs']:8d} {p['us']:8.2f}")
+    c1 = sum(p["us"] for p in r["phases"])
     e = r["empty_us"]
     lines += [f"  sum of a c > 0 step's phases {c1:.1f} µs; the step graphed {r['step_us']:.1f} "
               f"µs (with PDL {r.get('step_pdl_us', float('nan')):.1f}, PDL launching the "

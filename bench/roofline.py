@@ -20,7 +20,8 @@ Samplers modelled:
   the SM's rate); beyond that, bytes / bandwidth; at least one launch.
 - triton-grid (kernels/sampler_row_gemm.py, sampler_pixel_grid.py): every SM works on every
   step. The row step is L + 2 launches of batched-GEMM tiles over the B x W positions; the
-  sub-pixel step is L + 3 phases (L + 4 at c = 0; the two-phase design before the fold 2L + 2
+  sub-pixel step is L + 3 phases (the design timed before, .../left-phase: L + 4 at c = 0, a
+  phase for the left taps; the two-phase design before the fold 2L + 2
   and 2L + 3) of images x columns tiles, launched one by one, or met at grid barriers inside
   one persistent launch. A phase costs its launch (T_LAUNCH, T_PDL) or barrier (T_SYNC), then
   per wave of its programs (two resident an SM) the latency of one program: T_PHASE, T_PRODUCT
@@ -53,6 +54,14 @@ from K tiles of 128 or 7 pipeline stages (measured: 2% and 13% slower). Timing e
 alone (bench.phase_times) showed a launch costs 0.7 us and a phase's time grows with its
 products, not its K-loop round trips: this model's phase latency is fitted on those (T_PHASE,
 T_PRODUCT, T_SAMPLE), and predicts the full runs' batch 1-256 (tests/test_roofline.py).
+
+The bound under the targets (`floor`): a sub-pixel is L + 3 dependent phases - L layers, each
+needing all of the previous layer's channels, the head's two hidden layers and its logits -
+whatever the kernels. At this model's fitted phase latency no design beats, on the cifar
+preset at batch 256 in bf16, 1,706 images/s with a launch between phases (each phase a single
+product over K = H in one wave, the row steps free) or 2,300 with a free on-chip barrier:
+issue 12's 2,000 needs both, a layer's six products spread so that each program's chain is
+one, and cross-SM syncs under ~0.3 us (the persistent kernel's measured 2.24).
 """
 from __future__ import annotations
 
@@ -213,13 +222,19 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
             step("pixel c>0", h * w * (C - 1), programs, 2 * L + 2, wt["pixel"], other)]
 
 
-def phase_kinds(L: int, c, fused: bool = True) -> list:
+def phase_kinds(L: int, c, fused: bool = True, left_phase: bool = False) -> list:
     """The phases of a triton-grid pixel step for sub-pixel c (None: completion), by kind:
     today's (kernels/sampler_pixel_grid.py: one phase per layer, the residual folded into the
-    next layer's gate) or, fused=False, the two-phase design the H200 measured (gate, then
-    residual + skip, per layer)."""
+    next layer's gate; at a pixel's first sub-pixel, c = 0 or completion, layer 0 computes its
+    base itself and every layer's phase but the last computes the next one's beside its
+    tiles: "+left"), left_phase=True the design the H200 timed before (a phase of its own for
+    every layer's left taps at c = 0), or, fused=False, the two-phase design the H200 timed
+    first (gate, then residual + skip, per layer; a left phase too)."""
     layers = ["layer0"] + (["layer"] * (L - 1) if fused else ["res", "gate"] * (L - 1))
-    return (["left"] if not c else []) + layers + \
+    if not c and not left_phase and fused:
+        layers = [kind + "+left" for kind in layers[:-1]] + \
+            [("layer0+own" if L == 1 else layers[-1])]
+    return (["left"] if not c and (left_phase or not fused) else []) + layers + \
         (["hidden", "hidden"] if c is not None else []) + ["out"]
 
 
@@ -229,12 +244,19 @@ def phase_products(kind: str, H: int, p: int, F: int, sample: bool, fused: bool 
     block of >= 16: half a tile); a layer, f and g from the previous layer's gated unit and
     from its input, its residual and (sampling) skip, over K = H (.../split: "gate", its
     gate's four products in one tile, the other two in another); two-phase: the gate's f and
-    g, then the residual and skip; the head's hidden products and its logits, over K = H."""
+    g, then the residual and skip; the head's hidden products and its logits, over K = H.
+    "+left": the next layer's left taps in tiles beside (the longer chain counts), layer 0's
+    own left taps in its chain first (K = F a tap: a tile of 32 each); "layer0+own": those only
+    (one layer: nothing beside)."""
     k = H / 32
-    return {"left": 2 * p * k, "layer0": 2 * max(0.5, F / 32),
-            "layer": (5 + sample) * k, "gate": 4 * k if fused else 2 * k,
-            "res": (1 + sample) * k,
-            "hidden": k, "out": k if sample else 0.5}[kind]
+    base, _, beside = kind.partition("+")
+    chain = {"left": 2 * p * k, "layer0": 2 * max(0.5, F / 32),
+             "layer": (5 + sample) * k, "gate": 4 * k if fused else 2 * k,
+             "res": (1 + sample) * k,
+             "hidden": k, "out": k if sample else 0.5}[base]
+    if base == "layer0" and beside:
+        chain += 2 * p * math.ceil(F / 32)                    # its own taps, in its chain
+    return max(chain, 2 * p * k) if beside == "left" else chain
 
 
 def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
@@ -242,8 +264,8 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     """method="triton-grid" as its launchers configure it (kernels/sampler_row_gemm.py,
     sampler_pixel_grid.py), or the variant `label` names (GRID_VARIANTS): per row, L + 2
     launches of tiles (BM positions x BN columns), each program a K loop over the taps; per
-    sub-pixel, L + 3 phases (L + 4 with the left taps at c = 0; .../2-phase: 2L + 2 and
-    2L + 3) of BB images x BN columns tiles, launched one by one, or (bf16 .../persistent)
+    sub-pixel, L + 3 phases (.../left-phase: L + 4 with the left taps at c = 0; .../2-phase:
+    2L + 2 and 2L + 3) of BB images x BN columns tiles, launched one by one, or (bf16 .../persistent)
     met at grid barriers in one persistent launch. The row step moves each layer's weights
     once per block of positions and its taps (the ring buffers) once per block of columns,
     through L2, its K loops a chain of T_ITER (or a K tile's arithmetic) per iteration per
@@ -256,22 +278,25 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     F = C * (cfg.embedding_dim or 1)
     wt = weights(cfg)
     compute = rate(dev, dtype) * EFFICIENCY
-    persistent, _, _, fused, pdl = grid_variant(label)
+    persistent, _, _, fused, pdl, left_phase = grid_variant(label)
     persistent = persistent and dtype == "bf16"
     split = "split" in label.split("/") and not persistent      # PIXELCNN_GRID_SPLIT=1
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     bb, bn = pixel_tiles(batch, H, torch_dtype, persistent and fused)   # as launched (2-phase: 32)
     nb, nn = math.ceil(batch / bb), math.ceil(H / bn)
-    programs = min(dev.sms, L * nb * nn)
+    programs = min(dev.sms, (L if left_phase or not fused else 2) * nb * nn)   # the widest
 
     def waves(kind):
-        tiles = (L if kind == "left" else 1) * (nb if kind != "out" else math.ceil(batch / 16)) \
-            * (nn if kind != "out" else 1) * (2 if split and kind == "gate" else 1)
+        base, _, beside = kind.partition("+")
+        per = nb * nn
+        tiles = {"left": L * per, "out": math.ceil(batch / 16)}.get(base, per) \
+            * (2 if split and base == "gate" else 1) + (per if beside == "left" else 0)
         return math.ceil(tiles / (programs if persistent else dev.sms * OCCUPANCY))
 
     def pixel(name, count, c, elements):
-        todo = [("gate" if split and kind == "layer" else kind)    # split: the gate's half is
-                for kind in phase_kinds(L, c, fused)]               # the longer chain
+        todo = [kind.replace("layer", "gate") if split and kind.partition("+")[0] == "layer"
+                else kind for kind in phase_kinds(L, c, fused, left_phase)]   # split: the
+                                                             # gate's half, the longer chain
         sample = c is not None
         chain = sum(waves(kind) * phase_products(kind, H, p, F, sample, fused) for kind in todo)
         latency = sum(waves(kind) * (T_PHASE + phase_products(kind, H, p, F, sample, fused)
@@ -330,7 +355,9 @@ def predict(cfg, device: str, dtype: str, batch: int, size=(32, 32), t_sync: flo
     out = {}
     methods = [("naive", naive(cfg, dev, dtype, batch, size)),
                ("triton", today(cfg, dev, dtype, batch, size))]
-    for label in GRID_VARIANTS if dtype == "bf16" else ["triton-grid"]:
+    labels = GRID_VARIANTS + MEASURED_DESIGNS if dtype == "bf16" else \
+        ["triton-grid", "triton-grid/left-phase"]
+    for label in labels:
         methods.append((label, grid(cfg, dev, dtype, batch, size, t_sync, label)))
     for method, steps in methods:
         out[method] = (steps, sum(s.count * s.seconds for s in steps))
@@ -345,23 +372,30 @@ LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
              "time": re.compile(r"^\s+([\w-]+)\s+batch\s+(\d+): ([\d.]+) s per batch")}
 
 
-GRID_VARIANTS = ["triton-grid", "triton-grid/persistent", "triton-grid/bk128",
-                 "triton-grid/persistent/bk128", "triton-grid/s7", "triton-grid/persistent/s7",
-                 "triton-grid/pdl", "triton-grid/pdl/s7", "triton-grid/split",
-                 "triton-grid/2-phase", "triton-grid/persistent/2-phase"]  # as the H200 ran it
+GRID_VARIANTS = ["triton-grid", "triton-grid/split", "triton-grid/pdl", "triton-grid/persistent",
+                 "triton-grid/bk128", "triton-grid/s7"]
+MEASURED_DESIGNS = [  # the designs GPU runs timed, modelled as they ran (bench/results/)
+    "triton-grid/left-phase", "triton-grid/persistent/left-phase",       # h200-20261126-fold
+    "triton-grid/bk128/left-phase", "triton-grid/persistent/bk128/left-phase",
+    "triton-grid/s7/left-phase", "triton-grid/persistent/s7/left-phase",
+    "triton-grid/pdl/left-phase", "triton-grid/pdl/s7/left-phase",
+    "triton-grid/2-phase", "triton-grid/persistent/2-phase"]              # h200-20261126
 TWO_PHASE = "2L+2"      # the pixel step's phases (c > 0) in results made before the fold
+LEFT_PHASE = "L+3"      # ... made after the fold, before the left taps moved into the layers'
 
 
 def grid_variant(label: str) -> tuple:
-    """(persistent, K tile, pipeline stages, residual folded, dependent launch) of a
-    triton-grid variant's label (.../persistent: one launch per step, else one per phase;
-    .../pdl: those launches programmatic dependents; .../bkN, .../sN: None where the label
-    leaves the launcher's; .../2-phase: the design before the fold, two phases per layer)."""
+    """(persistent, K tile, pipeline stages, residual folded, dependent launch, left phase)
+    of a triton-grid variant's label (.../persistent: one launch per step, else one per
+    phase; .../pdl: those launches programmatic dependents; .../bkN, .../sN: None where the
+    label leaves the launcher's; .../2-phase: the design before the fold, two phases per
+    layer; .../left-phase: the folded design with the left taps' own phase at c = 0)."""
     parts = label.split("/")[1:]
     bk = [int(p[2:]) for p in parts if re.fullmatch(r"bk\d+", p)]
     stages = [int(p[1:]) for p in parts if re.fullmatch(r"s\d+", p)]
     return ("persistent" in parts, (bk[0] if bk else None), (stages[0] if stages else None),
-            "2-phase" not in parts, "pdl" in parts)
+            "2-phase" not in parts, "pdl" in parts,
+            "left-phase" in parts or "2-phase" in parts)
 
 
 def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> str:
@@ -372,7 +406,8 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
     .../split, and PIXELCNN_GRID_PDL=1, .../pdl;
     PIXELCNN_GRID_BK=N, .../bkN;
     PIXELCNN_GRID_STAGES=S, .../sS; measured on the design before the fold (design
-    TWO_PHASE: results that do not say), .../2-phase."""
+    TWO_PHASE: results that do not say), .../2-phase; on the fold with a left phase (design
+    LEFT_PHASE), .../left-phase."""
     if method != "triton-grid":
         return method
     asked = env.get("PIXELCNN_GRID_PERSISTENT")
@@ -385,7 +420,7 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
         method += "/pdl" if env.get("PIXELCNN_GRID_PDL") == "1" else ""
     method += f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else ""
     method += f"/s{env['PIXELCNN_GRID_STAGES']}" if env.get("PIXELCNN_GRID_STAGES") else ""
-    return method + ("/2-phase" if design == TWO_PHASE else "")
+    return method + {TWO_PHASE: "/2-phase", LEFT_PHASE: "/left-phase"}.get(design, "")
 
 
 ENV_WORD = re.compile(r"\b(PIXELCNN_GRID_\w+)=(\w+)")
@@ -510,12 +545,13 @@ def main(argv=None) -> dict:
 
 
 def targets(cfg, device, size, meas) -> list:
-    """Today's triton-grid variants (3 and 7 stages; a launch per phase, programmatic
-    dependent launches, persistent) against issue 12's targets (bf16); for the persistent
-    ones the barrier cost each tolerates: a batch's time is linear in T_SYNC."""
+    """triton-grid (today's design, as the GPU timed it before, and its opt-in variants)
+    against issue 12's targets (bf16); for the persistent one the barrier cost it tolerates
+    (a batch's time is linear in T_SYNC); then the bound on any design of L + 3 dependent
+    phases a sub-pixel (`floor`)."""
     lines = []
-    for label in ("triton-grid", "triton-grid/split", "triton-grid/s7", "triton-grid/pdl/s7",
-                  "triton-grid/persistent", "triton-grid/persistent/s7"):
+    for label in ("triton-grid/left-phase", "triton-grid", "triton-grid/split",
+                  "triton-grid/pdl", "triton-grid/persistent"):
         for batch, need, what in ((1, 50, "x naive"), (256, 500, "x naive"),
                                   (256, 2000, "images/s")):
             naive_s = meas.get(("naive", "bf16", batch),
@@ -529,7 +565,22 @@ def targets(cfg, device, size, meas) -> list:
                          f"{got:,.0f} ({'met' if t1 <= limit else 'MISSED'})" + (
                              f"; holds while a cross-SM sync costs <= {tolerated * 1e6:.2f} us "
                              f"(fitted {T_SYNC * 1e6:.2f})" if t1 > t0 else ""))
+    for hop, how in ((T_LAUNCH, "a launch"), (0.0, "nothing")):
+        lines.append(f"bound, bf16 batch 256: {floor(cfg, 256, size, hop):,.0f} images/s for "
+                     f"any design of L + 3 phases a sub-pixel, each phase one product over "
+                     f"K = H in one wave, {how} between phases, the row steps free")
     return lines
+
+
+def floor(cfg, batch: int, size, hop: float) -> float:
+    """Images/s no design of L + 3 dependent phases a sub-pixel can beat at this model's phase
+    latency: every phase a single product over K = H (T_PHASE + H/32 T_PRODUCT, bf16), all of
+    its tiles in one wave, `hop` between phases (T_LAUNCH: a launch; 0: a free on-chip
+    barrier), T_SAMPLE once, and the row steps free. The L + 3 are the layers, which depend
+    on each other, and the head's two hidden layers and logits: inherent to the network."""
+    phase = T_PHASE + cfg.channels / 32 * T_PRODUCT["bf16"] + hop
+    sub_pixel = (cfg.layers + 3) * phase + T_SAMPLE
+    return batch / (cfg.in_channels * size[0] * size[1] * sub_pixel)
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@ inverse-CDF sample), split into phases whose tiles - BB images x BN output colum
 shared by many programs, so that at batch 1 many SMs share each layer's weights and at batch
 256 every SM is busy.
 
-Phases of one step (a phase reads only what earlier phases wrote), L + 3 (L + 4 at c = 0):
-    0        left    base[l] = row_bias[l, j] + taps j-p..j-1 @ wh_prev[l], every layer at
-                     once (the first sub-pixel of a pixel only)
-    1        layer 0 gated[:, 0] = gate(base[0] + the embedded pixel @ wh_cur[0])
+Phases of one step (a phase reads only what earlier phases wrote), L + 3 at every sub-pixel:
+    1        layer 0 gated[:, 0] = gate(base[0] + the embedded pixel @ wh_cur[0]); at the
+                     first sub-pixel of a pixel (left) its programs first compute base[0] =
+                     row_bias[0, j] + taps j-p..j-1 @ wh_prev[0] (K: the F embedded features
+                     of each tap, not the padded H)
     1 + l    layer l gated[:, l] = gate(base[l] + a @ wres_cur[l] + bres_cur[l] + r @ wh_cur[l])
                      with a = gated[:, l-1], r = input of layer l - 1 (0 for l = 1): the
                      residual folded into the gate's product (packing.residual_into_next), so
@@ -15,12 +16,17 @@ Phases of one step (a phase reads only what earlier phases wrote), L + 3 (L + 4 
                      layer l - 1: input of layer l = r + a @ wres[l-1] + bres[l-1] (into
                      hbuf, for the next phase and the next pixels' left taps) and the skip
                      sum += a @ wskip[l-1] (float32)
+                     left: layer (l - 1)'s phase also runs, in tiles of their own, layer l's
+                     base[l] = row_bias[l, j] + taps j-p..j-1 @ wh_prev[l]: those taps were
+                     final a pixel ago, so they need no phase of their own (the design the
+                     H200 timed had one, `left`, before layer 0: 5 us of a 90 us step at
+                     batch 1, 28 of 127 at 256, bench.phase_times)
     L + 1    hidden  scratch[:, :H] = relu(skip sum + gated[:, L-1] @ wskip[L-1])
     L + 2    hidden  scratch[:, H:] = relu(scratch[:, :H] @ w1 + b1)
     L + 3    out     logits of channel c, softmax, sample into x; on the pixel's last channel
                      its embedded value (rows of the packed table) becomes layer 0's input at
                      column j
-Completion (c=None) runs left and the layers only, then out's last-channel write.
+Completion (c=None) runs the layers only (left), then out's last-channel write.
 
 PIXELCNN_GRID_SPLIT=1 (kernels/grid.split_requested, opt-in until a GPU has timed it) runs
 each layer phase l >= 2 in twice the tiles: the gate's four products in one half, layer
@@ -50,7 +56,8 @@ from .common import (check_device, feature_block, gate, gated_matmul_embedded,
                      store_embedded)
 from .grid import grid_barrier, poll_mode
 
-GRID_PHASES = "L+3"    # the design: phases per sub-pixel (c > 0); bench.roofline models it
+GRID_PHASES = "L+3all"  # the design: L + 3 phases per sub-pixel, c = 0 too (bench.roofline
+                        # models each design; "L+3": a left phase at c = 0, "2L+2" unfolded)
 CG: tl.constexpr = tl.constexpr(".cg")     # activations: from L2, never a stale L1 line
 OUT_IMAGES: tl.constexpr = tl.constexpr(16)  # images per tile of the out phase
 
@@ -67,46 +74,63 @@ def _tile(t, B, HD, BB: tl.constexpr, BN: tl.constexpr):
 
 
 @triton.jit
-def _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
-          P: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-          BF16: tl.constexpr, INTERPRET: tl.constexpr):
-    per_layer = tl.cdiv(B, BB) * tl.cdiv(HD, BN)
-    for t in range(pid, L * per_layer, nprog):
-        l = t // per_layer
-        bb, n, b_ok, n_ok, ok = _tile(t % per_layer, B, HD, BB, BN)
-        rb = row_bias + ((l * B + bb[:, None]) * WIDTH + j) * 2 * HD + n[None, :]
-        f = tl.load(rb, mask=ok, other=0.0).to(tl.float32)
-        g = tl.load(rb + HD, mask=ok, other=0.0).to(tl.float32)
-        f, g = gated_matmul_rows(f, g, hbuf + ((l * B + bb) * (P + WIDTH) + j) * HD, b_ok,
-                                 wh_prev + l * P * HD * 2 * HD, P * HD, n, n_ok, HD,
-                                 BK, BF16, INTERPRET, CG)
-        out = base + (l * B + bb[:, None]) * 2 * HD + n[None, :]
-        tl.store(out, f.to(base.dtype.element_ty), mask=ok)
-        tl.store(out + HD, g.to(base.dtype.element_ty), mask=ok)
+def _left_taps(l, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n, n_ok, ok,
+               P: tl.constexpr, BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """Layer l's base[l] = row_bias[l, j] + its taps j-p..j-1 @ wh_prev[l] (f and g, stored and
+    returned): everything of the pixel's pre-activation but its current tap. Layer 0's taps
+    hold F embedded features (wh_prev's rows past F are zero): K = F a tap, not H."""
+    rb = row_bias + ((l * B + bb[:, None]) * WIDTH + j) * 2 * HD + n[None, :]
+    f = tl.load(rb, mask=ok, other=0.0).to(tl.float32)
+    g = tl.load(rb + HD, mask=ok, other=0.0).to(tl.float32)
+    K = HD
+    if l == 0:
+        K = F
+    rows = hbuf + ((l * B + bb) * (P + WIDTH) + j) * HD
+    for t in tl.static_range(P):
+        f, g = gated_matmul_rows(f, g, rows + t * HD, b_ok, wh_prev + (l * P + t) * HD * 2 * HD,
+                                 K, n, n_ok, HD, BK, BF16, INTERPRET, CG)
+    f, g = f.to(base.dtype.element_ty), g.to(base.dtype.element_ty)    # as stored: the same
+    out = base + (l * B + bb[:, None]) * 2 * HD + n[None, :]          # base at every c
+    tl.store(out, f, mask=ok)
+    tl.store(out + HD, g, mask=ok)
+    return f.to(tl.float32), g.to(tl.float32)
 
 
 @triton.jit
-def _layer(pid, nprog, l, x, hbuf, base, gated, skip, wh_cur, wres_cur, bres_cur, wres, bres,
-           wskip, bskip, table, i, j, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
-           P: tl.constexpr, SAMPLE: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
-           BK: tl.constexpr, FB: tl.constexpr, SPLIT: tl.constexpr, BF16: tl.constexpr,
-           INTERPRET: tl.constexpr):
+def _layer(pid, nprog, l, x, hbuf, row_bias, base, gated, skip, wh_prev, wh_cur, wres_cur,
+           bres_cur, wres, bres, wskip, bskip, table, i, j, left, B, C, HEIGHT, WIDTH, HD, L,
+           LEVELS, E, F, P: tl.constexpr, SAMPLE: tl.constexpr, BB: tl.constexpr,
+           BN: tl.constexpr, BK: tl.constexpr, FB: tl.constexpr, SPLIT: tl.constexpr,
+           BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """Layer l's gated unit at the current sub-pixel. Layer 0: from the embedded pixel. Layer
     l >= 1: from layer l - 1's gated unit a and input r (r = 0 for l = 1), in one K loop that
     also finishes layer l - 1 (its residual r + a @ wres + bres, layer l's input, into hbuf;
     its skip product when sampling):
         pre = base + a @ wres_cur[l] + bres_cur[l] + r @ wh_cur[l]   (= input of l @ wh_cur[l])
     SPLIT: layer l - 1's residual and skip in tiles of their own, beside the gate's (twice the
-    programs, each with four products or two, not six)."""
+    programs, each with four products or two, not six). left (a pixel's first sub-pixel; not
+    a constexpr, so that c = 0 and c = 1 share a compile): layer 0 computes its base first;
+    tiles of their own compute layer l + 1's."""
     per_layer = tl.cdiv(B, BB) * tl.cdiv(HD, BN)
     parts = 1
     if SPLIT:
         if l > 0:
             parts = 2
-    for t in range(pid, parts * per_layer, nprog):
+    tiles = parts * per_layer
+    if left:
+        if l + 1 < L:
+            tiles += per_layer
+    for t in range(pid, tiles, nprog):
         bb, n, b_ok, n_ok, ok = _tile(t % per_layer, B, HD, BB, BN)
-        if l == 0:      # the current pixel, embedded; channels not yet sampled meet mask A
-            f, g = _base(base, l, B, HD, bb, n, ok)
+        if t >= parts * per_layer:  # left: layer l + 1's base, for the next phase
+            _left_taps(l + 1, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n,
+                       n_ok, ok, P, BK, BF16, INTERPRET)
+        elif l == 0:    # the current pixel, embedded; channels not yet sampled meet mask A
+            if left:
+                f, g = _left_taps(l, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb,
+                                  b_ok, n, n_ok, ok, P, BK, BF16, INTERPRET)
+            else:
+                f, g = _base(base, l, B, HD, bb, n, ok)
             f, g = gated_matmul_embedded(f, g, x, bb * C * HEIGHT * WIDTH + i * WIDTH + j, b_ok,
                                          HEIGHT * WIDTH, table, LEVELS, E, F, wh_cur, n, n_ok,
                                          HD, FB, BF16, INTERPRET)
@@ -129,7 +153,7 @@ def _layer(pid, nprog, l, x, hbuf, base, gated, skip, wh_cur, wres_cur, bres_cur
 
 @triton.jit
 def _base(base, l, B, HD, bb, n, ok):
-    """Layer l's f and g before the current tap (row bias + left taps): phase left's."""
+    """Layer l's f and g before the current tap (row bias + left taps), as left stored them."""
     bp = base + (l * B + bb[:, None]) * 2 * HD + n[None, :]
     return (tl.load(bp, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32),
             tl.load(bp + HD, mask=ok, other=0.0, cache_modifier=CG).to(tl.float32))
@@ -253,19 +277,16 @@ def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, 
 @triton.jit
 def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
            wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
-           table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
+           table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
            P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
            BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BKO: tl.constexpr,
            FB: tl.constexpr, LVP: tl.constexpr, SPLIT: tl.constexpr, BF16: tl.constexpr,
            INTERPRET: tl.constexpr):
     """Phase `ph` of the step (see the module docstring), this program's share of its tiles."""
-    if ph == 0:
-        _left(pid, nprog, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, L,
-              P, BB, BN, BK, BF16, INTERPRET)
-    elif ph <= L:
-        _layer(pid, nprog, ph - 1, x, hbuf, base, gated, skip, wh_cur, wres_cur, bres_cur,
-               wres, bres, wskip, bskip, table, i, j, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
-               P, SAMPLE, BB, BN, BK, FB, SPLIT, BF16, INTERPRET)
+    if ph <= L:
+        _layer(pid, nprog, ph - 1, x, hbuf, row_bias, base, gated, skip, wh_prev, wh_cur,
+               wres_cur, bres_cur, wres, bres, wskip, bskip, table, i, j, left, B, C, HEIGHT,
+               WIDTH, HD, L, LEVELS, E, F, P, SAMPLE, BB, BN, BK, FB, SPLIT, BF16, INTERPRET)
     elif ph <= L + 2:
         _hidden(pid, nprog, ph == L + 2, gated, skip, scratch, wskip, bskip, w1, b1, B,
                 HD, L, BB, BN, BK, BF16, INTERPRET)
@@ -274,11 +295,11 @@ def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
              LEVELS, E, F, temperature, P, SAMPLE, LAST, BKO, FB, LVP, BF16, INTERPRET)
 
 
-@triton.jit(do_not_specialize=["ph", "i", "j", "c"])
+@triton.jit(do_not_specialize=["ph", "i", "j", "c", "left"])
 def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, skip,
                                 wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip,
-                                w1, b1, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L,
-                                LEVELS, E, F, temperature,
+                                w1, b1, w2, b2, table, i, j, c, left, B, C, HEIGHT, WIDTH,
+                                HD, L, LEVELS, E, F, temperature,
                                 P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                 BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                 BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
@@ -291,29 +312,30 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
         gdc_wait()
     _phase(ph, tl.program_id(0), tl.num_programs(0), x, u, hbuf, row_bias, base, gated,
            scratch, skip, wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1,
-           w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
-           P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, SPLIT, BF16, INTERPRET)
+           w2, b2, table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
+           temperature, P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, SPLIT, BF16, INTERPRET)
     if PDL_LATE:    # bench.phase_times: does an early launch of the next phase cost at 256?
         gdc_launch_dependents()
 
 
-@triton.jit(do_not_specialize=["first", "i", "j", "c"])
-def _sampler_pixel_grid_kernel(counter, first, x, u, hbuf, row_bias, base, gated, scratch, skip,
+@triton.jit(do_not_specialize=["i", "j", "c", "left"])
+def _sampler_pixel_grid_kernel(counter, x, u, hbuf, row_bias, base, gated, scratch, skip,
                                wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip,
-                               w1, b1, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L,
-                               LEVELS, E, F, temperature,
+                               w1, b1, w2, b2, table, i, j, c, left, B, C, HEIGHT, WIDTH,
+                               HD, L, LEVELS, E, F, temperature,
                                P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
                                BF16: tl.constexpr, INTERPRET: tl.constexpr,
                                POLL: tl.constexpr):
     pid, nprog = tl.program_id(0), tl.num_programs(0)
-    for ph in range(first, L + 4):
+    for ph in range(1, L + 4):
         if SAMPLE or ph <= L or ph == L + 3:
             _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
                    wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1, w2,
-                   b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
-                   P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, False, BF16, INTERPRET)
+                   b2, table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
+                   temperature, P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, False, BF16,
+                   INTERPRET)
             if ph < L + 3:
                 grid_barrier(counter, nprog, POLL)
 
@@ -372,25 +394,28 @@ def out_k_tile(levels: int, bk: int) -> int:
 def phases(layers: int, c) -> list:
     """The phases a step runs for sub-pixel channel c (None: completion, no sample)."""
     L = layers
-    return ([0] if not c else []) + list(range(1, L + 1)) + \
-        ([L + 1, L + 2] if c is not None else []) + [L + 3]
+    return list(range(1, L + 1)) + ([L + 1, L + 2] if c is not None else []) + [L + 3]
 
 
 def phase_tiles(ph: int, layers: int, batch: int, hidden: int, dtype: torch.dtype,
-                persistent: bool = False, split: bool = False) -> int:
+                persistent: bool = False, split: bool = False, left: bool = False) -> int:
+    """Tiles of phase ph: a layer's, twice them split (l >= 1: + the finishing tiles), + the
+    next layer's base at a pixel's first sub-pixel (left); the head's; out's image blocks."""
     bb, bn = tiles(batch, hidden, dtype, persistent)
     per_layer = triton.cdiv(batch, bb) * triton.cdiv(hidden, bn)
-    if ph == 0:
-        return layers * per_layer
     if ph == layers + 3:
         return triton.cdiv(batch, OUT_IMAGES.value)
-    return per_layer * (2 if split and 2 <= ph <= layers else 1)   # split: + the finishing tiles
+    if ph > layers:
+        return per_layer
+    return per_layer * (2 if split and ph >= 2 else 1) + (per_layer if left and ph < layers else 0)
 
 
 def widest(cache) -> int:
-    """Tiles of a step's widest phase (left): the most programs a persistent launch can use."""
+    """Tiles of a step's widest phase (a layer's at c = 0, with the next one's base): the most
+    programs a persistent launch can use."""
     w = cache.w
-    return phase_tiles(0, w.layers, cache.batch, w.hidden, w.wv.dtype, persistent=True)
+    return max(phase_tiles(ph, w.layers, cache.batch, w.hidden, w.wv.dtype, persistent=True,
+                           left=True) for ph in phases(w.layers, 0))
 
 
 def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool = False):
@@ -402,8 +427,8 @@ def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool 
     bb, bn = tiles(B, w.hidden, w.wv.dtype, persistent)
     args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
             cache.skip, w.wh_prev, w.wh_cur, w.wres_cur, w.bres_cur, w.wres, w.bres, w.wskip,
-            w.bskip, w.w1, w.b1, w.w2, w.b2, w.table, i, j, c or 0, B, C, H, W, w.hidden,
-            w.layers, w.levels, w.table.shape[-1], w.features, float(temperature))
+            w.bskip, w.w1, w.b1, w.w2, w.b2, w.table, i, j, c or 0, int(not c), B, C, H, W,
+            w.hidden, w.layers, w.levels, w.table.shape[-1], w.features, float(temperature))
     meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
                 BK=bk, BKO=out_k_tile(w.levels, bk), FB=feature_block(w), LVP=pow2(w.levels),
                 maxnreg=255, num_stages=pipeline_stages(),
@@ -427,7 +452,6 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     w = cache.w
     check_device(x, u, w.wv)
     B, hd, L = x.shape[0], w.hidden, w.layers
-    todo = phases(L, c)
     args, meta = launch(cache, x, u, temperature, i, j, c, persistent=programs > 0)
     if programs:
         if w.wv.dtype != torch.bfloat16:
@@ -435,12 +459,12 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
                              f"got {w.wv.dtype}: use programs=0")
         meta.update(num_warps=8, launch_cooperative_grid=True,    # one program per SM
                     POLL=poll_mode())
-        _sampler_pixel_grid_kernel[(programs,)](cache.sync, todo[0], *args, **meta)
+        _sampler_pixel_grid_kernel[(programs,)](cache.sync, *args, **meta)
         return
     if pdl:
         meta.update(PDL=True, launch_pdl=True)
     if split:
         meta.update(SPLIT=True)
-    for ph in todo:
-        programs = phase_tiles(ph, L, B, hd, w.wv.dtype, split=split)
+    for ph in phases(L, c):
+        programs = phase_tiles(ph, L, B, hd, w.wv.dtype, split=split, left=not c)
         _sampler_pixel_phase_kernel[(programs,)](ph, *args, **meta)

@@ -2,8 +2,16 @@
 draws from seeded uniforms. A plain module (tests import it as `helpers`), so that no test
 imports conftest.py or another test module."""
 import itertools
+import json
 import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
+import pytest
 import torch
 
 import pixelcnn
@@ -75,3 +83,46 @@ def check_jacobian(jac, C, no_blind_spot):
                 assert g[c2, i2, j2] == 0, f"output {(c, i, j)} sees later input {(c2, i2, j2)}"
             elif no_blind_spot:
                 assert g[c2, i2, j2] != 0, f"output {(c, i, j)} is blind to {(c2, i2, j2)}"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_compile(*args, interpret=False, **popen) -> subprocess.Popen:
+    """`python -m bench.compile *args` in a subprocess, without TRITON_INTERPRET unless asked
+    (conftest.py sets it for this process: its kernels are interpreted, not compilable)."""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    if interpret:
+        env["TRITON_INTERPRET"] = "1"
+    return subprocess.Popen([sys.executable, "-m", "bench.compile", *args], cwd=ROOT, env=env,
+                            **popen)
+
+
+class BackgroundCompile:
+    """The compile check of tests/test_compile.py (bench.compile: the tiny preset, every dtype,
+    batch and arch; minutes of CPU), started at collection (conftest.py) on all but one core,
+    while the rest of the suite runs on that one; its tests run last and wait for it."""
+    KEY = pytest.StashKey()
+    ARGS = ("--presets", "tiny", "--dtypes", "float32,bf16", "--batches", "1,256",
+            "--arch", "80,90")
+
+    def __init__(self, jobs: int):
+        self.out = Path(tempfile.mkdtemp(prefix="pixelcnn-compile-"))
+        self.log = open(self.out / "log.txt", "w")
+        self.proc = bench_compile(*self.ARGS, "--jobs", str(jobs), "--out", str(self.out),
+                                  stdout=self.log, stderr=subprocess.STDOUT)
+
+    def result(self, timeout: float = 1800) -> tuple:
+        """(its output, stdout and stderr together; its JSON) once it has finished."""
+        self.proc.wait(timeout)
+        self.log.flush()
+        text = (self.out / "log.txt").read_text()
+        assert self.proc.returncode in (0, 1), text[-3000:]
+        return text, json.loads(next(self.out.glob("*-compile.json")).read_text())
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.out, ignore_errors=True)

@@ -63,9 +63,11 @@ def test_phase_times_cover_every_phase(monkeypatch):
     monkeypatch.setattr(pt, "graphed", once)
     r = pt.times(tiny(), 2, 30)
     L = 3
-    assert [p["phase"] for p in r["phases"]] == [0] + grid.phases(L, 1)
-    assert [p["name"] for p in r["phases"]] == ["left", "layer 0", "layer 1", "layer 2",
+    assert [p["phase"] for p in r["phases"]] == grid.phases(L, 1)
+    assert [p["name"] for p in r["phases"]] == ["layer 0", "layer 1", "layer 2",
                                                 "hidden 1", "hidden 2", "out"]
+    assert [(p["name"], p["programs"]) for p in r["c0_phases"]] == \
+        [("layer 0", 2), ("layer 1", 2)]         # + the next layer's base (one 16 x 16 tile)
     assert "step_pdl_us" not in r                    # programmatic launches: CUDA >= 9 only
     sweep = r["layer_sweep"]
     assert [s["override"] for s in sweep] == [{}] + pt.SWEEP
@@ -73,6 +75,7 @@ def test_phase_times_cover_every_phase(monkeypatch):
         [2 * sweep[0]["programs"]]
     text = pt.report(r, L)
     assert "sum of a c > 0 step's phases 12.0 µs" in text and "row step 2.0 µs" in text
+    assert "layer 1 (c = 0)" in text
 
 
 def test_phase_times_needs_a_gpu(capsys):

@@ -8,33 +8,40 @@ from pixelcnn.kernels.sampler_pixel_grid import phases
 
 
 def test_grid_steps_follow_the_kernels():
-    """triton-grid's pixel step has one phase per launched phase of the kernel: L + 4 at
-    c = 0 (the left taps), L + 3 after, L + 2 to complete a given pixel, each its own launch
-    (bf16 .../persistent: met at grid barriers in one launch). Its chain is the phases'
-    waits for their K tiles at the launcher's K tile and pipeline stages."""
+    """triton-grid's pixel step has one phase per launched phase of the kernel: L + 3 at
+    every sub-pixel (at c = 0 the left taps run inside the layers' phases), L + 1 to complete
+    a given pixel (no head), each its own launch (bf16 .../persistent: met at grid barriers in one
+    launch). Its chain is its phases' products x K tiles of 32."""
     cfg = pixelcnn.preset("cifar")
     L, H, p = cfg.layers, cfg.channels, cfg.kernel_size // 2
     for c in (0, 1, 2, None):
         assert len(roofline.phase_kinds(L, c)) == len(phases(L, c))
-    assert len(phases(L, 0)) == L + 4 and len(phases(L, 1)) == L + 3
-    assert len(phases(L, None)) == L + 2
+    assert len(phases(L, 0)) == len(phases(L, 1)) == L + 3
+    assert len(phases(L, None)) == L + 1
     for dtype, label, launches in (("bf16", "triton-grid/persistent", 1),
                                    ("bf16", "triton-grid", L + 3),
                                    ("float32", "triton-grid", L + 3)):
         steps = {s.name: s for s in roofline.grid(cfg, roofline.DEVICES["h100"], dtype, 1,
                                                     (32, 32), label=label)}
-        assert steps["pixel c>0"].launches == launches
+        assert steps["pixel c>0"].launches == steps["pixel c=0"].launches == launches
         assert steps["row"].launches == L + 2 and steps["row"].count == 31
         assert steps["pixel c=0"].count == 32 * 32 and steps["pixel c>0"].count == 2 * 32 * 32
     assert steps["pixel c=0"].barriers == 0 and roofline.grid(
         cfg, roofline.DEVICES["h100"], "bf16", 1, (32, 32),
-        label="triton-grid/persistent")[1].barriers == L + 3
+        label="triton-grid/persistent")[1].barriers == L + 2
     steps = {s.name: s for s in roofline.grid(cfg, roofline.DEVICES["h100"], "bf16", 1,
                                                 (32, 32))}
     k = H / 32                                 # products x K tiles of 32, one wave each at batch 1
     left, layers, head = 2 * p * k, 2 * 0.5 + (L - 1) * 6 * k, 2 * k + k
-    assert steps["pixel c=0"].chain == round(left + layers + head)
     assert steps["pixel c>0"].chain == round(layers + head)
+    # c = 0: layer 0's phase as long as the next layer's left taps beside it (longer than
+    # its own, over K = F a tap); the others' chains are longer than the taps'
+    assert steps["pixel c=0"].chain == round(left + (L - 1) * 6 * k + head)
+    before = {s.name: s for s in roofline.grid(cfg, roofline.DEVICES["h100"], "bf16", 1,
+                                                 (32, 32), label="triton-grid/left-phase")}
+    assert before["pixel c=0"].launches == L + 4
+    assert before["pixel c=0"].chain == round(left + layers + head)
+    assert steps["pixel c=0"].seconds < before["pixel c=0"].seconds
 
 
 def test_two_phase_design_is_modelled_as_it_was_measured():
@@ -71,11 +78,14 @@ def test_model_reproduces_the_committed_h200_runs():
         assert pred[1] == pytest.approx(old[("triton-grid/persistent/2-phase", "bf16", batch)],
                                         rel=0.12)
     fold = roofline.measured(results / "h200-20261126-fold", "h200", cfg, (32, 32))
+    assert not any(method in ("triton-grid", "triton-grid/persistent")    # a left phase then
+                   for method, _, _ in fold)
     for batch in (1, 16, 64, 256):
-        pred = roofline.predict(cfg, "h200", "bf16", batch)["triton-grid"]
-        assert pred[1] == pytest.approx(fold[("triton-grid", "bf16", batch)], rel=0.12)
-    assert roofline.predict(cfg, "h200", "bf16", 1)["triton-grid/persistent"][1] == \
-        pytest.approx(fold[("triton-grid/persistent", "bf16", 1)], rel=0.12)
+        pred = roofline.predict(cfg, "h200", "bf16", batch)["triton-grid/left-phase"]
+        assert pred[1] == pytest.approx(fold[("triton-grid/left-phase", "bf16", batch)],
+                                        rel=0.12)
+    assert roofline.predict(cfg, "h200", "bf16", 1)["triton-grid/persistent/left-phase"][1] == \
+        pytest.approx(fold[("triton-grid/persistent/left-phase", "bf16", 1)], rel=0.12)
 
 
 def test_variants_follow_the_environment_they_ran_in():
@@ -108,11 +118,15 @@ def test_variants_follow_the_environment_they_ran_in():
     assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_PDL": "1",
                                                     "PIXELCNN_GRID_STAGES": "7"}) == \
         "triton-grid/pdl/s7"
-    assert roofline.grid_variant("triton-grid/bk64") == (False, 64, None, True, False)
-    assert roofline.grid_variant("triton-grid/persistent/bk64/s7") == (True, 64, 7, True, False)
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_PDL": "1"},
+                            roofline.LEFT_PHASE) == "triton-grid/pdl/left-phase"
+    assert roofline.grid_variant("triton-grid/bk64") == (False, 64, None, True, False, False)
+    assert roofline.grid_variant("triton-grid/persistent/bk64/s7") == \
+        (True, 64, 7, True, False, False)
     assert roofline.grid_variant("triton-grid/persistent/2-phase") == \
-        (True, None, None, False, False)
-    assert roofline.grid_variant("triton-grid/pdl/s7") == (False, None, 7, True, True)
+        (True, None, None, False, False, True)
+    assert roofline.grid_variant("triton-grid/pdl/s7/left-phase") == \
+        (False, None, 7, True, True, True)
     cfg = pixelcnn.preset("cifar")
     pred = roofline.predict(cfg, "h200", "bf16", 1)
     # neither the K tile nor the pipeline's depth moved a phase on the H200: not modelled
@@ -134,6 +148,14 @@ def test_phase_products_count_each_phase_chain():
     assert roofline.phase_products("hidden", H, p, 3, True) == 6
     assert roofline.phase_products("gate", H, p, 3, True) == 24                  # split
     assert roofline.phase_products("gate", H, p, 3, True, fused=False) == 12     # 2-phase
+    # c = 0: the next layer's left taps beside (the longer chain), layer 0's own in its chain
+    assert roofline.phase_products("layer+left", H, p, 3, True) == 36
+    assert roofline.phase_products("gate+left", H, p, 3, True) == 24
+    assert roofline.phase_products("layer0+left", H, p, 3, True) == 24
+    assert roofline.phase_products("layer0+own", H, p, 3, True) == 1 + 2 * p
+    assert roofline.phase_kinds(3, 0) == ["layer0+left", "layer+left", "layer", "hidden",
+                                          "hidden", "out"]
+    assert roofline.phase_kinds(1, None) == ["layer0+own", "out"]
 
 
 def test_a_batch_is_linear_in_the_barrier_cost():
@@ -150,8 +172,9 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
     assert "predicted vs measured" in out and "H200" in out
-    assert out.count("target bf16") == 3 * 6          # 3 and 7 stages, split, pdl, persistent
-    assert out.count("holds while a cross-SM sync costs") == 3 * 2     # the persistent ones
+    assert out.count("target bf16") == 3 * 5  # as timed (a left phase), today, split, pdl,
+    assert out.count("holds while a cross-SM sync costs") == 3          # persistent
+    assert out.count("bound, bf16 batch 256") == 2    # a launch or nothing between phases
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out
 
@@ -165,18 +188,22 @@ def test_bad_options_fail_in_one_line(capsys):
 def test_results_say_which_design_they_timed(tmp_path):
     """bench.sample's machine record and line name triton-grid's design (its phases per
     sub-pixel); the roofline files a timing under that design: today's as triton-grid, the
-    same line without it (older results) as .../2-phase."""
+    fold's with a left phase (L+3) as .../left-phase, the same line without it (older
+    results) as .../2-phase."""
     import torch
     from bench.common import machine, machine_line
     m = machine(torch.device("cpu"), "bf16")
-    assert m["grid_phases"] == "L+3"
+    assert m["grid_phases"] == "L+3all"
     m.update(device="cuda", device_name="NVIDIA H100 80GB HBM3")
     model = "model: x.pt (22,120,512 parameters, 15 layers, 192 channels, k5)"
     timing = ["[1 s] throughput at 32x32x3 (3072 sub-pixel steps per image):",
               "  triton-grid  batch    1: 0.25 s per batch (3 s to measure)"]
-    old = machine_line(m).replace(" | triton-grid phases L+3", "")
+    old = machine_line(m).replace(" | triton-grid phases L+3all", "")
+    fold = machine_line(m).replace("L+3all", "L+3")
     (tmp_path / "call1-log.txt").write_text("\n".join([machine_line(m), model] + timing))
     (tmp_path / "call2-log.txt").write_text("\n".join([old, model] + timing).replace("0.25", "0.5"))
+    (tmp_path / "call3-log.txt").write_text("\n".join([fold, model] + timing).replace("0.25", "0.3"))
     meas = roofline.measured(tmp_path, "h100", pixelcnn.preset("cifar"), (32, 32))
     assert meas == {("triton-grid", "bf16", 1): 0.25,       # old: persistent by default
-                    ("triton-grid/persistent/2-phase", "bf16", 1): 0.5}
+                    ("triton-grid/persistent/2-phase", "bf16", 1): 0.5,
+                    ("triton-grid/left-phase", "bf16", 1): 0.3}
