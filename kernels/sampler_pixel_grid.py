@@ -33,14 +33,15 @@ each layer phase l >= 2 in twice the tiles: the gate's four products in one half
 l - 1's residual and skip products in the other, so that a program's chain is four products,
 not six, on twice the SMs (bench.roofline: `triton-grid/split`).
 
-Two forms run the same per-phase code (`_phase`):
-- one launch per phase, each program one tile: the default (the interpreter runs this form,
-  and the tests);
+Two forms run the same per-tile code (`_phase`, tile t of phase ph):
+- one launch per phase, each program one tile, with no loop over tiles (a loop would let the
+  compiler hoist every branch's addresses out of it: 168 registers against 130, bench.compile):
+  the default (the interpreter runs this form, and the tests);
 - persistent (CUDA, bf16, PIXELCNN_GRID_PERSISTENT=1: kernels/grid.persistent_requested):
   one launch per step, min(SMs, widest phase's tiles) programs that loop over their tiles
-  and meet at a grid barrier (kernels/grid.py) between phases. Kept to time barriers against
-  launches: slower on the H200 (bench/README.md), and with every phase's code in one loop it
-  spills 8-16 bytes on sm_90 (bench.compile); float32's exact (FMA) products spill more.
+  (_phase_tiles) and meet at a grid barrier (kernels/grid.py) between phases. Kept to time
+  barriers against launches: slower on the H200 (bench/README.md), and with every phase's
+  code in one loop it spills 4-24 bytes (bench.compile); float32's FMA products spill more.
 Buffers are GatedCache's; activations pass between phases through L2, loaded with .cg (never
 from a possibly stale L1 line).
 """
@@ -97,58 +98,53 @@ def _left_taps(l, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n
 
 
 @triton.jit
-def _layer(pid, nprog, l, x, hbuf, row_bias, base, gated, skip, wh_prev, wh_cur, wres_cur,
-           bres_cur, wres, bres, wskip, bskip, table, i, j, left, B, C, HEIGHT, WIDTH, HD, L,
-           LEVELS, E, F, P: tl.constexpr, SAMPLE: tl.constexpr, BB: tl.constexpr,
-           BN: tl.constexpr, BK: tl.constexpr, FB: tl.constexpr, SPLIT: tl.constexpr,
-           BF16: tl.constexpr, INTERPRET: tl.constexpr):
-    """Layer l's gated unit at the current sub-pixel. Layer 0: from the embedded pixel. Layer
-    l >= 1: from layer l - 1's gated unit a and input r (r = 0 for l = 1), in one K loop that
-    also finishes layer l - 1 (its residual r + a @ wres + bres, layer l's input, into hbuf;
-    its skip product when sampling):
+def _layer(t, l, x, hbuf, row_bias, base, gated, skip, wh_prev, wh_cur, wres_cur, bres_cur,
+           wres, bres, wskip, bskip, table, i, j, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E,
+           F, P: tl.constexpr, SAMPLE: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
+           BK: tl.constexpr, FB: tl.constexpr, SPLIT: tl.constexpr, BF16: tl.constexpr,
+           INTERPRET: tl.constexpr):
+    """Tile t of layer l's phase: layer l's gated unit at the current sub-pixel. Layer 0: from
+    the embedded pixel. Layer l >= 1: from layer l - 1's gated unit a and input r (r = 0 for
+    l = 1), in one K loop that also finishes layer l - 1 (its residual r + a @ wres + bres,
+    layer l's input, into hbuf; its skip product when sampling):
         pre = base + a @ wres_cur[l] + bres_cur[l] + r @ wh_cur[l]   (= input of l @ wh_cur[l])
     SPLIT: layer l - 1's residual and skip in tiles of their own, beside the gate's (twice the
     programs, each with four products or two, not six). left (a pixel's first sub-pixel; not
-    a constexpr, so that c = 0 and c = 1 share a compile): layer 0 computes its base first;
-    tiles of their own compute layer l + 1's."""
+    a constexpr, so that c = 0 and c > 0 share a compile): layer 0 computes its base first;
+    the tiles past the layer's (_phase_tiles) compute layer l + 1's."""
     per_layer = tl.cdiv(B, BB) * tl.cdiv(HD, BN)
     parts = 1
     if SPLIT:
         if l > 0:
             parts = 2
-    tiles = parts * per_layer
-    if left:
-        if l + 1 < L:
-            tiles += per_layer
-    for t in range(pid, tiles, nprog):
-        bb, n, b_ok, n_ok, ok = _tile(t % per_layer, B, HD, BB, BN)
-        if t >= parts * per_layer:  # left: layer l + 1's base, for the next phase
-            _left_taps(l + 1, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n,
-                       n_ok, ok, P, BK, BF16, INTERPRET)
-        elif l == 0:    # the current pixel, embedded; channels not yet sampled meet mask A
-            if left:
-                f, g = _left_taps(l, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb,
-                                  b_ok, n, n_ok, ok, P, BK, BF16, INTERPRET)
-            else:
-                f, g = _base(base, l, B, HD, bb, n, ok)
-            f, g = gated_matmul_embedded(f, g, x, bb * C * HEIGHT * WIDTH + i * WIDTH + j, b_ok,
-                                         HEIGHT * WIDTH, table, LEVELS, E, F, wh_cur, n, n_ok,
-                                         HD, FB, BF16, INTERPRET)
-            _store_gate(gated, f, g, l, L, HD, bb, n, ok)
-        elif t < per_layer:     # the gate (unsplit: and layer l - 1's residual and skip)
-            f, g = _base(base, l, B, HD, bb, n, ok)
-            f, g = _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
-                                        wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb, n,
-                                        b_ok, n_ok, ok, P, SAMPLE, True, not SPLIT, BB, BN, BK,
-                                        BF16, INTERPRET)
-            _store_gate(gated, f, g, l, L, HD, bb, n, ok)
+    bb, n, b_ok, n_ok, ok = _tile(t % per_layer, B, HD, BB, BN)
+    if t >= parts * per_layer:      # left: layer l + 1's base, for the next phase
+        _left_taps(l + 1, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n,
+                   n_ok, ok, P, BK, BF16, INTERPRET)
+    elif l == 0:        # the current pixel, embedded; channels not yet sampled meet mask A
+        if left:
+            f, g = _left_taps(l, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok,
+                              n, n_ok, ok, P, BK, BF16, INTERPRET)
         else:
-            if SPLIT:           # the split's other half: layer l - 1's residual and skip
-                zero = tl.zeros((BB, BN), tl.float32)
-                _from_previous_layer(zero, zero, l, hbuf, gated, skip, wh_cur, wres_cur,
-                                     bres_cur, wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb,
-                                     n, b_ok, n_ok, ok, P, SAMPLE, False, True, BB, BN, BK,
-                                     BF16, INTERPRET)
+            f, g = _base(base, l, B, HD, bb, n, ok)
+        f, g = gated_matmul_embedded(f, g, x, bb * C * HEIGHT * WIDTH + i * WIDTH + j, b_ok,
+                                     HEIGHT * WIDTH, table, LEVELS, E, F, wh_cur, n, n_ok,
+                                     HD, FB, BF16, INTERPRET)
+        _store_gate(gated, f, g, l, L, HD, bb, n, ok)
+    elif t < per_layer:         # the gate (unsplit: and layer l - 1's residual and skip)
+        f, g = _base(base, l, B, HD, bb, n, ok)
+        f, g = _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
+                                    wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb, n,
+                                    b_ok, n_ok, ok, P, SAMPLE, True, not SPLIT, BB, BN, BK,
+                                    BF16, INTERPRET)
+        _store_gate(gated, f, g, l, L, HD, bb, n, ok)
+    else:
+        if SPLIT:               # the split's other half: layer l - 1's residual and skip
+            zero = tl.zeros((BB, BN), tl.float32)
+            _from_previous_layer(zero, zero, l, hbuf, gated, skip, wh_cur, wres_cur,
+                                 bres_cur, wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb,
+                                 n, b_ok, n_ok, ok, P, SAMPLE, False, True, BB, BN, BK,
+                                 BF16, INTERPRET)
 
 
 @triton.jit
@@ -225,74 +221,93 @@ def _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
 
 
 @triton.jit
-def _hidden(pid, nprog, second, gated, skip, scratch, wskip, bskip, w1, b1, B, HD, L,
+def _hidden(t, second, gated, skip, scratch, wskip, bskip, w1, b1, B, HD, L,
             BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
             BF16: tl.constexpr, INTERPRET: tl.constexpr):
-    """The head's two hidden activations: relu(skip sum) (second=False), relu(1x1) (True)."""
-    for t in range(pid, tl.cdiv(B, BB) * tl.cdiv(HD, BN), nprog):
-        bb, n, b_ok, n_ok, ok = _tile(t, B, HD, BB, BN)
-        if second:
-            a = tl.zeros((BB, BN), tl.float32) + tl.load(b1 + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-            a = matmul_rows(a, scratch + bb * 2 * HD, b_ok, w1, HD, n, n_ok, HD,
-                            BK, BF16, INTERPRET, CG)
-            out = scratch + bb[:, None] * 2 * HD + HD + n[None, :]
+    """Tile t of the head's two hidden activations: relu(skip sum) (second=False), relu(1x1)
+    (True)."""
+    bb, n, b_ok, n_ok, ok = _tile(t, B, HD, BB, BN)
+    if second:
+        a = tl.zeros((BB, BN), tl.float32) + tl.load(b1 + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+        a = matmul_rows(a, scratch + bb * 2 * HD, b_ok, w1, HD, n, n_ok, HD,
+                        BK, BF16, INTERPRET, CG)
+        out = scratch + bb[:, None] * 2 * HD + HD + n[None, :]
+    else:
+        if L > 1:
+            a = tl.load(skip + bb[:, None] * HD + n[None, :], mask=ok, other=0.0,
+                        cache_modifier=CG)
         else:
-            if L > 1:
-                a = tl.load(skip + bb[:, None] * HD + n[None, :], mask=ok, other=0.0,
-                            cache_modifier=CG)
-            else:
-                a = tl.zeros((BB, BN), tl.float32) + tl.load(bskip + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-            a = matmul_rows(a, gated + (bb * L + L - 1) * HD, b_ok, wskip + (L - 1) * HD * HD,
-                            HD, n, n_ok, HD, BK, BF16, INTERPRET, CG)
-            out = scratch + bb[:, None] * 2 * HD + n[None, :]
-        tl.store(out, tl.maximum(a, 0.0).to(scratch.dtype.element_ty), mask=ok)
+            a = tl.zeros((BB, BN), tl.float32) + tl.load(bskip + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+        a = matmul_rows(a, gated + (bb * L + L - 1) * HD, b_ok, wskip + (L - 1) * HD * HD,
+                        HD, n, n_ok, HD, BK, BF16, INTERPRET, CG)
+        out = scratch + bb[:, None] * 2 * HD + n[None, :]
+    tl.store(out, tl.maximum(a, 0.0).to(scratch.dtype.element_ty), mask=ok)
 
 
 @triton.jit
-def _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD,
+def _out(t, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD,
          LEVELS, E, F, temperature, P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
          BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
          BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """Image block t: the logits of channel c, softmax, sample; on the last channel the
+    pixel's embedding into layer 0's input."""
     BB: tl.constexpr = OUT_IMAGES            # [BB, levels] logits: keep the tile small
-    for t in range(pid, tl.cdiv(B, BB), nprog):
-        bb = t * BB + tl.arange(0, BB)
-        b_ok = bb < B
-        val = 0                              # completion: no sampled value
-        if SAMPLE:
-            v = tl.arange(0, LVP)
-            v_ok = v < LEVELS
-            logits = tl.zeros((BB, LVP), tl.float32) + tl.load(b2 + c * LEVELS + v, mask=v_ok, other=0.0).to(tl.float32)[None, :]
-            logits = matmul_rows(logits, scratch + bb * 2 * HD + HD, b_ok, w2 + c * LEVELS, HD,
-                                 v, v_ok, C * LEVELS, BKO, BF16, INTERPRET, CG)
-            uu = tl.load(u + ((bb * C + c) * HEIGHT + i) * WIDTH + j, mask=b_ok, other=0.0)
-            val = inverse_cdf(logits, v_ok, uu, temperature, LEVELS)
-            tl.store(x + ((bb * C + c) * HEIGHT + i) * WIDTH + j, val.to(x.dtype.element_ty),
-                     mask=b_ok)
-        if LAST:                             # the complete pixel: layer 0's input at column j
-            store_embedded(hbuf + (bb * (P + WIDTH) + j + P) * HD, x,
-                           bb * C * HEIGHT * WIDTH + i * WIDTH + j, b_ok, HEIGHT * WIDTH,
-                           table, LEVELS, E, F, FB, SAMPLE, c, val)
+    bb = t * BB + tl.arange(0, BB)
+    b_ok = bb < B
+    val = 0                                  # completion: no sampled value
+    if SAMPLE:
+        v = tl.arange(0, LVP)
+        v_ok = v < LEVELS
+        logits = tl.zeros((BB, LVP), tl.float32) + tl.load(b2 + c * LEVELS + v, mask=v_ok, other=0.0).to(tl.float32)[None, :]
+        logits = matmul_rows(logits, scratch + bb * 2 * HD + HD, b_ok, w2 + c * LEVELS, HD,
+                             v, v_ok, C * LEVELS, BKO, BF16, INTERPRET, CG)
+        uu = tl.load(u + ((bb * C + c) * HEIGHT + i) * WIDTH + j, mask=b_ok, other=0.0)
+        val = inverse_cdf(logits, v_ok, uu, temperature, LEVELS)
+        tl.store(x + ((bb * C + c) * HEIGHT + i) * WIDTH + j, val.to(x.dtype.element_ty),
+                 mask=b_ok)
+    if LAST:                                 # the complete pixel: layer 0's input at column j
+        store_embedded(hbuf + (bb * (P + WIDTH) + j + P) * HD, x,
+                       bb * C * HEIGHT * WIDTH + i * WIDTH + j, b_ok, HEIGHT * WIDTH,
+                       table, LEVELS, E, F, FB, SAMPLE, c, val)
 
 
 @triton.jit
-def _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
+def _phase_tiles(ph, left, B, HD, L, BB: tl.constexpr, BN: tl.constexpr,
+                 SPLIT: tl.constexpr):
+    """Tiles of phase ph, as `phase_tiles` counts them: the persistent kernel's loop bound."""
+    per_layer = tl.cdiv(B, BB) * tl.cdiv(HD, BN)
+    n = per_layer
+    if ph == L + 3:
+        n = tl.cdiv(B, OUT_IMAGES)
+    elif ph <= L:
+        if SPLIT:
+            if ph >= 2:
+                n += per_layer
+        if left:
+            if ph < L:
+                n += per_layer
+    return n
+
+
+@triton.jit
+def _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip,
            wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
            table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
            P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
            BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BKO: tl.constexpr,
            FB: tl.constexpr, LVP: tl.constexpr, SPLIT: tl.constexpr, BF16: tl.constexpr,
            INTERPRET: tl.constexpr):
-    """Phase `ph` of the step (see the module docstring), this program's share of its tiles."""
+    """Tile t of phase `ph` of the step (see the module docstring)."""
     if ph <= L:
-        _layer(pid, nprog, ph - 1, x, hbuf, row_bias, base, gated, skip, wh_prev, wh_cur,
-               wres_cur, bres_cur, wres, bres, wskip, bskip, table, i, j, left, B, C, HEIGHT,
-               WIDTH, HD, L, LEVELS, E, F, P, SAMPLE, BB, BN, BK, FB, SPLIT, BF16, INTERPRET)
+        _layer(t, ph - 1, x, hbuf, row_bias, base, gated, skip, wh_prev, wh_cur, wres_cur,
+               bres_cur, wres, bres, wskip, bskip, table, i, j, left, B, C, HEIGHT, WIDTH, HD,
+               L, LEVELS, E, F, P, SAMPLE, BB, BN, BK, FB, SPLIT, BF16, INTERPRET)
     elif ph <= L + 2:
-        _hidden(pid, nprog, ph == L + 2, gated, skip, scratch, wskip, bskip, w1, b1, B,
-                HD, L, BB, BN, BK, BF16, INTERPRET)
+        _hidden(t, ph == L + 2, gated, skip, scratch, wskip, bskip, w1, b1, B, HD, L, BB, BN,
+                BK, BF16, INTERPRET)
     else:
-        _out(pid, nprog, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD,
-             LEVELS, E, F, temperature, P, SAMPLE, LAST, BKO, FB, LVP, BF16, INTERPRET)
+        _out(t, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, LEVELS,
+             E, F, temperature, P, SAMPLE, LAST, BKO, FB, LVP, BF16, INTERPRET)
 
 
 @triton.jit(do_not_specialize=["ph", "i", "j", "c", "left"])
@@ -306,14 +321,17 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
                                 BF16: tl.constexpr, INTERPRET: tl.constexpr,
                                 PDL: tl.constexpr = False, SPLIT: tl.constexpr = False,
                                 PDL_LATE: tl.constexpr = False):
+    """Phase ph, one tile a program (launched with the phase's tiles: no loop over tiles, out
+    of which the compiler would hoist every branch's addresses: bf16 cifar 168 registers
+    with one, 130 without, bench.compile)."""
     if PDL:     # launched as a programmatic dependent: let the next phase launch now (or,
         if not PDL_LATE:            # PDL_LATE, once this program's work is done), then wait
             gdc_launch_dependents()     # until the previous one has finished and flushed
         gdc_wait()
-    _phase(ph, tl.program_id(0), tl.num_programs(0), x, u, hbuf, row_bias, base, gated,
-           scratch, skip, wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1,
-           w2, b2, table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
-           temperature, P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, SPLIT, BF16, INTERPRET)
+    _phase(ph, tl.program_id(0), x, u, hbuf, row_bias, base, gated, scratch, skip, wh_prev,
+           wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table, i, j,
+           c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature, P, SAMPLE, LAST,
+           BB, BN, BK, BKO, FB, LVP, SPLIT, BF16, INTERPRET)
     if PDL_LATE:    # bench.phase_times: does an early launch of the next phase cost at 256?
         gdc_launch_dependents()
 
@@ -328,14 +346,16 @@ def _sampler_pixel_grid_kernel(counter, x, u, hbuf, row_bias, base, gated, scrat
                                BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
                                BF16: tl.constexpr, INTERPRET: tl.constexpr,
                                POLL: tl.constexpr):
+    """Every phase of the step: the programs loop over each phase's tiles, then meet."""
     pid, nprog = tl.program_id(0), tl.num_programs(0)
     for ph in range(1, L + 4):
         if SAMPLE or ph <= L or ph == L + 3:
-            _phase(ph, pid, nprog, x, u, hbuf, row_bias, base, gated, scratch, skip,
-                   wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1, w2,
-                   b2, table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
-                   temperature, P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, False, BF16,
-                   INTERPRET)
+            for t in range(pid, _phase_tiles(ph, left, B, HD, L, BB, BN, False), nprog):
+                _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, wh_prev,
+                       wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
+                       table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
+                       temperature, P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, False, BF16,
+                       INTERPRET)
             if ph < L + 3:
                 grid_barrier(counter, nprog, POLL)
 

@@ -4,11 +4,14 @@ kernel fails to write cannot pass. (method='triton' end to end, against the naiv
 tests/test_sampler_contract.py; on priors over codes - learned embeddings, conditioning maps -
 against cached: here.)"""
 import functools
+import itertools
 import subprocess
 import sys
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 
 import pixelcnn
 from helpers import conditioning, make_model
@@ -18,7 +21,7 @@ from pixelcnn.kernels.horizontal_stack import horizontal_stack
 from pixelcnn.kernels import sampler_pixel_grid as pixel_grid
 from pixelcnn.kernels import sampler_row_gemm as row_gemm
 from pixelcnn.kernels.sampler_pixel import sampler_pixel
-from pixelcnn.kernels.sampler_pixel_grid import sampler_pixel_grid
+from pixelcnn.kernels.sampler_pixel_grid import _phase_tiles, sampler_pixel_grid
 from pixelcnn.kernels.sampler_row import sampler_row
 from pixelcnn.kernels.sampler_row_gemm import sampler_row_gemm
 from pixelcnn.kernels.vertical_stack import vertical_stack
@@ -234,6 +237,28 @@ def test_grid_split_is_opt_in(monkeypatch):
         split_requested()
 
 
+@triton.jit
+def _count_tiles(out, left, B, HD, L, BB: tl.constexpr, BN: tl.constexpr,
+                 SPLIT: tl.constexpr):
+    ph = tl.program_id(0) + 1
+    tl.store(out + ph - 1, _phase_tiles(ph, left, B, HD, L, BB, BN, SPLIT))
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_persistent_loop_counts_the_launchers_tiles(layers):
+    """The persistent kernel loops over each phase's tiles as counted in the kernel
+    (_phase_tiles): the tiles the launcher gives that phase one launch each (phase_tiles), at
+    c = 0 (the next layer's base beside) and after, split or not, in 16- and 32-image tiles."""
+    for batch, hidden, split, left, dtype in itertools.product(
+            (1, 17, 200), (12, 36), (False, True), (0, 1), (torch.float32, torch.bfloat16)):
+        bb, bn = pixel_grid.tiles(batch, hidden, dtype)     # bf16 above 128 images: 32
+        out = torch.zeros(layers + 3, dtype=torch.int32)
+        _count_tiles[(layers + 3,)](out, left, batch, hidden, layers, bb, bn, split)
+        assert out.tolist() == [pixel_grid.phase_tiles(ph, layers, batch, hidden, dtype,
+                                                       split=split, left=bool(left))
+                                for ph in range(1, layers + 4)]
+
+
 def test_grid_dependent_launch_is_opt_in(monkeypatch):
     """PIXELCNN_GRID_PDL=1 asks for programmatic dependent launches of the phases: on CUDA
     devices of compute capability >= 9 and on meta tensors (the compile check), never on the
@@ -266,7 +291,8 @@ def test_sampler_steps_match_reference(fields, size, steps, monkeypatch):
     model = make_model(dtype=torch.float32, layers=2 if steps == "program" else 3, **fields)
     C = model.config.in_channels
     H, W = size
-    B = 3 if steps != "grid" else 17            # grid: two image blocks of 16
+    two_blocks = steps == "grid" and fields["channels"] in (15, 6)    # the images' models
+    B = 17 if two_blocks else 3                 # grid: two image blocks of 16
     y, h = conditioning(model, B)
     g = torch.Generator().manual_seed(5)
     u = torch.rand(B, C, H, W, generator=g)
