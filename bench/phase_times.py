@@ -113,10 +113,11 @@ def times(model, batch: int, n: int) -> dict:
 
 
 # A layer phase's launch parameters to time beside the launcher's: what its ~0.08 us per
-# product per K tile depends on (warps sharing a 16-column tile, K tile, pipeline depth),
-# and the split form's two halves (PIXELCNN_GRID_SPLIT=1).
-SWEEP = [dict(num_warps=2), dict(num_warps=8), dict(BK=64), dict(BK=16), dict(num_stages=2),
-         dict(num_stages=1), dict(SPLIT=True)]
+# product per K tile depends on (warps sharing a 16-column tile, K tile: 32 is float32's
+# candidate, which no longer spills there, pipeline depth), and the split form's two halves
+# (PIXELCNN_GRID_SPLIT=1).
+SWEEP = [dict(num_warps=2), dict(num_warps=8), dict(BK=64), dict(BK=32), dict(BK=16),
+         dict(num_stages=2), dict(num_stages=1), dict(SPLIT=True)]
 
 
 def layer_sweep(grid, args, meta, layers: int, batch: int, w, n: int) -> list:

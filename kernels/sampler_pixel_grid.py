@@ -373,13 +373,12 @@ def tiles(batch: int, hidden: int, dtype: torch.dtype, persistent: bool = False)
 def k_tile(hidden: int, dtype: torch.dtype) -> int:
     """BK, the K tile of the phases' products: 32 in bf16, 16 in float32, whose exact (FMA)
     products hold a K slice of each operand per thread: a layer's six products a K tile
-    spill at 32 (bench.compile, tiny float32 sm_90: 24 bytes). Each K tile costs about half
-    a dependent round trip to L2 (two tiles in flight: see `pipeline_stages`; bench/roofline.py, fitted
-    on the H200's run), and bf16 could take the cifar preset's K = 192 in two tiles
-    (PIXELCNN_GRID_BK=128: the model predicts 1.5x at batch 1; bench.compile: no spills
-    phase by phase, 12-60 bytes in the persistent kernel's SAMPLE forms; 256 spills 20-108
-    bytes in both). $PIXELCNN_GRID_BK, a power of two >= 16, sets it until a GPU run has
-    timed one against the other."""
+    spilled at 32 while the phase kernel looped over tiles (bench.compile, tiny float32 sm_90:
+    24 bytes); one tile a program, 32 compiles without spills (cifar, sm_80/sm_90: 108-159
+    registers), not yet timed (bench.phase_times' sweep times it). On the H200 bf16's K tiles
+    of 128 (PIXELCNN_GRID_BK=128) were no faster than 32 (bench/README.md): a phase's time
+    follows its products, not its K tiles (bench/roofline.py). $PIXELCNN_GRID_BK, a power of
+    two >= 16, sets it until a GPU run has timed one against the other."""
     env = os.environ.get("PIXELCNN_GRID_BK")
     if env:
         if not env.isdigit() or int(env) < 16 or int(env) & (int(env) - 1):
