@@ -18,7 +18,7 @@
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
 # Steps, in order: lockstep phase-times compile kernels sample-bf16 gate-fp32 grid-split
-# grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached
+# grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached
 # train-throughput roofline train-ship (data is built first when a step needs it).
 # Data: the CIFAR-10 builder folder in .gpu/cifar10/ (git-ignored, carried to the device:
 # `cp -r ../shared/datasets/cifar10 .gpu/`), else ../shared/datasets/cifar10. Without it the
@@ -31,8 +31,8 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="lockstep phase-times compile kernels sample-bf16 gate-fp32 grid-split grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
-SAMPLE_STEPS=" sample-bf16 gate-fp32 grid-split grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached "
+ALL="lockstep phase-times compile kernels sample-bf16 gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
+SAMPLE_STEPS=" sample-bf16 gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached "
 DATA_STEPS="$SAMPLE_STEPS train-throughput train-ship "
 DRY=${DRY_RUN:-0}
 PART=all
@@ -49,7 +49,7 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="lockstep phase-times sample-bf16 grid-split gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="lockstep phase-times sample-bf16 grid-split grid-ahead gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
   2) DEFAULT="sample-fp32 compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
@@ -183,6 +183,8 @@ for s in $STEPS; do
         grid-split)   # each layer's products over twice the programs (the gate's four apart
                       # from the residual and skip): the model's next lever
           grid_variant grid-split 150 64 PIXELCNN_GRID_SPLIT=1 ;;
+        grid-ahead)   # and the look-ahead: every program a chain of two products
+          grid_variant grid-ahead 150 64 PIXELCNN_GRID_AHEAD=1 ;;
         grid-stages)  # 7 pipeline stages (the six K tiles of 32 in flight at once, in shared
                       # memory: the roofline's best candidate, without BK 128's registers)
           grid_variant grid-stages 150 16 PIXELCNN_GRID_STAGES=7 ;;

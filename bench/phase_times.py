@@ -92,8 +92,9 @@ def times(model, batch: int, n: int) -> dict:
                                  "us": us})
     out["empty_us"] = {p: graphed(lambda: _empty[(p,)](x), n) for p in (1, 132)}
     hopper = x.is_cuda and torch.cuda.get_device_capability(x.device)[0] >= 9
-    for key, pdl, split in (("step_us", False, False), ("step_split_us", False, True)) + \
-            ((("step_pdl_us", True, False),) if hopper else ()):
+    for key, pdl, split in (("step_us", False, 0), ("step_split_us", False, 1),
+                            ("step_ahead_us", False, 2)) + \
+            ((("step_pdl_us", True, 0),) if hopper else ()):
         out[key] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, c, pdl=pdl,
                                                            split=split), max(1, n // L))
     if hopper:          # PDL, the next phase launched once this one's programs are done
@@ -117,7 +118,7 @@ def times(model, batch: int, n: int) -> dict:
 # candidate, which no longer spills there, pipeline depth), and the split form's two halves
 # (PIXELCNN_GRID_SPLIT=1).
 SWEEP = [dict(num_warps=2), dict(num_warps=8), dict(BK=64), dict(BK=32), dict(BK=16),
-         dict(num_stages=2), dict(num_stages=1), dict(SPLIT=True)]
+         dict(num_stages=2), dict(num_stages=1), dict(SPLIT=1), dict(SPLIT=2)]
 
 
 def layer_sweep(grid, args, meta, layers: int, batch: int, w, n: int) -> list:
@@ -127,7 +128,7 @@ def layer_sweep(grid, args, meta, layers: int, batch: int, w, n: int) -> list:
     for override in [{}] + SWEEP:
         m = {**meta, **override}
         programs = grid.phase_tiles(2, layers, batch, w.hidden, w.wv.dtype,
-                                    split=m.get("SPLIT", False))
+                                    split=m.get("SPLIT", 0))
         us = graphed(lambda: grid._sampler_pixel_phase_kernel[(programs,)](2, *args, **m), n)
         out.append({"override": override, "programs": programs, "us": us})
     return out
@@ -143,7 +144,7 @@ def report(r: dict, layers: int) -> str:
               f"µs (with PDL {r.get('step_pdl_us', float('nan')):.1f}, PDL launching the "
               f"next phase at the end {r.get('step_pdl_late_us', float('nan')):.1f}, its "
               f"products split "
-              f"{r['step_split_us']:.1f}); a c = 0 step {r['step_c0_us']:.1f} µs",
+              f"{r['step_split_us']:.1f}, with the look-ahead {r['step_ahead_us']:.1f}); a c = 0 step {r['step_c0_us']:.1f} µs",
               f"  empty kernel: {e[1]:.2f} µs (1 program), {e[132]:.2f} µs (132); row step "
               f"{r['row_us']:.1f} µs",
               f"  a 32x32x3 image: {(r['row_us'] * 32 + 1024 * (r['step_c0_us'] + 2 * r['step_us'])) / 1e6:.3f} s "

@@ -55,6 +55,12 @@ alone (bench.phase_times) showed a launch costs 0.7 us and a phase's time grows 
 products, not its K-loop round trips: this model's phase latency is fitted on those (T_PHASE,
 T_PRODUCT, T_SAMPLE), and predicts the full runs' batch 1-256 (tests/test_roofline.py).
 
+Correction while adding the look-ahead: the pixel phases' programs per wave were counted with
+the row step's column blocks (a closure read a variable the row step's code reassigned): at
+batch 256 the left phase was charged 2 waves for its 1,440 programs, not 6. Fixed, the timed
+design's batch-256 run is predicted at 0.92 of the measured (0.89) and the persistent
+kernel's at 0.92 (0.60). Resident programs an SM now follow the compiled registers.
+
 The bound under the targets (`floor`): a sub-pixel is L + 3 dependent phases - L layers, each
 needing all of the previous layer's channels, the head's two hidden layers and its logits -
 whatever the kernels. At this model's fitted phase latency no design beats, on the cifar
@@ -243,7 +249,8 @@ def phase_products(kind: str, H: int, p: int, F: int, sample: bool, fused: bool 
     left, the taps f and g over K = p H; layer 0, f and g over its F embedded features (one
     block of >= 16: half a tile); a layer, f and g from the previous layer's gated unit and
     from its input, its residual and (sampling) skip, over K = H (.../split: "gate", its
-    gate's four products in one tile, the other two in another); two-phase: the gate's f and
+    gate's four products in one tile, the other two in another; .../ahead: "ahead", two in
+    each of four kinds of tile, the last layer's two); two-phase: the gate's f and
     g, then the residual and skip; the head's hidden products and its logits, over K = H.
     "+left": the next layer's left taps in tiles beside (the longer chain counts), layer 0's
     own left taps in its chain first (K = F a tap: a tile of 32 each); "layer0+own": those only
@@ -251,7 +258,7 @@ def phase_products(kind: str, H: int, p: int, F: int, sample: bool, fused: bool 
     k = H / 32
     base, _, beside = kind.partition("+")
     chain = {"left": 2 * p * k, "layer0": 2 * max(0.5, F / 32),
-             "layer": (5 + sample) * k, "gate": 4 * k if fused else 2 * k,
+             "layer": (5 + sample) * k, "gate": 4 * k if fused else 2 * k, "ahead": 2 * k,
              "res": (1 + sample) * k,
              "hidden": k, "out": k if sample else 0.5}[base]
     if base == "layer0" and beside:
@@ -280,23 +287,28 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     compute = rate(dev, dtype) * EFFICIENCY
     persistent, _, _, fused, pdl, left_phase = grid_variant(label)
     persistent = persistent and dtype == "bf16"
-    split = "split" in label.split("/") and not persistent      # PIXELCNN_GRID_SPLIT=1
+    ahead = "ahead" in label.split("/") and not persistent      # PIXELCNN_GRID_AHEAD=1
+    split = ("split" in label.split("/") or ahead) and not persistent   # ..._SPLIT=1
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     bb, bn = pixel_tiles(batch, H, torch_dtype, persistent and fused)   # as launched (2-phase: 32)
-    nb, nn = math.ceil(batch / bb), math.ceil(H / bn)
-    programs = min(dev.sms, (L if left_phase or not fused else 2) * nb * nn)   # the widest
+    nb = math.ceil(batch / bb)
+    per = nb * math.ceil(H / bn)                # a layer's tiles (the row step's are its own)
+    programs = min(dev.sms, (L if left_phase or not fused else 2) * per)   # the widest
+    # resident programs an SM, 65,536 registers / (registers x threads) by bench.compile: bf16
+    # (4 warps) 168-183 registers in the designs timed so far -> 2, 124-138 since a program
+    # runs one tile (compile-20261126-leftfold) -> 3; float32 (8 warps, 96-250) -> 1
+    slots = dev.sms * (1 if dtype == "float32" else 2 if left_phase or not fused else 3)
 
     def waves(kind):
         base, _, beside = kind.partition("+")
-        per = nb * nn
         tiles = {"left": L * per, "out": math.ceil(batch / 16)}.get(base, per) \
-            * (2 if split and base == "gate" else 1) + (per if beside == "left" else 0)
-        return math.ceil(tiles / (programs if persistent else dev.sms * OCCUPANCY))
+            * {"gate": 2, "ahead": 4}.get(base, 1) + (per if beside == "left" else 0)
+        return math.ceil(tiles / (programs if persistent else slots))
 
     def pixel(name, count, c, elements):
-        todo = [kind.replace("layer", "gate") if split and kind.partition("+")[0] == "layer"
-                else kind for kind in phase_kinds(L, c, fused, left_phase)]   # split: the
-                                                             # gate's half, the longer chain
+        gate = "ahead" if ahead else "gate"         # split: the gate's tiles, the longer chain
+        todo = [kind.replace("layer", gate) if split and kind.partition("+")[0] == "layer"
+                else kind for kind in phase_kinds(L, c, fused, left_phase)]
         sample = c is not None
         chain = sum(waves(kind) * phase_products(kind, H, p, F, sample, fused) for kind in todo)
         latency = sum(waves(kind) * (T_PHASE + phase_products(kind, H, p, F, sample, fused)
@@ -372,8 +384,8 @@ LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
              "time": re.compile(r"^\s+([\w-]+)\s+batch\s+(\d+): ([\d.]+) s per batch")}
 
 
-GRID_VARIANTS = ["triton-grid", "triton-grid/split", "triton-grid/pdl", "triton-grid/persistent",
-                 "triton-grid/bk128", "triton-grid/s7"]
+GRID_VARIANTS = ["triton-grid", "triton-grid/split", "triton-grid/ahead", "triton-grid/pdl",
+                 "triton-grid/persistent", "triton-grid/bk128", "triton-grid/s7"]
 MEASURED_DESIGNS = [  # the designs GPU runs timed, modelled as they ran (bench/results/)
     "triton-grid/left-phase", "triton-grid/persistent/left-phase",       # h200-20261126-fold
     "triton-grid/bk128/left-phase", "triton-grid/persistent/bk128/left-phase",
@@ -402,8 +414,8 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
     """The modelled variant a measurement belongs to, from the environment it ran in:
     triton-grid in bf16 with PIXELCNN_GRID_PERSISTENT=1 is triton-grid/persistent (float32
     always launches phase by phase; before the fold persistent was bf16's default, =0 turned
-    it off); its PIXELCNN_GRID_POLL=load, .../poll-load; else PIXELCNN_GRID_SPLIT=1,
-    .../split, and PIXELCNN_GRID_PDL=1, .../pdl;
+    it off); its PIXELCNN_GRID_POLL=load, .../poll-load; else PIXELCNN_GRID_AHEAD=1,
+    .../ahead (or PIXELCNN_GRID_SPLIT=1, .../split), and PIXELCNN_GRID_PDL=1, .../pdl;
     PIXELCNN_GRID_BK=N, .../bkN;
     PIXELCNN_GRID_STAGES=S, .../sS; measured on the design before the fold (design
     TWO_PHASE: results that do not say), .../2-phase; on the fold with a left phase (design
@@ -416,7 +428,8 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
         if env.get("PIXELCNN_GRID_POLL", "atomic") != "atomic":
             method += f"/poll-{env['PIXELCNN_GRID_POLL']}"     # not modelled: measured only
     else:
-        method += "/split" if env.get("PIXELCNN_GRID_SPLIT") == "1" else ""
+        method += "/ahead" if env.get("PIXELCNN_GRID_AHEAD") == "1" else \
+            "/split" if env.get("PIXELCNN_GRID_SPLIT") == "1" else ""
         method += "/pdl" if env.get("PIXELCNN_GRID_PDL") == "1" else ""
     method += f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else ""
     method += f"/s{env['PIXELCNN_GRID_STAGES']}" if env.get("PIXELCNN_GRID_STAGES") else ""
@@ -551,7 +564,7 @@ def targets(cfg, device, size, meas) -> list:
     phases a sub-pixel (`floor`)."""
     lines = []
     for label in ("triton-grid/left-phase", "triton-grid", "triton-grid/split",
-                  "triton-grid/pdl", "triton-grid/persistent"):
+                  "triton-grid/ahead", "triton-grid/pdl", "triton-grid/persistent"):
         for batch, need, what in ((1, 50, "x naive"), (256, 500, "x naive"),
                                   (256, 2000, "images/s")):
             naive_s = meas.get(("naive", "bf16", batch),

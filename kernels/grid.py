@@ -80,6 +80,14 @@ def split_requested() -> bool:
     return switch("PIXELCNN_GRID_SPLIT", "six products a tile", "the products split")
 
 
+def ahead_requested() -> bool:
+    """$PIXELCNN_GRID_AHEAD: "1" asks triton-grid's per-phase launches for the look-ahead
+    split (kernels/sampler_pixel_grid._layer, SPLIT = 2): each layer's gate from its previous
+    layer's gated unit alone, the part from that layer's input made a phase early, every
+    program a chain of two products; "0" or unset, off (until a GPU run has timed it)."""
+    return switch("PIXELCNN_GRID_AHEAD", "no look-ahead", "the look-ahead split")
+
+
 def dependent_launch(x: torch.Tensor) -> bool:
     """Whether triton-grid's per-phase launches use programmatic dependent launch (Hopper's
     griddepcontrol: the next phase's kernel is launched while this one runs and waits on chip

@@ -31,7 +31,11 @@ Completion (c=None) runs the layers only (left), then out's last-channel write.
 PIXELCNN_GRID_SPLIT=1 (kernels/grid.split_requested, opt-in until a GPU has timed it) runs
 each layer phase l >= 2 in twice the tiles: the gate's four products in one half, layer
 l - 1's residual and skip products in the other, so that a program's chain is four products,
-not six, on twice the SMs (bench.roofline: `triton-grid/split`).
+not six, on twice the SMs (bench.roofline: `triton-grid/split`). PIXELCNN_GRID_AHEAD=1
+(kernels/grid.ahead_requested, SPLIT = 2, opt-in too) also moves the gate's product on layer
+l - 1's input a phase early (`_ahead`, through the composed `wres_ahead`): a gate tile, a
+finishing tile and the two look-ahead halves for layer l + 1, each a chain of two products
+(bench.roofline: `triton-grid/ahead`).
 
 Two forms run the same per-tile code (`_phase`, tile t of phase ph):
 - one launch per phase, each program one tile, with no loop over tiles (a loop would let the
@@ -98,25 +102,31 @@ def _left_taps(l, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n
 
 
 @triton.jit
-def _layer(t, l, x, hbuf, row_bias, base, gated, skip, wh_prev, wh_cur, wres_cur, bres_cur,
-           wres, bres, wskip, bskip, table, i, j, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E,
-           F, P: tl.constexpr, SAMPLE: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
-           BK: tl.constexpr, FB: tl.constexpr, SPLIT: tl.constexpr, BF16: tl.constexpr,
-           INTERPRET: tl.constexpr):
+def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, wres_cur,
+           bres_cur, wres_ahead, bres_ahead, wres, bres, wskip, bskip, table, i, j, left, B, C,
+           HEIGHT, WIDTH, HD, L, LEVELS, E, F, P: tl.constexpr, SAMPLE: tl.constexpr,
+           BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, FB: tl.constexpr,
+           SPLIT: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """Tile t of layer l's phase: layer l's gated unit at the current sub-pixel. Layer 0: from
     the embedded pixel. Layer l >= 1: from layer l - 1's gated unit a and input r (r = 0 for
     l = 1), in one K loop that also finishes layer l - 1 (its residual r + a @ wres + bres,
     layer l's input, into hbuf; its skip product when sampling):
         pre = base + a @ wres_cur[l] + bres_cur[l] + r @ wh_cur[l]   (= input of l @ wh_cur[l])
-    SPLIT: layer l - 1's residual and skip in tiles of their own, beside the gate's (twice the
-    programs, each with four products or two, not six). left (a pixel's first sub-pixel; not
-    a constexpr, so that c = 0 and c > 0 share a compile): layer 0 computes its base first;
-    the tiles past the layer's (_phase_tiles) compute layer l + 1's."""
+    SPLIT 1: layer l - 1's residual and skip in tiles of their own, beside the gate's (twice
+    the programs, each with four products or two, not six). SPLIT 2 (the look-ahead): the
+    gate takes r @ wh_cur[l] from `ahead`, made in layer l - 1's phase by two more kinds of
+    tile from that phase's a and r (r_{l-1} = r_{l-2} + a_{l-2} @ wres + bres: _ahead), and
+    computes a @ wres_cur[l] alone: every program a chain of two products. left (a pixel's
+    first sub-pixel; not a constexpr, so that c = 0 and c > 0 share a compile): layer 0
+    computes its base first; the tiles past the layer's (_phase_tiles) compute layer l + 1's."""
     per_layer = tl.cdiv(B, BB) * tl.cdiv(HD, BN)
     parts = 1
     if SPLIT:
         if l > 0:
             parts = 2
+            if SPLIT == 2:
+                if l + 1 < L:
+                    parts = 4               # + the look-ahead's two halves, for layer l + 1
     bb, n, b_ok, n_ok, ok = _tile(t % per_layer, B, HD, BB, BN)
     if t >= parts * per_layer:      # left: layer l + 1's base, for the next phase
         _left_taps(l + 1, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n,
@@ -133,18 +143,68 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, wh_prev, wh_cur, wres_cur
         _store_gate(gated, f, g, l, L, HD, bb, n, ok)
     elif t < per_layer:         # the gate (unsplit: and layer l - 1's residual and skip)
         f, g = _base(base, l, B, HD, bb, n, ok)
-        f, g = _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
-                                    wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb, n,
-                                    b_ok, n_ok, ok, P, SAMPLE, True, not SPLIT, BB, BN, BK,
-                                    BF16, INTERPRET)
+        if SPLIT == 2:
+            f, g = _gate_ahead(f, g, l, gated, ahead, wres_cur, bres_cur, B, HD, L, bb, b_ok,
+                               n, n_ok, BK, BF16, INTERPRET)
+        else:
+            f, g = _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur,
+                                        bres_cur, wres, bres, wskip, bskip, j, B, WIDTH, HD, L,
+                                        bb, n, b_ok, n_ok, ok, P, SAMPLE, True, not SPLIT, BB,
+                                        BN, BK, BF16, INTERPRET)
         _store_gate(gated, f, g, l, L, HD, bb, n, ok)
-    else:
+    elif t < 2 * per_layer:
         if SPLIT:               # the split's other half: layer l - 1's residual and skip
             zero = tl.zeros((BB, BN), tl.float32)
             _from_previous_layer(zero, zero, l, hbuf, gated, skip, wh_cur, wres_cur,
                                  bres_cur, wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb,
                                  n, b_ok, n_ok, ok, P, SAMPLE, False, True, BB, BN, BK,
                                  BF16, INTERPRET)
+    else:
+        if SPLIT == 2:          # the look-ahead for layer l + 1, one half
+            _ahead(t // per_layer - 2, l, hbuf, gated, ahead, wh_cur, wres_ahead, bres_ahead,
+                   j, B, WIDTH, HD, L, bb, b_ok, n, n_ok, ok, P, BB, BN, BK, BF16, INTERPRET)
+
+
+@triton.jit
+def _gate_ahead(f, g, l, gated, ahead, wres_cur, bres_cur, B, HD, L, bb, b_ok, n, n_ok,
+                BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """SPLIT 2: layer l's f and g = base + bres_cur + (l >= 2) both halves of its look-ahead
+    (slot l % 2, from layer l - 1's phase) + a @ wres_cur[l], a = layer l - 1's gated unit."""
+    f += tl.load(bres_cur + l * 2 * HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    g += tl.load(bres_cur + l * 2 * HD + HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    q_ok = (b_ok & (bb * 0 + l > 1))[:, None] & n_ok[None, :]
+    for half in tl.static_range(2):
+        q = ahead + (((l % 2) * 2 + half) * B + bb[:, None]) * 2 * HD + n[None, :]
+        f += tl.load(q, mask=q_ok, other=0.0, cache_modifier=CG)
+        g += tl.load(q + HD, mask=q_ok, other=0.0, cache_modifier=CG)
+    return gated_matmul_rows(f, g, gated + (bb * L + l - 1) * HD, b_ok, wres_cur + l * HD * 2 * HD,
+                             HD, n, n_ok, HD, BK, BF16, INTERPRET, CG)
+
+
+@triton.jit
+def _ahead(half, l, hbuf, gated, ahead, wh_cur, wres_ahead, bres_ahead, j, B, WIDTH, HD, L, bb,
+           b_ok, n, n_ok, ok, P: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
+           BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """SPLIT 2, in layer l's phase: half of the part of layer l + 1's gate that comes from
+    layer l's input r_l = r_{l-1} + a @ wres[l-1] + bres[l-1] (a = layer l - 1's gated unit,
+    r_{l-1} its input, 0 for l = 1), into ahead slot (l + 1) % 2: half 0,
+    a @ wres_ahead[l + 1] + bres_ahead[l + 1]; half 1, r_{l-1} @ wh_cur[l + 1]."""
+    rows = gated + (bb * L + l - 1) * HD
+    rows_ok = b_ok
+    w = wres_ahead + (l + 1) * HD * 2 * HD
+    if half == 1:
+        rows = hbuf + (((l - 1) * B + bb) * (P + WIDTH) + j + P) * HD
+        rows_ok = b_ok & (bb * 0 + l > 1)
+        w = wh_cur + (l + 1) * HD * 2 * HD
+    bias_ok = n_ok & (n * 0 + half == 0)
+    f = tl.zeros((BB, BN), tl.float32) + tl.load(bres_ahead + (l + 1) * 2 * HD + n, mask=bias_ok,
+                                                 other=0.0).to(tl.float32)[None, :]
+    g = tl.zeros((BB, BN), tl.float32) + tl.load(bres_ahead + (l + 1) * 2 * HD + HD + n,
+                                                 mask=bias_ok, other=0.0).to(tl.float32)[None, :]
+    f, g = gated_matmul_rows(f, g, rows, rows_ok, w, HD, n, n_ok, HD, BK, BF16, INTERPRET, CG)
+    out = ahead + ((((l + 1) % 2) * 2 + half) * B + bb[:, None]) * 2 * HD + n[None, :]
+    tl.store(out, f, mask=ok)
+    tl.store(out + HD, g, mask=ok)
 
 
 @triton.jit
@@ -283,6 +343,9 @@ def _phase_tiles(ph, left, B, HD, L, BB: tl.constexpr, BN: tl.constexpr,
         if SPLIT:
             if ph >= 2:
                 n += per_layer
+                if SPLIT == 2:
+                    if ph < L:
+                        n += 2 * per_layer
         if left:
             if ph < L:
                 n += per_layer
@@ -290,8 +353,9 @@ def _phase_tiles(ph, left, B, HD, L, BB: tl.constexpr, BN: tl.constexpr,
 
 
 @triton.jit
-def _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip,
-           wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
+def _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, ahead,
+           wh_prev, wh_cur, wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip,
+           bskip, w1, b1, w2, b2,
            table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
            P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
            BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BKO: tl.constexpr,
@@ -299,9 +363,10 @@ def _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip,
            INTERPRET: tl.constexpr):
     """Tile t of phase `ph` of the step (see the module docstring)."""
     if ph <= L:
-        _layer(t, ph - 1, x, hbuf, row_bias, base, gated, skip, wh_prev, wh_cur, wres_cur,
-               bres_cur, wres, bres, wskip, bskip, table, i, j, left, B, C, HEIGHT, WIDTH, HD,
-               L, LEVELS, E, F, P, SAMPLE, BB, BN, BK, FB, SPLIT, BF16, INTERPRET)
+        _layer(t, ph - 1, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur,
+               wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip, bskip, table, i,
+               j, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, P, SAMPLE, BB, BN, BK, FB,
+               SPLIT, BF16, INTERPRET)
     elif ph <= L + 2:
         _hidden(t, ph == L + 2, gated, skip, scratch, wskip, bskip, w1, b1, B, HD, L, BB, BN,
                 BK, BF16, INTERPRET)
@@ -312,7 +377,8 @@ def _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip,
 
 @triton.jit(do_not_specialize=["ph", "i", "j", "c", "left"])
 def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, skip,
-                                wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip,
+                                ahead, wh_prev, wh_cur, wres_cur, bres_cur, wres_ahead,
+                                bres_ahead, wres, bres, wskip, bskip,
                                 w1, b1, w2, b2, table, i, j, c, left, B, C, HEIGHT, WIDTH,
                                 HD, L, LEVELS, E, F, temperature,
                                 P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
@@ -328,8 +394,9 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
         if not PDL_LATE:            # PDL_LATE, once this program's work is done), then wait
             gdc_launch_dependents()     # until the previous one has finished and flushed
         gdc_wait()
-    _phase(ph, tl.program_id(0), x, u, hbuf, row_bias, base, gated, scratch, skip, wh_prev,
-           wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1, w2, b2, table, i, j,
+    _phase(ph, tl.program_id(0), x, u, hbuf, row_bias, base, gated, scratch, skip, ahead,
+           wh_prev, wh_cur, wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip,
+           bskip, w1, b1, w2, b2, table, i, j,
            c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature, P, SAMPLE, LAST,
            BB, BN, BK, BKO, FB, LVP, SPLIT, BF16, INTERPRET)
     if PDL_LATE:    # bench.phase_times: does an early launch of the next phase cost at 256?
@@ -338,7 +405,8 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
 
 @triton.jit(do_not_specialize=["i", "j", "c", "left"])
 def _sampler_pixel_grid_kernel(counter, x, u, hbuf, row_bias, base, gated, scratch, skip,
-                               wh_prev, wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip,
+                               ahead, wh_prev, wh_cur, wres_cur, bres_cur, wres_ahead,
+                               bres_ahead, wres, bres, wskip, bskip,
                                w1, b1, w2, b2, table, i, j, c, left, B, C, HEIGHT, WIDTH,
                                HD, L, LEVELS, E, F, temperature,
                                P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
@@ -351,8 +419,9 @@ def _sampler_pixel_grid_kernel(counter, x, u, hbuf, row_bias, base, gated, scrat
     for ph in range(1, L + 4):
         if SAMPLE or ph <= L or ph == L + 3:
             for t in range(pid, _phase_tiles(ph, left, B, HD, L, BB, BN, False), nprog):
-                _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, wh_prev,
-                       wh_cur, wres_cur, bres_cur, wres, bres, wskip, bskip, w1, b1, w2, b2,
+                _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, ahead, wh_prev,
+                       wh_cur, wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip,
+                       bskip, w1, b1, w2, b2,
                        table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
                        temperature, P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, False, BF16,
                        INTERPRET)
@@ -417,16 +486,18 @@ def phases(layers: int, c) -> list:
 
 
 def phase_tiles(ph: int, layers: int, batch: int, hidden: int, dtype: torch.dtype,
-                persistent: bool = False, split: bool = False, left: bool = False) -> int:
-    """Tiles of phase ph: a layer's, twice them split (l >= 1: + the finishing tiles), + the
-    next layer's base at a pixel's first sub-pixel (left); the head's; out's image blocks."""
+                persistent: bool = False, split: int = 0, left: bool = False) -> int:
+    """Tiles of phase ph: a layer's; split (1 or 2, l >= 1): + the finishing tiles; split 2
+    (l + 1 < L): + the look-ahead's two halves; + the next layer's base at a pixel's first
+    sub-pixel (left); the head's; out's image blocks."""
     bb, bn = tiles(batch, hidden, dtype, persistent)
     per_layer = triton.cdiv(batch, bb) * triton.cdiv(hidden, bn)
     if ph == layers + 3:
         return triton.cdiv(batch, OUT_IMAGES.value)
     if ph > layers:
         return per_layer
-    return per_layer * (2 if split and ph >= 2 else 1) + (per_layer if left and ph < layers else 0)
+    parts = 1 + (split > 0 and ph >= 2) + 2 * (split == 2 and 2 <= ph < layers)
+    return per_layer * parts + (per_layer if left and ph < layers else 0)
 
 
 def widest(cache) -> int:
@@ -445,8 +516,8 @@ def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool 
     bk = k_tile(w.hidden, w.wv.dtype)
     bb, bn = tiles(B, w.hidden, w.wv.dtype, persistent)
     args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
-            cache.skip, w.wh_prev, w.wh_cur, w.wres_cur, w.bres_cur, w.wres, w.bres, w.wskip,
-            w.bskip, w.w1, w.b1, w.w2, w.b2, w.table, i, j, c or 0, int(not c), B, C, H, W,
+            cache.skip, cache.ahead, w.wh_prev, w.wh_cur, w.wres_cur, w.bres_cur, w.wres_ahead,
+            w.bres_ahead, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1, w.w2, w.b2, w.table, i, j, c or 0, int(not c), B, C, H, W,
             w.hidden, w.layers, w.levels, w.table.shape[-1], w.features, float(temperature))
     meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
                 BK=bk, BKO=out_k_tile(w.levels, bk), FB=feature_block(w), LVP=pow2(w.levels),
@@ -459,13 +530,14 @@ def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool 
 
 
 def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
-                       programs: int = 0, pdl: bool = False, split: bool = False):
+                       programs: int = 0, pdl: bool = False, split: int = 0):
     """Sample sub-pixel (c, i, j) of x (long [B, C, H, W]) from the uniforms u, or with
     c=None take pixel (i, j) as given (completion) and only update the caches - as the
     PyTorch step `pixelcnn.cache.pixel_step`, on the same GatedCache. programs=0: one launch
     per phase (pdl=True: as programmatic dependent launches, compute capability >= 9: see
-    kernels/grid.dependent_launch; split=True: each layer's phase in twice the tiles, the
-    gate's products apart from the previous layer's residual and skip, see `_layer`);
+    kernels/grid.dependent_launch; split=1 (or True): each layer's phase in twice the tiles,
+    the gate's products apart from the previous layer's residual and skip; split=2: and the
+    look-ahead, every program a chain of two products, see `_layer`);
     programs=N: one persistent cooperative launch of N programs meeting at grid barriers
     (CUDA; at most one per SM, see kernels/grid.py)."""
     w = cache.w
@@ -483,7 +555,7 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     if pdl:
         meta.update(PDL=True, launch_pdl=True)
     if split:
-        meta.update(SPLIT=True)
+        meta.update(SPLIT=int(split))
     for ph in phases(L, c):
         programs = phase_tiles(ph, L, B, hd, w.wv.dtype, split=split, left=not c)
         _sampler_pixel_phase_kernel[(programs,)](ph, *args, **meta)

@@ -48,6 +48,9 @@ class GatedCache:
     cur      [B, H]                the first layer's input: the current pixel, embedded
     scratch  [B, 2H]               the fused pixel kernels' head activations
     skip     [B, H] float32        the grid pixel kernel's skip sum, accumulated over layers
+    ahead    [2, 2, B, 2H] float32 the grid pixel kernel's look-ahead (PIXELCNN_GRID_AHEAD=1):
+                                   the part of layer l's gate from layer l - 1's input, made a
+                                   phase early, in slot l % 2 (two halves: input, gated unit)
     sync     [1] int32             the grid pixel kernel's barrier counter (kernels/grid.py)
     """
 
@@ -72,6 +75,7 @@ class GatedCache:
         self.cur = new(batch, H)
         self.scratch = new(batch, 2 * H)
         self.skip = w.wv.new_zeros(batch, H, dtype=torch.float32)
+        self.ahead = w.wv.new_zeros(2, 2, batch, 2 * H, dtype=torch.float32)
         self.sync = w.wv.new_zeros(1, dtype=torch.int32)
         # per-layer views, taken once: indexing in the per-sub-pixel loop costs more than math
         self.per_layer = list(zip(self.base, w.wh_cur, self.gated.unbind(1), self.hbuf,
@@ -80,7 +84,7 @@ class GatedCache:
 
     def buffers(self) -> tuple:
         return (self.vbuf, self.v_pre, self.row_bias, self.hbuf, self.base, self.gated,
-                self.cur, self.scratch, self.skip, self.sync)
+                self.cur, self.scratch, self.skip, self.ahead, self.sync)
 
     def reset(self):
         for t in self.buffers():

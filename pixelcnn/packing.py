@@ -18,6 +18,10 @@ hidden width so that every layer has the same shapes:
                             wh_cur[l], in float64; slot 0 zero), so that layer l's gate follows
                             from layer l - 1's gated unit in one product (triton-grid: one
                             phase per layer instead of two)
+    wres_ahead [L, H, 2H], bres_ahead [L, 2H]   derived: layer l - 2's residual 1x1 composed
+                            with layer l's current tap (slots 0, 1 zero), so that layer l - 1's
+                            phase can compute the part of layer l's gate that comes from layer
+                            l - 1's input (triton-grid, PIXELCNN_GRID_AHEAD=1)
     w1 [H, H], b1 [H], w2 [H, C*levels], b2 [C*levels]   the output head
     table   [C, levels, E]      the input embedding: sub-pixel value v of channel c -> E
                                 features (the scalar embedding: E = 1, 2v/(levels-1) - 1)
@@ -63,6 +67,8 @@ class PackedGated:
     table: torch.Tensor
     wres_cur: torch.Tensor
     bres_cur: torch.Tensor
+    wres_ahead: torch.Tensor
+    bres_ahead: torch.Tensor
     wmap: Optional[torch.Tensor] = None
 
     @property
@@ -128,14 +134,17 @@ def pack(model) -> PackedGated:
 
 
 def residual_into_next(w: dict) -> dict:
-    """wres_cur, bres_cur (see the layout): layer l's current tap applied to layer l - 1's
-    residual 1x1, composed in float64 and rounded once to the weights' dtype."""
-    wh_cur = w["wh_cur"][1:].double()
-    wres_cur = torch.zeros_like(w["wh_cur"])
-    bres_cur = torch.zeros_like(w["bh"])
-    wres_cur[1:] = (w["wres"][:-1].double() @ wh_cur).to(wres_cur.dtype)
-    bres_cur[1:] = (w["bres"][:-1, None].double() @ wh_cur)[:, 0].to(bres_cur.dtype)
-    return {"wres_cur": wres_cur, "bres_cur": bres_cur}
+    """wres_cur, bres_cur and wres_ahead, bres_ahead (see the layout): layer l's current tap
+    applied to layer l - 1's (l - 2's) residual 1x1, composed in float64 and rounded once to
+    the weights' dtype."""
+    out = {}
+    for name, d in (("cur", 1), ("ahead", 2)):
+        wh_cur = w["wh_cur"][d:].double()
+        wres, bres = torch.zeros_like(w["wh_cur"]), torch.zeros_like(w["bh"])
+        wres[d:] = (w["wres"][:-d].double() @ wh_cur).to(wres.dtype)
+        bres[d:] = (w["bres"][:-d, None].double() @ wh_cur)[:, 0].to(bres.dtype)
+        out.update({f"wres_{name}": wres, f"bres_{name}": bres})
+    return out
 
 
 def packed(model) -> PackedGated:

@@ -157,6 +157,9 @@ STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes,
     # each layer's products over twice the tiles (PIXELCNN_GRID_SPLIT=1)
     "grid-split": (sampler_row_gemm, functools.partial(sampler_pixel_grid, split=True),
                    ["base", "gated"], {}),
+    # and the look-ahead: every program a chain of two products (PIXELCNN_GRID_AHEAD=1)
+    "grid-ahead": (sampler_row_gemm, functools.partial(sampler_pixel_grid, split=2),
+                   ["base", "gated"], {}),
     # every product's whole K in one tile (as PIXELCNN_GRID_BK=256 on the cifar preset)
     "grid-whole-k": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
                      {(pixel_grid, "k_tile"): lambda hidden, dtype: max(16, pow2(hidden))}),
@@ -250,13 +253,30 @@ def test_persistent_loop_counts_the_launchers_tiles(layers):
     (_phase_tiles): the tiles the launcher gives that phase one launch each (phase_tiles), at
     c = 0 (the next layer's base beside) and after, split or not, in 16- and 32-image tiles."""
     for batch, hidden, split, left, dtype in itertools.product(
-            (1, 17, 200), (12, 36), (False, True), (0, 1), (torch.float32, torch.bfloat16)):
+            (1, 17, 200), (12, 36), (0, 1, 2), (0, 1), (torch.float32, torch.bfloat16)):
         bb, bn = pixel_grid.tiles(batch, hidden, dtype)     # bf16 above 128 images: 32
         out = torch.zeros(layers + 3, dtype=torch.int32)
         _count_tiles[(layers + 3,)](out, left, batch, hidden, layers, bb, bn, split)
         assert out.tolist() == [pixel_grid.phase_tiles(ph, layers, batch, hidden, dtype,
                                                        split=split, left=bool(left))
                                 for ph in range(1, layers + 4)]
+
+
+def test_grid_ahead_is_opt_in(monkeypatch):
+    """PIXELCNN_GRID_AHEAD=1 asks for the look-ahead split (SPLIT = 2): a layer phase (l >= 1)
+    in twice the tiles of the split, and two more kinds before the last layer."""
+    from pixelcnn.kernels.grid import ahead_requested
+    monkeypatch.delenv("PIXELCNN_GRID_AHEAD", raising=False)
+    assert not ahead_requested()
+    monkeypatch.setenv("PIXELCNN_GRID_AHEAD", "1")
+    assert ahead_requested()
+    one = pixel_grid.phase_tiles(2, 3, 17, 12, torch.float32)
+    assert pixel_grid.phase_tiles(2, 3, 17, 12, torch.float32, split=2) == 4 * one
+    assert pixel_grid.phase_tiles(3, 3, 17, 12, torch.float32, split=2) == 2 * one   # the last
+    assert pixel_grid.phase_tiles(1, 3, 17, 12, torch.float32, split=2) == one       # layer 0
+    monkeypatch.setenv("PIXELCNN_GRID_AHEAD", "on")
+    with pytest.raises(ValueError, match="PIXELCNN_GRID_AHEAD must be '0' .* or '1' .*"):
+        ahead_requested()
 
 
 def test_grid_dependent_launch_is_opt_in(monkeypatch):
@@ -279,16 +299,20 @@ def test_grid_dependent_launch_is_opt_in(monkeypatch):
 def test_sampler_steps_match_reference(fields, size, steps, monkeypatch):
     """Row and pixel kernels against the PyTorch steps in lockstep, cache contents and the
     sampled image compared after every step. The grid kernels run one launch per phase (the
-    form Triton's interpreter can run); a 3-layer model gives them residuals between layers."""
+    form Triton's interpreter can run); a 3-layer model gives them residuals between layers
+    (5 layers for the look-ahead, whose input half starts at layer 3)."""
     row_kernel, pixel_kernel, pixel_writes, tiles = STEPS[steps]
     if steps == "grid-whole-k" and fields["channels"] <= 32:
         pytest.skip("one K tile either way below 33 channels: the c36 model tests it")
     if steps == "grid-split" and not (fields.get("num_classes") == 3 and fields["channels"] == 15
                                       or fields.get("embedding_dim") == 12):
         pytest.skip("the split tiles meet the same buffers: the class and F36 map models test it")
+    if steps == "grid-ahead" and fields.get("num_classes") != 3:
+        pytest.skip("the look-ahead meets the same buffers as the split: the class model")
     for (module, name), fn in tiles.items():
         monkeypatch.setattr(module, name, fn)
-    model = make_model(dtype=torch.float32, layers=2 if steps == "program" else 3, **fields)
+    layers = {"program": 2, "grid-ahead": 5}.get(steps, 3)    # the look-ahead: both halves
+    model = make_model(dtype=torch.float32, layers=layers, **fields)      # and both slots twice
     C = model.config.in_channels
     H, W = size
     two_blocks = steps == "grid" and fields["channels"] in (15, 6)    # the images' models

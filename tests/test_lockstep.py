@@ -72,7 +72,7 @@ def test_phase_times_cover_every_phase(monkeypatch):
     sweep = r["layer_sweep"]
     assert [s["override"] for s in sweep] == [{}] + pt.SWEEP
     assert [s["programs"] for s in sweep if s["override"].get("SPLIT")] == \
-        [2 * sweep[0]["programs"]]
+        [2 * sweep[0]["programs"], 4 * sweep[0]["programs"]]      # split, look-ahead (L = 3)
     text = pt.report(r, L)
     assert "sum of a c > 0 step's phases 12.0 µs" in text and "row step 2.0 µs" in text
     assert "layer 1 (c = 0)" in text

@@ -133,6 +133,9 @@ def test_variants_follow_the_environment_they_ran_in():
     assert pred["triton-grid/bk128"][1] == pred["triton-grid/s7"][1] == pred["triton-grid"][1]
     assert pred["triton-grid/pdl"][1] < pred["triton-grid"][1]     # launches overlapped
     assert pred["triton-grid/split"][1] < 0.9 * pred["triton-grid"][1]   # chains of 4, not 6
+    assert pred["triton-grid/ahead"][1] < 0.9 * pred["triton-grid/split"][1]   # 2, not 4
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_AHEAD": "1"}) == \
+        "triton-grid/ahead"
 
 
 def test_phase_products_count_each_phase_chain():
@@ -172,8 +175,8 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
     assert "predicted vs measured" in out and "H200" in out
-    assert out.count("target bf16") == 3 * 5  # as timed (a left phase), today, split, pdl,
-    assert out.count("holds while a cross-SM sync costs") == 3          # persistent
+    assert out.count("target bf16") == 3 * 6  # as timed (a left phase), today, split, ahead,
+    assert out.count("holds while a cross-SM sync costs") == 3          # pdl, persistent
     assert out.count("bound, bf16 batch 256") == 2    # a launch or nothing between phases
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out

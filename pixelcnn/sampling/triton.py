@@ -53,11 +53,12 @@ def _grid_steps(cache, x):
     """triton-grid's (row step, pixel step) for this cache, its launches chosen once from the
     environment: the pixel step one launch per phase (as programmatic dependent launches
     where PIXELCNN_GRID_PDL=1 asks for them and the device has them; each layer's products
-    over twice the programs where PIXELCNN_GRID_SPLIT=1 asks for it), or persistent where
+    over twice the programs where PIXELCNN_GRID_SPLIT=1 asks for it, the look-ahead too where
+    PIXELCNN_GRID_AHEAD=1 does), or persistent where
     PIXELCNN_GRID_PERSISTENT=1 asks for it (bf16 on a CUDA device whose Triton launches
     cooperative grids, one program per SM at most)."""
-    from ..kernels.grid import (cooperative_launch, dependent_launch, persistent_requested,
-                                sm_count, split_requested)
+    from ..kernels.grid import (ahead_requested, cooperative_launch, dependent_launch,
+                                persistent_requested, sm_count, split_requested)
     from ..kernels.sampler_pixel_grid import sampler_pixel_grid, widest
     from ..kernels.sampler_row_gemm import sampler_row_gemm
     programs = 0
@@ -66,7 +67,8 @@ def _grid_steps(cache, x):
         programs = min(sm_count(x.device), widest(cache))
     return sampler_row_gemm, functools.partial(sampler_pixel_grid, programs=programs,
                                                pdl=not programs and dependent_launch(x),
-                                               split=not programs and split_requested())
+                                               split=0 if programs else 2 if ahead_requested()
+                                               else int(split_requested()))
 
 
 def unavailable(model) -> str:
