@@ -144,7 +144,8 @@ def report(r: dict, layers: int) -> str:
               f"µs (with PDL {r.get('step_pdl_us', float('nan')):.1f}, PDL launching the "
               f"next phase at the end {r.get('step_pdl_late_us', float('nan')):.1f}, its "
               f"products split "
-              f"{r['step_split_us']:.1f}, with the look-ahead {r['step_ahead_us']:.1f}); a c = 0 step {r['step_c0_us']:.1f} µs",
+              f"{r['step_split_us']:.1f}, with the look-ahead {r['step_ahead_us']:.1f}); "
+              f"a c = 0 step {r['step_c0_us']:.1f} µs",
               f"  empty kernel: {e[1]:.2f} µs (1 program), {e[132]:.2f} µs (132); row step "
               f"{r['row_us']:.1f} µs",
               f"  a 32x32x3 image: {(r['row_us'] * 32 + 1024 * (r['step_c0_us'] + 2 * r['step_us'])) / 1e6:.3f} s "

@@ -24,7 +24,7 @@ Samplers modelled:
   phase for the left taps; the two-phase design before the fold 2L + 2
   and 2L + 3) of images x columns tiles, launched one by one, or met at grid barriers inside
   one persistent launch. A phase costs its launch (T_LAUNCH, T_PDL) or barrier (T_SYNC), then
-  per wave of its programs (two resident an SM) the latency of one program: T_PHASE, T_PRODUCT
+  per wave of its programs (two or three resident an SM, by their registers) the latency of one program: T_PHASE, T_PRODUCT
   per product per K tile of 32 in its chain (a layer: six products over K = H), T_SAMPLE for
   the softmax and sample; beside them its arithmetic at EFFICIENCY of the matmul rate and its
   weights from L2 (not resident: each step re-reads them, ~9 MB at c = 0 for the cifar preset
@@ -272,14 +272,16 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     sampler_pixel_grid.py), or the variant `label` names (GRID_VARIANTS): per row, L + 2
     launches of tiles (BM positions x BN columns), each program a K loop over the taps; per
     sub-pixel, L + 3 phases (.../left-phase: L + 4 with the left taps at c = 0; .../2-phase:
-    2L + 2 and 2L + 3) of BB images x BN columns tiles, launched one by one, or (bf16 .../persistent)
-    met at grid barriers in one persistent launch. The row step moves each layer's weights
-    once per block of positions and its taps (the ring buffers) once per block of columns,
-    through L2, its K loops a chain of T_ITER (or a K tile's arithmetic) per iteration per
-    wave, or its traffic, whichever is longer. A phase costs its dependency (a barrier or a
-    launch), its programs' latency per wave (T_PHASE, T_PRODUCT per product per K tile of 32:
-    phase_products; T_SAMPLE), its arithmetic at EFFICIENCY of the matmul rate and its weight
-    traffic from L2 (every image block reads its columns' weights: not resident)."""
+    2L + 2 and 2L + 3) of BB images x BN columns tiles, launched one by one, or (bf16
+    .../persistent) met at grid barriers in one persistent launch. The row step moves each
+    layer's weights once per block of positions and its taps (the ring buffers) once per
+    block of columns, through L2, its K loops a chain of T_ITER (or a K tile's arithmetic)
+    per iteration per wave, or its traffic, whichever is longer. A phase costs its
+    dependency (a barrier or a launch), its programs' latency per wave (T_PHASE, T_PRODUCT
+    per product per K tile of 32: phase_products; T_SAMPLE; a wave: as many programs as fit
+    the SMs by their registers, `slots`), its arithmetic at EFFICIENCY of the matmul rate and
+    its weight traffic from L2 (every image block reads its columns' weights: not
+    resident)."""
     L, H, k, C = cfg.layers, cfg.channels, cfg.kernel_size, cfg.in_channels
     p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
     F = C * (cfg.embedding_dim or 1)

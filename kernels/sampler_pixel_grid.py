@@ -166,6 +166,13 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, w
 
 
 @triton.jit
+def _ahead_tile(ahead, slot, half, B, HD, bb, n):
+    """Pointers to the f columns n of images bb in GatedCache.ahead [2 slots, 2 halves, B, 2H]
+    (g: + HD)."""
+    return ahead + ((slot * 2 + half) * B + bb[:, None]) * 2 * HD + n[None, :]
+
+
+@triton.jit
 def _gate_ahead(f, g, l, gated, ahead, wres_cur, bres_cur, B, HD, L, bb, b_ok, n, n_ok,
                 BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """SPLIT 2: layer l's f and g = base + bres_cur + (l >= 2) both halves of its look-ahead
@@ -174,7 +181,7 @@ def _gate_ahead(f, g, l, gated, ahead, wres_cur, bres_cur, B, HD, L, bb, b_ok, n
     g += tl.load(bres_cur + l * 2 * HD + HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
     q_ok = (b_ok & (bb * 0 + l > 1))[:, None] & n_ok[None, :]
     for half in tl.static_range(2):
-        q = ahead + (((l % 2) * 2 + half) * B + bb[:, None]) * 2 * HD + n[None, :]
+        q = _ahead_tile(ahead, l % 2, half, B, HD, bb, n)
         f += tl.load(q, mask=q_ok, other=0.0, cache_modifier=CG)
         g += tl.load(q + HD, mask=q_ok, other=0.0, cache_modifier=CG)
     return gated_matmul_rows(f, g, gated + (bb * L + l - 1) * HD, b_ok, wres_cur + l * HD * 2 * HD,
@@ -202,7 +209,7 @@ def _ahead(half, l, hbuf, gated, ahead, wh_cur, wres_ahead, bres_ahead, j, B, WI
     g = tl.zeros((BB, BN), tl.float32) + tl.load(bres_ahead + (l + 1) * 2 * HD + HD + n,
                                                  mask=bias_ok, other=0.0).to(tl.float32)[None, :]
     f, g = gated_matmul_rows(f, g, rows, rows_ok, w, HD, n, n_ok, HD, BK, BF16, INTERPRET, CG)
-    out = ahead + ((((l + 1) % 2) * 2 + half) * B + bb[:, None]) * 2 * HD + n[None, :]
+    out = _ahead_tile(ahead, (l + 1) % 2, half, B, HD, bb, n)
     tl.store(out, f, mask=ok)
     tl.store(out + HD, g, mask=ok)
 
@@ -517,8 +524,9 @@ def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool 
     bb, bn = tiles(B, w.hidden, w.wv.dtype, persistent)
     args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
             cache.skip, cache.ahead, w.wh_prev, w.wh_cur, w.wres_cur, w.bres_cur, w.wres_ahead,
-            w.bres_ahead, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1, w.w2, w.b2, w.table, i, j, c or 0, int(not c), B, C, H, W,
-            w.hidden, w.layers, w.levels, w.table.shape[-1], w.features, float(temperature))
+            w.bres_ahead, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1, w.w2, w.b2, w.table,
+            i, j, c or 0, int(not c), B, C, H, W, w.hidden, w.layers, w.levels,
+            w.table.shape[-1], w.features, float(temperature))
     meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
                 BK=bk, BKO=out_k_tile(w.levels, bk), FB=feature_block(w), LVP=pow2(w.levels),
                 maxnreg=255, num_stages=pipeline_stages(),
