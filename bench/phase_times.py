@@ -68,7 +68,7 @@ def phase_name(ph: int, layers: int) -> str:
 @torch.no_grad()
 def times(model, batch: int, n: int) -> dict:
     from pixelcnn.kernels import sampler_pixel_grid as grid
-    from pixelcnn.kernels.sampler_row_gemm import sampler_row_gemm
+    from pixelcnn.kernels import sampler_row_gemm as row
     from pixelcnn.packing import packed
     w = packed(model)
     C, H, W, L = model.config.in_channels, 32, 32, w.layers
@@ -76,7 +76,7 @@ def times(model, batch: int, n: int) -> dict:
     x = torch.zeros(batch, C, H, W, dtype=torch.long, device=model.device)
     u = torch.rand(batch, C, H, W, device=model.device)
     i, j, c = 1, 2, 1                                     # a sub-pixel past the first
-    sampler_row_gemm(cache, x, i)
+    row.sampler_row_gemm(cache, x, i)
     args, meta = grid.launch(cache, x, u, 1.0, i, j, c)
     out = {"batch": batch, "phases": [], "c0_phases": []}
     for ph in grid.phases(L, c):
@@ -108,8 +108,9 @@ def times(model, batch: int, n: int) -> dict:
         out["step_pdl_late_us"] = graphed(step_pdl_late, max(1, n // L))
     out["step_c0_us"] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, 0),
                                 max(1, n // L))
-    out["row_us"] = graphed(lambda: sampler_row_gemm(cache, x, i), max(1, n // 20))
+    out["row_us"] = graphed(lambda: row.sampler_row_gemm(cache, x, i), max(1, n // 20))
     out["layer_sweep"] = layer_sweep(grid, args, meta, L, batch, w, n)
+    out["row_sweep"] = row_sweep(row, cache, x, i, n)
     return out
 
 
@@ -129,9 +130,40 @@ def layer_sweep(grid, args, meta, layers: int, batch: int, w, n: int) -> list:
         m = {**meta, **override}
         programs = grid.phase_tiles(2, layers, batch, w.hidden, w.wv.dtype,
                                     split=m.get("SPLIT", 0))
-        us = graphed(lambda: grid._sampler_pixel_phase_kernel[(programs,)](2, *args, **m), n)
-        out.append({"override": override, "programs": programs, "us": us})
+        out.append({"override": override, "programs": programs, **timed(
+            lambda: grid._sampler_pixel_phase_kernel[(programs,)](2, *args, **m), n)})
     return out
+
+
+# The row step's launch parameters to time beside the launcher's (3 stages, K tiles of 32):
+# its taps are one K loop (kernels/common.vertical_taps: (p + 1) k H / BK iterations a layer,
+# 90 for the cifar preset), which deeper pipelines keep more K tiles in flight through.
+ROW_SWEEP = [dict(num_stages=4), dict(num_stages=6), dict(num_stages=8), dict(BK=64),
+             dict(BK=64, num_stages=4)]
+
+
+def row_sweep(row, cache, x, i: int, n: int) -> list:
+    """µs of a whole row step under each ROW_SWEEP override of its launches' meta (the first
+    row: none)."""
+    args, meta, todo = row.launches(cache, x, i)
+    out = []
+    for override in [{}] + ROW_SWEEP:
+        m = {**meta, **override}
+
+        def step():
+            for ph, programs in todo:
+                row._sampler_row_gemm_kernel[(programs,)](ph, *args, **m)
+        out.append({"override": override, **timed(step, max(1, n // 20))})
+    return out
+
+
+def timed(fn, n: int) -> dict:
+    """{"us": graphed(fn, n)}, or {"error": ...} where a sweep's parameters do not compile
+    or launch on this GPU (shared memory, registers): the other rows still run."""
+    try:
+        return {"us": graphed(fn, n)}
+    except Exception as e:                              # a sweep's failure is a result
+        return {"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"}
 
 
 def report(r: dict, layers: int) -> str:
@@ -150,10 +182,16 @@ def report(r: dict, layers: int) -> str:
               f"{r['row_us']:.1f} µs",
               f"  a 32x32x3 image: {(r['row_us'] * 32 + 1024 * (r['step_c0_us'] + 2 * r['step_us'])) / 1e6:.3f} s "
               f"predicted from these (32 row steps, 1,024 pixels of 3 sub-pixels)",
-              "  layer 1's phase: " + ", ".join(
-                  f"{', '.join(f'{k}={v}' for k, v in s['override'].items()) or 'as launched'}"
-                  f" {s['us']:.2f} µs" for s in r["layer_sweep"])]
+              "  layer 1's phase: " + swept(r["layer_sweep"]),
+              "  the row step: " + swept(r["row_sweep"])]
     return "\n".join(lines)
+
+
+def swept(rows: list) -> str:
+    """A sweep's rows on one line: each override (or 'as launched') and its µs or error."""
+    return ", ".join(
+        f"{', '.join(f'{k}={v}' for k, v in s['override'].items()) or 'as launched'} "
+        + (f"{s['us']:.2f} µs" if "us" in s else f"({s['error']})") for s in rows)
 
 
 def main(argv=None):
@@ -175,15 +213,15 @@ def main(argv=None):
     print(machine_line(m))
     print(f"model: {args.preset} preset ({model.config.layers} layers), random weights; "
           f"{args.launches} launches a graph, best of 5 replays")
-    results = []
-    for b in args.batch_sizes:
-        results.append(times(model, b, args.launches))
-        print(report(results[-1], model.config.layers))
     args.out.mkdir(parents=True, exist_ok=True)
     path = fresh(args.out / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-cuda-phase-times.json")
-    path.write_text(json.dumps({"machine": m, "preset": args.preset, "launches": args.launches,
-                                "batches": results}, indent=1))
-    print(f"wrote {path}")
+    results = []
+    for b in args.batch_sizes:      # written after each batch size: a step's time limit
+        results.append(times(model, b, args.launches))  # (gpu.sh) keeps what was measured
+        print(report(results[-1], model.config.layers))
+        path.write_text(json.dumps({"machine": m, "preset": args.preset,
+                                    "launches": args.launches, "batches": results}, indent=1))
+        print(f"wrote {path}", flush=True)
 
 
 if __name__ == "__main__":

@@ -136,7 +136,14 @@ T_SYNC = 2.24e-6      # triton-grid/persistent: a grid barrier (arrive: atomic, 
 T_ITER = 0.363e-6     # triton-grid's row step: one K-loop iteration (a K tile of the taps, f and g)
                       # where its arithmetic is shorter: FITTED on bench.phase_times' bf16 batch-1
                       # row step (507 us, H200: 1,362 iterations of 12 programs, one wave);
-                      # assumed 0.05 us (pipelined) before: the ring buffer's taps are not
+                      # assumed 0.05 us (pipelined) before: the ring buffer's taps are not.
+                      # That kernel ran a K loop per tap (15 of 6 K tiles, cifar), whose 3-stage
+                      # pipeline fills and drains at every tap; the taps are one loop since
+                      # (kernels/common.vertical_taps), not yet timed. If an iteration is a
+                      # round trip R per S - 1 tiles in flight after a first R, a tap loop of n
+                      # tiles is R (1 + (n - 1) / (S - 1)): T_ITER = 3.5 R / 6, R ~ 0.62 us; one
+                      # loop of 90 is 45.5 R against 52.5 R (13% less) at 3 stages, 13.7 R at 8
+                      # (bench.phase_times' row sweep times both). Kept at T_ITER until timed
 L2_BW = 5.5e12        # L2 -> SMs, bytes/s: assumed (in no datasheet, not measured here)
 EFFICIENCY = 0.5      # triton-grid: its small matmuls at half the measured dense rate: assumed
 NAIVE_LAYER = 0.3e-3  # naive step: eager PyTorch's dispatch and launches per layer (FITTED with

@@ -120,14 +120,23 @@ def vertical_taps(f, g, ring, w, w_ok, wv, i, HD, WP, n, n_ok,
     """f, g + a layer's vertical stack at output columns w of the row above row i: the
     (p+1) x k taps of its ring buffer (rows i-1-p .. i-1 in slots (i + r) % (p+1), padded rows
     of WP = width + 2p positions; ring: a [rows] or scalar base) against wv, that layer's
-    [(p+1) * k * HD, 2 HD] weights."""
+    [(p+1) * k * HD, 2 HD] weights. One K loop over every tap's K tiles, tap by tap (the sums
+    of one loop per tap, in the same order), so that Triton's pipeline keeps loads in flight
+    across the taps instead of draining at each (and the code is not unrolled 15 times)."""
     KH: tl.constexpr = KS // 2 + 1
-    for r in tl.static_range(KH):                                    # rows i-1-p .. i-1
-        row = ring + ((i + r) % KH) * WP * HD
-        for s in tl.static_range(KS):                                # columns w-p .. w+p
-            f, g = gated_matmul_rows(f, g, row + (w + s) * HD, w_ok,
-                                     wv + (r * KS + s) * HD * 2 * HD,
-                                     HD, n, n_ok, HD, BK, BF16, INTERPRET)
+    KT = tl.cdiv(HD, BK)                                             # K tiles a tap
+    k = tl.arange(0, BK)
+    for it in range(0, KH * KS * KT):
+        tap = it // KT                                               # r * KS + s
+        kk = (it - tap * KT) * BK + k
+        k_ok = kk < HD
+        row = ring + ((i + tap // KS) % KH) * WP * HD + (w + tap % KS) * HD
+        a = tl.load(row[:, None] + kk[None, :], mask=w_ok[:, None] & k_ok[None, :],
+                    other=0.0).to(tl.float32)
+        wp = wv + (tap * HD + kk)[:, None] * (2 * HD) + n[None, :]
+        w_ok2 = k_ok[:, None] & n_ok[None, :]
+        f = mm(a, tl.load(wp, mask=w_ok2, other=0.0), f, BF16, INTERPRET)
+        g = mm(a, tl.load(wp + HD, mask=w_ok2, other=0.0), g, BF16, INTERPRET)
     return f, g
 
 

@@ -117,6 +117,25 @@ def tiles(positions: int, dtype: torch.dtype, hidden: int) -> tuple:
     return 128, (64 if hidden >= 64 else 32), 8
 
 
+def launches(cache, x, i: int, map_v=None) -> tuple:
+    """(args, meta, [(phase, programs)]) of row i's launches (i >= 1; map_v: row_maps' vertical
+    half, with a conditioning map), as `sampler_row_gemm` makes them (also bench.phase_times,
+    which times them under other launch parameters)."""
+    w = cache.w
+    B, C, H, W = x.shape
+    hd, L = w.hidden, w.layers
+    bm, bn, warps = tiles(B * W, w.wv.dtype, hd)
+    nm, nn = triton.cdiv(B * W, bm), triton.cdiv(hd, bn)
+    args = (x, cache.vbuf, cache.v_pre, cache.row_bias, w.wv, cache.bias_v, w.wlink,
+            cache.bias_h, w.table, cache.v_pre if map_v is None else map_v,  # (no map: unread)
+            i, (i - 1) % (w.pad + 1), B, C, H, W, hd, L, w.levels, w.table.shape[-1],
+            w.features)
+    meta = dict(KS=w.kernel_size, BM=bm, BN=bn, BK=32, FB=feature_block(w),
+                HAS_MAP=map_v is not None, num_warps=warps, maxnreg=255,
+                **launch_flags(w.wv.dtype))
+    return args, meta, [(0, nm)] + [(1 + l, nm * nn) for l in range(L)] + [(L + 1, L * nm * nn)]
+
+
 def sampler_row_gemm(cache, x, i: int):
     """Start row i of the incremental sampler: reads image row i - 1 of x (long
     [B, C, H, W]) and writes cache.vbuf, cache.v_pre and cache.row_bias (see GatedCache),
@@ -125,21 +144,10 @@ def sampler_row_gemm(cache, x, i: int):
     if i == 0:                                                       # nothing above: biases
         cache.row(0, None)
         return
-    w = cache.w
-    check_device(x, w.wv)
-    B, C, H, W = x.shape
-    hd, L = w.hidden, w.layers
-    bm, bn, warps = tiles(B * W, w.wv.dtype, hd)
-    nm, nn = triton.cdiv(B * W, bm), triton.cdiv(hd, bn)
+    check_device(x, cache.w.wv)
     map_v, map_h = row_maps(cache, i)
-    args = (x, cache.vbuf, cache.v_pre, cache.row_bias, w.wv, cache.bias_v, w.wlink,
-            cache.bias_h, w.table, cache.v_pre if map_v is None else map_v,  # (no map: unread)
-            i, (i - 1) % (w.pad + 1), B, C, H, W, hd, L, w.levels, w.table.shape[-1],
-            w.features)
-    meta = dict(KS=w.kernel_size, BM=bm, BN=bn, BK=32, FB=feature_block(w),
-                HAS_MAP=map_v is not None, num_warps=warps, maxnreg=255,
-                **launch_flags(w.wv.dtype))
-    for ph, programs in [(0, nm)] + [(1 + l, nm * nn) for l in range(L)] + [(L + 1, L * nm * nn)]:
+    args, meta, todo = launches(cache, x, i, map_v)
+    for ph, programs in todo:
         _sampler_row_gemm_kernel[(programs,)](ph, *args, **meta)
     if map_h is not None:
         cache.row_bias += map_h

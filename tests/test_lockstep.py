@@ -73,9 +73,20 @@ def test_phase_times_cover_every_phase(monkeypatch):
     assert [s["override"] for s in sweep] == [{}] + pt.SWEEP
     assert [s["programs"] for s in sweep if s["override"].get("SPLIT")] == \
         [2 * sweep[0]["programs"], 4 * sweep[0]["programs"]]      # split, look-ahead (L = 3)
+    rows = r["row_sweep"]
+    assert [s["override"] for s in rows] == [{}] + pt.ROW_SWEEP
     text = pt.report(r, L)
     assert "sum of a c > 0 step's phases 12.0 µs" in text and "row step 2.0 µs" in text
     assert "layer 1 (c = 0)" in text
+    assert "the row step: as launched 2.00 µs, num_stages=4 2.00 µs" in text
+
+    def too_big():
+        raise RuntimeError("out of resource: shared memory, Required: 300000\nmore")
+    failed = {"override": {"num_stages": 8}, **pt.timed(too_big, 1)}   # recorded, not raised
+    assert failed["error"] == "RuntimeError: out of resource: shared memory, Required: 300000"
+    assert pt.swept([rows[0], failed]) == \
+        "as launched 2.00 µs, num_stages=8 (RuntimeError: out of resource: shared memory, " \
+        "Required: 300000)"
 
 
 def test_phase_times_needs_a_gpu(capsys):
