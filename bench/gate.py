@@ -96,11 +96,10 @@ def first_differences(ref: torch.Tensor, got: torch.Tensor) -> dict:
 
 
 @torch.no_grad()
-def cdf_margins(model, ref: torch.Tensor, got: torch.Tensor, u: torch.Tensor, y=None) -> list:
-    """Per image where got differs from ref (long [B, C, H, W], drawn from the uniforms u):
-    |u - the nearest boundary of the reference CDF| at the first differing sub-pixel in
-    sampling order (row, column, channel), in float64 from ref's logits there."""
-    firsts = first_differences(ref, got)
+def cdf_margins(model, ref: torch.Tensor, firsts: dict, u: torch.Tensor, y=None) -> list:
+    """Per image where a fast path's draw differs from ref (long [B, C, H, W], drawn from the
+    uniforms u), at its first differing sub-pixel (`first_differences`): |u - the nearest
+    boundary of the reference CDF|, in float64 from ref's logits there."""
     if not firsts:
         return []
     bad = list(firsts)
@@ -144,8 +143,9 @@ def run_gate(model, methods: list, images: torch.Tensor, gate_size, dtype: str,
             dlogits, limit = step_logits_error(model, m, n, gate_size, y)
         if logits is not None:
             dlogits, limit = float((logits.float() - ref_logits).abs().max()), scale
-        margins = cdf_margins(model, ref, got, u, y)
-        firsts = list(first_differences(ref, got).values())
+        firsts = first_differences(ref, got)
+        margins = cdf_margins(model, ref, firsts, u, y)
+        firsts = list(firsts.values())
         why = []
         if rate < floor:
             why.append(f"identical-sample rate {rate:.4f} < {floor} (first differences at "

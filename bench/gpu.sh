@@ -214,10 +214,12 @@ for s in $STEPS; do
         step lockstep-triton-bf16 60 $PY -m bench.lockstep --method triton --dtype bf16 --out "$R"
       fi ;;
     phase-times)      # each of triton-grid's phases alone in a CUDA graph, an empty launch,
-                      # the whole step (split, PDL), a layer's phase under other warps, K
-                      # tiles and stages: where a sub-pixel's time goes
+                      # the whole step (split, PDL and where it lets the next phase launch),
+                      # a layer's phase under other warps, K tiles and stages, the row step
+                      # under other stages and K tiles: where a sub-pixel's and a row's time
+                      # goes (its JSON is written after each batch size)
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (CUDA launches only)"; continue; }
-      step phase-times 200 $PY -m bench.phase_times --out "$R"
+      step phase-times 240 $PY -m bench.phase_times --out "$R"
       step phase-times-fp32 100 $PY -m bench.phase_times --dtype float32 --batch-sizes 16 --out "$R" ;;
     cached)           # Python-bound at ~2 ms per step at every batch size: batch 1 only
       for dtype in bf16 float32; do

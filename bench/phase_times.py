@@ -1,7 +1,8 @@
 """Where `triton-grid`'s sub-pixel step spends its time on a GPU: each phase alone, launched N
 times in a CUDA graph (µs a launch, as sampling replays them), beside an empty kernel's launch
 (the floor a dependent launch costs) and the whole step (also with PIXELCNN_GRID_SPLIT's
-split products, and PDL) and row step, graphed the same way.
+split products, and PDL letting the next phase launch at a program's start, after its wait or
+at its end) and row step, graphed the same way.
 
     python -m bench.phase_times                      # cifar preset, bf16, batch 1 and 256
 
@@ -97,15 +98,16 @@ def times(model, batch: int, n: int) -> dict:
             ((("step_pdl_us", True, 0),) if hopper else ()):
         out[key] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, c, pdl=pdl,
                                                            split=split), max(1, n // L))
-    if hopper:          # PDL, the next phase launched once this one's programs are done
-        late = {**meta, "PDL": True, "PDL_LATE": True, "launch_pdl": True}
+    if hopper:          # PDL, the next phase let launch after each program's wait, or its work
         todo = [(ph, grid.phase_tiles(ph, L, batch, w.hidden, w.wv.dtype))
                 for ph in grid.phases(L, c)]
+        for key, trigger in (("step_pdl_after_wait_us", 1), ("step_pdl_late_us", 2)):
+            m = {**meta, "PDL": True, "PDL_TRIGGER": trigger, "launch_pdl": True}
 
-        def step_pdl_late():
-            for ph, programs in todo:
-                grid._sampler_pixel_phase_kernel[(programs,)](ph, *args, **late)
-        out["step_pdl_late_us"] = graphed(step_pdl_late, max(1, n // L))
+            def step_pdl():
+                for ph, programs in todo:
+                    grid._sampler_pixel_phase_kernel[(programs,)](ph, *args, **m)
+            out[key] = graphed(step_pdl, max(1, n // L))
     out["step_c0_us"] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, 0),
                                 max(1, n // L))
     out["row_us"] = graphed(lambda: row.sampler_row_gemm(cache, x, i), max(1, n // 20))
@@ -174,7 +176,8 @@ def report(r: dict, layers: int) -> str:
     e = r["empty_us"]
     lines += [f"  sum of a c > 0 step's phases {c1:.1f} µs; the step graphed {r['step_us']:.1f} "
               f"µs (with PDL {r.get('step_pdl_us', float('nan')):.1f}, PDL launching the "
-              f"next phase at the end {r.get('step_pdl_late_us', float('nan')):.1f}, its "
+              f"next phase after the wait {r.get('step_pdl_after_wait_us', float('nan')):.1f} "
+              f"or at the end {r.get('step_pdl_late_us', float('nan')):.1f}, its "
               f"products split "
               f"{r['step_split_us']:.1f}, with the look-ahead {r['step_ahead_us']:.1f}); "
               f"a c = 0 step {r['step_c0_us']:.1f} µs",

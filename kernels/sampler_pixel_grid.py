@@ -177,8 +177,7 @@ def _gate_ahead(f, g, l, gated, ahead, wres_cur, bres_cur, B, HD, L, bb, b_ok, n
                 BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """SPLIT 2: layer l's f and g = base + bres_cur + (l >= 2) both halves of its look-ahead
     (slot l % 2, from layer l - 1's phase) + a @ wres_cur[l], a = layer l - 1's gated unit."""
-    f += tl.load(bres_cur + l * 2 * HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-    g += tl.load(bres_cur + l * 2 * HD + HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    f, g = _gate_bias(f, g, bres_cur + l * 2 * HD, HD, n, n_ok)
     q_ok = (b_ok & (bb * 0 + l > 1))[:, None] & n_ok[None, :]
     for half in tl.static_range(2):
         q = _ahead_tile(ahead, l % 2, half, B, HD, bb, n)
@@ -204,14 +203,20 @@ def _ahead(half, l, hbuf, gated, ahead, wh_cur, wres_ahead, bres_ahead, j, B, WI
         rows_ok = b_ok & (bb * 0 + l > 1)
         w = wh_cur + (l + 1) * HD * 2 * HD
     bias_ok = n_ok & (n * 0 + half == 0)
-    f = tl.zeros((BB, BN), tl.float32) + tl.load(bres_ahead + (l + 1) * 2 * HD + n, mask=bias_ok,
-                                                 other=0.0).to(tl.float32)[None, :]
-    g = tl.zeros((BB, BN), tl.float32) + tl.load(bres_ahead + (l + 1) * 2 * HD + HD + n,
-                                                 mask=bias_ok, other=0.0).to(tl.float32)[None, :]
+    zero = tl.zeros((BB, BN), tl.float32)
+    f, g = _gate_bias(zero, zero, bres_ahead + (l + 1) * 2 * HD, HD, n, bias_ok)
     f, g = gated_matmul_rows(f, g, rows, rows_ok, w, HD, n, n_ok, HD, BK, BF16, INTERPRET, CG)
     out = _ahead_tile(ahead, (l + 1) % 2, half, B, HD, bb, n)
     tl.store(out, f, mask=ok)
     tl.store(out + HD, g, mask=ok)
+
+
+@triton.jit
+def _gate_bias(f, g, bias, HD, n, n_ok):
+    """f, g + the two halves of a gate's bias [2 HD] at columns n (masked by n_ok: zero)."""
+    f += tl.load(bias + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    g += tl.load(bias + HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+    return f, g
 
 
 @triton.jit
@@ -242,8 +247,7 @@ def _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
     r_rows = hbuf + (((l - 1) * B + bb) * (P + WIDTH) + j + P) * HD
     r_ok = b_ok & has_r
     if GATE:
-        f += tl.load(bres_cur + l * 2 * HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-        g += tl.load(bres_cur + l * 2 * HD + HD + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
+        f, g = _gate_bias(f, g, bres_cur + l * 2 * HD, HD, n, n_ok)
     res = tl.zeros((BB, BN), tl.float32)
     sp = skip + bb[:, None] * HD + n[None, :]
     s = tl.zeros((BB, BN), tl.float32)
@@ -393,20 +397,26 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
                                 BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
                                 BF16: tl.constexpr, INTERPRET: tl.constexpr,
                                 PDL: tl.constexpr = False, SPLIT: tl.constexpr = False,
-                                PDL_LATE: tl.constexpr = False):
+                                PDL_TRIGGER: tl.constexpr = 0):
     """Phase ph, one tile a program (launched with the phase's tiles: no loop over tiles, out
     of which the compiler would hoist every branch's addresses: bf16 cifar 168 registers
-    with one, 130 without, bench.compile)."""
-    if PDL:     # launched as a programmatic dependent: let the next phase launch now (or,
-        if not PDL_LATE:            # PDL_LATE, once this program's work is done), then wait
-            gdc_launch_dependents()     # until the previous one has finished and flushed
+    with one, 130 without, bench.compile). PDL: launched as a programmatic dependent, it
+    waits until the previous phase has finished and flushed, and lets the next phase launch
+    (PDL_TRIGGER) 0: at once, so every later phase may launch early, as far as the SMs hold
+    their programs; 1: after its wait, one phase ahead at most; 2: once its work is done
+    (bench.phase_times times all three: PDL's early launches cost at batch 256)."""
+    if PDL:
+        if PDL_TRIGGER == 0:
+            gdc_launch_dependents()
         gdc_wait()
+        if PDL_TRIGGER == 1:
+            gdc_launch_dependents()
     _phase(ph, tl.program_id(0), x, u, hbuf, row_bias, base, gated, scratch, skip, ahead,
            wh_prev, wh_cur, wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip,
            bskip, w1, b1, w2, b2, table, i, j,
            c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature, P, SAMPLE, LAST,
            BB, BN, BK, BKO, FB, LVP, SPLIT, BF16, INTERPRET)
-    if PDL_LATE:    # bench.phase_times: does an early launch of the next phase cost at 256?
+    if PDL and PDL_TRIGGER == 2:
         gdc_launch_dependents()
 
 
