@@ -68,6 +68,14 @@ preset at batch 256 in bf16, 1,706 images/s with a launch between phases (each p
 product over K = H in one wave, the row steps free) or 2,300 with a free on-chip barrier:
 issue 12's 2,000 needs both, a layer's six products spread so that each program's chain is
 one, and cross-SM syncs under ~0.3 us (the persistent kernel's measured 2.24).
+Without the one-product assumption (`spread_floor`: however a phase's products are spread over
+the SMs, split in K too, its product tiles are shared by one wave of three programs an SM):
+at batch 256 a folded layer is 3,456 tiles of K 32 over 396 slots, nine a program, and no
+design beats 1,638 images/s with a launch between phases, 1,998 with a programmatic dependent
+launch (0.19 us), 2,177 with nothing, the row steps free; 1,692 with nothing between phases
+and today's modelled row steps (31 x 1.09 ms). 2,000 images/s at batch 256 needs syncs well
+under a programmatic dependent launch's 0.19 us and row steps of ~0.3 ms (1.09 modelled, 1.54
+measured), on top of a design that spreads every phase perfectly.
 """
 from __future__ import annotations
 
@@ -306,7 +314,7 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     # resident programs an SM, 65,536 registers / (registers x threads) by bench.compile: bf16
     # (4 warps) 168-183 registers in the designs timed so far -> 2, 124-138 since a program
     # runs one tile (compile-20261126-leftfold) -> 3; float32 (8 warps, 96-250) -> 1
-    slots = dev.sms * (1 if dtype == "float32" else 2 if left_phase or not fused else 3)
+    slots = dev.sms * (1 if dtype == "float32" else 2 if left_phase or not fused else SLOTS_BF16)
 
     def waves(kind):
         base, _, beside = kind.partition("+")
@@ -570,7 +578,8 @@ def targets(cfg, device, size, meas) -> list:
     """triton-grid (today's design, as the GPU timed it before, and its opt-in variants)
     against issue 12's targets (bf16); for the persistent one the barrier cost it tolerates
     (a batch's time is linear in T_SYNC); then the bound on any design of L + 3 dependent
-    phases a sub-pixel (`floor`)."""
+    phases a sub-pixel (`floor`: each phase one product over K = H; `spread_floor`: however
+    a phase's products are spread over the SMs)."""
     lines = []
     for label in ("triton-grid/left-phase", "triton-grid", "triton-grid/split",
                   "triton-grid/ahead", "triton-grid/pdl", "triton-grid/persistent"):
@@ -591,7 +600,45 @@ def targets(cfg, device, size, meas) -> list:
         lines.append(f"bound, bf16 batch 256: {floor(cfg, 256, size, hop):,.0f} images/s for "
                      f"any design of L + 3 phases a sub-pixel, each phase one product over "
                      f"K = H in one wave, {how} between phases, the row steps free")
+    dev = DEVICES[device]
+    for hop, how in ((T_LAUNCH, "a launch"), (T_PDL, "a programmatic dependent launch"),
+                     (0.0, "nothing")):
+        lines.append(f"bound, bf16 batch 256: {spread_floor(cfg, dev, 256, size, hop):,.0f} "
+                     f"images/s however each phase's products are spread over the SMs (in K "
+                     f"or in columns; one wave, {SLOTS_BF16} programs an SM), {how} between "
+                     f"phases, the row steps free")
+    row = grid(cfg, dev, "bf16", 256, size)[0]                  # today's row step, modelled
+    best = 256 / (256 / spread_floor(cfg, dev, 256, size, 0.0) + row.count * row.seconds)
+    lines.append(f"bound, bf16 batch 256: {best:,.0f} images/s with nothing between phases "
+                 f"and today's row steps ({row.count} x {row.seconds * 1e3:.2f} ms, modelled)")
     return lines
+
+
+SLOTS_BF16 = 3      # programs an SM of today's bf16 phase kernel (124-138 registers, 4 warps)
+
+
+def spread_floor(cfg, dev: Device, batch: int, size, hop: float) -> float:
+    """Images/s no design of L + 3 dependent phases a sub-pixel beats at this model's phase
+    latency, however it spreads each phase's products over the SMs (split in K, in columns,
+    by product): a phase's product tiles (K tiles of 32 x BB images x 16 columns; a folded
+    layer's six H x H products - f and g of its gate from the previous layer's unit and from
+    its input, that layer's residual and skip -, layer 0's two over its F embedded features,
+    a hidden layer's one, out's logits over V columns) shared by every program slot of one
+    wave, each program's chain its share (at least one tile): hop + T_PHASE + chain x
+    T_PRODUCT a phase, T_SAMPLE once, the row steps free. Tighter than `floor` where a
+    phase's work exceeds the slots (batch 256), looser where it does not (chains under
+    K = H: split K)."""
+    L, H, C, V = cfg.layers, cfg.channels, cfg.in_channels, cfg.levels
+    F = C * (cfg.embedding_dim or 1)
+    bb, bn = pixel_tiles(batch, H, torch.bfloat16)
+    slots = dev.sms * SLOTS_BF16
+
+    def phase(products, k, columns):
+        work = products * math.ceil(k / 32) * math.ceil(batch / bb) * math.ceil(columns / bn)
+        return hop + T_PHASE + max(1, math.ceil(work / slots)) * T_PRODUCT["bf16"]
+    sub_pixel = phase(2, F, H) + (L - 1) * phase(6, H, H) + 2 * phase(1, H, H) + \
+        phase(1, H, V) + T_SAMPLE
+    return batch / (C * size[0] * size[1] * sub_pixel)
 
 
 def floor(cfg, batch: int, size, hop: float) -> float:

@@ -177,7 +177,8 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     assert "predicted vs measured" in out and "H200" in out
     assert out.count("target bf16") == 3 * 6  # as timed (a left phase), today, split, ahead,
     assert out.count("holds while a cross-SM sync costs") == 3          # pdl, persistent
-    assert out.count("bound, bf16 batch 256") == 2    # a launch or nothing between phases
+    assert out.count("bound, bf16 batch 256") == 6    # one product a phase: a launch or
+    # nothing between phases; spread: a launch, PDL or nothing; spread with today's row steps
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out
 
@@ -210,3 +211,23 @@ def test_results_say_which_design_they_timed(tmp_path):
     assert meas == {("triton-grid", "bf16", 1): 0.25,       # old: persistent by default
                     ("triton-grid/persistent/2-phase", "bf16", 1): 0.5,
                     ("triton-grid/left-phase", "bf16", 1): 0.3}
+
+
+def test_spread_floor_shares_each_phases_work_among_the_slots():
+    """However a phase's products are spread, its programs' chains share its product tiles:
+    at batch 256 (cifar, bf16) a folded layer's 6 products x 6 K tiles x 8 image blocks x 12
+    column blocks over 132 x 3 slots are 9 tiles a program, more than `floor`'s one product
+    (6 tiles), so the spread bound is lower there; at batch 1 a split K beats one product."""
+    cfg = pixelcnn.preset("cifar")
+    dev = roofline.DEVICES["h200"]
+    hop = roofline.T_LAUNCH
+    phase = lambda tiles: hop + roofline.T_PHASE + tiles * roofline.T_PRODUCT["bf16"]
+    # layer 0: 2 x 1 x 8 x 12 = 192 tiles -> 1; hidden: 1 x 6 x 8 x 12 = 576 -> 2;
+    # out: 1 x 6 x 8 x 16 = 768 -> 2
+    sub_pixel = phase(1) + 14 * phase(9) + 2 * phase(2) + phase(2) + roofline.T_SAMPLE
+    assert roofline.spread_floor(cfg, dev, 256, (32, 32), hop) == \
+        pytest.approx(256 / (3 * 32 * 32 * sub_pixel))
+    assert roofline.spread_floor(cfg, dev, 256, (32, 32), hop) < \
+        roofline.floor(cfg, 256, (32, 32), hop)
+    assert roofline.spread_floor(cfg, dev, 1, (32, 32), hop) > \
+        roofline.floor(cfg, 1, (32, 32), hop)
