@@ -177,8 +177,9 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     assert "predicted vs measured" in out and "H200" in out
     assert out.count("target bf16") == 3 * 6  # as timed (a left phase), today, split, ahead,
     assert out.count("holds while a cross-SM sync costs") == 3          # pdl, persistent
-    assert out.count("bound, bf16 batch 256") == 6    # one product a phase: a launch or
+    assert out.count("bound, bf16 batch 256") == 7    # one product a phase: a launch or
     # nothing between phases; spread: a launch, PDL or nothing; spread with today's row steps
+    # and with row steps at the dense matmul rate
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out
 
