@@ -58,6 +58,23 @@ def row_maps(cache, i: int):
         map_biases(cache.w, cache.cond_map, i)[..., 2 * H:]
 
 
+def start_row(cache, x, i: int, launch) -> None:
+    """A row step's wrapper, shared by the row kernels: start row i of the incremental sampler
+    from image row i - 1 of x (long [B, C, H, W]) into cache.vbuf, cache.v_pre and
+    cache.row_bias (see GatedCache), exactly as the PyTorch step `pixelcnn.cache.row_step`.
+    Row 0 has nothing above (biases only); else launch(map_v) runs the kernels (map_v: the
+    conditioning map's vertical biases, `row_maps`, or None) and torch adds the map's
+    horizontal half of row i to row_bias after them."""
+    if i == 0:
+        cache.row(0, None)
+        return
+    check_device(x, cache.w.wv)
+    map_v, map_h = row_maps(cache, i)
+    launch(map_v)
+    if map_h is not None:
+        cache.row_bias += map_h
+
+
 @triton.jit
 def mm(a, w, acc, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """acc + a @ w with float32 accumulation; a: float32 [M, K], w: weights [K, N]."""
@@ -103,13 +120,22 @@ def gated_matmul_rows(acc_f, acc_g, a_ptrs, a_ok, w_ptr, K, n, n_ok, HD,
     k = tl.arange(0, BK)
     for k0 in range(0, K, BK):
         kk = k0 + k
-        k_ok = kk < K
-        a = tl.load(a_ptrs[:, None] + kk[None, :], mask=a_ok[:, None] & k_ok[None, :],
-                    other=0.0, cache_modifier=CACHE).to(tl.float32)
-        wp = w_ptr + kk[:, None] * (2 * HD) + n[None, :]
-        w_ok = k_ok[:, None] & n_ok[None, :]
-        acc_f = mm(a, tl.load(wp, mask=w_ok, other=0.0), acc_f, BF16, INTERPRET)
-        acc_g = mm(a, tl.load(wp + HD, mask=w_ok, other=0.0), acc_g, BF16, INTERPRET)
+        acc_f, acc_g = gated_k_tile(acc_f, acc_g, a_ptrs, a_ok, w_ptr, kk, kk < K, n, n_ok, HD,
+                                    BF16, INTERPRET, CACHE)
+    return acc_f, acc_g
+
+
+@triton.jit
+def gated_k_tile(acc_f, acc_g, a_ptrs, a_ok, w_ptr, kk, k_ok, n, n_ok, HD,
+                 BF16: tl.constexpr, INTERPRET: tl.constexpr, CACHE: tl.constexpr):
+    """One K tile kk (valid where k_ok) of gated_matmul_rows: A's columns kk against W's rows
+    kk, both halves."""
+    a = tl.load(a_ptrs[:, None] + kk[None, :], mask=a_ok[:, None] & k_ok[None, :],
+                other=0.0, cache_modifier=CACHE).to(tl.float32)
+    wp = w_ptr + kk[:, None] * (2 * HD) + n[None, :]
+    w_ok = k_ok[:, None] & n_ok[None, :]
+    acc_f = mm(a, tl.load(wp, mask=w_ok, other=0.0), acc_f, BF16, INTERPRET)
+    acc_g = mm(a, tl.load(wp + HD, mask=w_ok, other=0.0), acc_g, BF16, INTERPRET)
     return acc_f, acc_g
 
 
@@ -129,14 +155,9 @@ def vertical_taps(f, g, ring, w, w_ok, wv, i, HD, WP, n, n_ok,
     for it in range(0, KH * KS * KT):
         tap = it // KT                                               # r * KS + s
         kk = (it - tap * KT) * BK + k
-        k_ok = kk < HD
         row = ring + ((i + tap // KS) % KH) * WP * HD + (w + tap % KS) * HD
-        a = tl.load(row[:, None] + kk[None, :], mask=w_ok[:, None] & k_ok[None, :],
-                    other=0.0).to(tl.float32)
-        wp = wv + (tap * HD + kk)[:, None] * (2 * HD) + n[None, :]
-        w_ok2 = k_ok[:, None] & n_ok[None, :]
-        f = mm(a, tl.load(wp, mask=w_ok2, other=0.0), f, BF16, INTERPRET)
-        g = mm(a, tl.load(wp + HD, mask=w_ok2, other=0.0), g, BF16, INTERPRET)
+        f, g = gated_k_tile(f, g, row, w_ok, wv + tap * HD * 2 * HD, kk, kk < HD, n, n_ok, HD,
+                            BF16, INTERPRET, "")
     return f, g
 
 

@@ -7,8 +7,8 @@ before the gate; its horizontal ones of row i are added to row_bias after the ke
 import triton
 import triton.language as tl
 
-from .common import (check_device, feature_block, gate, gated_matmul_rows,
-                     launch_flags, pow2, row_maps, store_embedded, vertical_taps)
+from .common import (feature_block, gate, gated_matmul_rows, launch_flags, pow2, start_row,
+                     store_embedded, vertical_taps)
 
 
 @triton.jit(do_not_specialize=["i"])   # one compile for every step
@@ -67,23 +67,16 @@ def _sampler_row_fwd_kernel(x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bias_h,
 
 
 def sampler_row(cache, x, i: int):
-    """Start row i of the incremental sampler: reads image row i - 1 of x (long
-    [B, C, H, W]) and writes cache.vbuf, cache.v_pre and cache.row_bias (see GatedCache),
-    exactly as the PyTorch step `pixelcnn.cache.row_step` (the conditioning map's biases
-    computed by torch, as there)."""
-    if i == 0:                                                       # nothing above: biases
-        cache.row(0, None)
-        return
+    """Row step i of the incremental sampler (`common.start_row`), one program per image."""
     w = cache.w
-    check_device(x, w.wv)
     B, C, H, W = x.shape
-    hd = w.hidden
-    map_v, map_h = row_maps(cache, i)
-    _sampler_row_fwd_kernel[(B,)](
-        x, cache.vbuf, cache.v_pre, cache.row_bias, w.wv, cache.bias_v, w.wlink, cache.bias_h,
-        w.table, cache.v_pre if map_v is None else map_v,         # (no map: never read)
-        i, B, C, H, W, hd, w.layers, w.levels, w.table.shape[-1], w.features,
-        KS=w.kernel_size, BW=pow2(W), BN=min(64, pow2(hd)), BK=32, FB=feature_block(w),
-        HAS_MAP=map_v is not None, num_warps=4, **launch_flags(w.wv.dtype))
-    if map_h is not None:
-        cache.row_bias += map_h
+
+    def launch(map_v):
+        _sampler_row_fwd_kernel[(B,)](
+            x, cache.vbuf, cache.v_pre, cache.row_bias, w.wv, cache.bias_v, w.wlink,
+            cache.bias_h, w.table, cache.v_pre if map_v is None else map_v,  # (no map: unread)
+            i, B, C, H, W, w.hidden, w.layers, w.levels, w.table.shape[-1], w.features,
+            KS=w.kernel_size, BW=pow2(W), BN=min(64, pow2(w.hidden)), BK=32,
+            FB=feature_block(w), HAS_MAP=map_v is not None, num_warps=4,
+            **launch_flags(w.wv.dtype))
+    start_row(cache, x, i, launch)

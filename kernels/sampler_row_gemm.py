@@ -16,8 +16,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .common import (check_device, feature_block, gate, gated_matmul_rows, launch_flags, pow2,
-                     row_maps, store_embedded, vertical_taps)
+from .common import (feature_block, gate, gated_matmul_rows, launch_flags, start_row,
+                     store_embedded, vertical_taps)
 
 
 @triton.jit
@@ -137,17 +137,9 @@ def launches(cache, x, i: int, map_v=None) -> tuple:
 
 
 def sampler_row_gemm(cache, x, i: int):
-    """Start row i of the incremental sampler: reads image row i - 1 of x (long
-    [B, C, H, W]) and writes cache.vbuf, cache.v_pre and cache.row_bias (see GatedCache),
-    exactly as the PyTorch step `pixelcnn.cache.row_step` (the conditioning map's biases
-    computed by torch, as there)."""
-    if i == 0:                                                       # nothing above: biases
-        cache.row(0, None)
-        return
-    check_device(x, cache.w.wv)
-    map_v, map_h = row_maps(cache, i)
-    args, meta, todo = launches(cache, x, i, map_v)
-    for ph, programs in todo:
-        _sampler_row_gemm_kernel[(programs,)](ph, *args, **meta)
-    if map_h is not None:
-        cache.row_bias += map_h
+    """Row step i of the incremental sampler (`common.start_row`), as batched GEMMs."""
+    def launch(map_v):
+        args, meta, todo = launches(cache, x, i, map_v)
+        for ph, programs in todo:
+            _sampler_row_gemm_kernel[(programs,)](ph, *args, **meta)
+    start_row(cache, x, i, launch)
