@@ -103,11 +103,8 @@ def times(model, batch: int, n: int) -> dict:
                 for ph in grid.phases(L, c)]
         for key, trigger in (("step_pdl_after_wait_us", 1), ("step_pdl_late_us", 2)):
             m = {**meta, "PDL": True, "PDL_TRIGGER": trigger, "launch_pdl": True}
-
-            def step_pdl():
-                for ph, programs in todo:
-                    grid._sampler_pixel_phase_kernel[(programs,)](ph, *args, **m)
-            out[key] = graphed(step_pdl, max(1, n // L))
+            out[key] = graphed(launching(grid._sampler_pixel_phase_kernel, todo, args, m),
+                               max(1, n // L))
     out["step_c0_us"] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, 0),
                                 max(1, n // L))
     out["row_us"] = graphed(lambda: row.sampler_row_gemm(cache, x, i), max(1, n // 20))
@@ -150,13 +147,17 @@ def row_sweep(row, cache, x, i: int, n: int) -> list:
     args, meta, todo = row.launches(cache, x, i)
     out = []
     for override in [{}] + ROW_SWEEP:
-        m = {**meta, **override}
-
-        def step():
-            for ph, programs in todo:
-                row._sampler_row_gemm_kernel[(programs,)](ph, *args, **m)
+        step = launching(row._sampler_row_gemm_kernel, todo, args, {**meta, **override})
         out.append({"override": override, **timed(step, max(1, n // 20))})
     return out
+
+
+def launching(kernel, todo, args, meta):
+    """A call that launches kernel once per (phase, programs) of todo, as a step does."""
+    def step():
+        for ph, programs in todo:
+            kernel[(programs,)](ph, *args, **meta)
+    return step
 
 
 def timed(fn, n: int) -> dict:

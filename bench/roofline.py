@@ -73,12 +73,11 @@ the SMs, split in K too, its product tiles are shared by one wave of three progr
 at batch 256 a folded layer is 3,456 tiles of K 32 over 396 slots, nine a program, and no
 design beats 1,638 images/s with a launch between phases, 1,998 with a programmatic dependent
 launch (0.19 us), 2,177 with nothing, the row steps free; 1,692 with nothing between phases
-and today's modelled row steps (31 x 1.09 ms). 2,000 images/s at batch 256 needs syncs well
-under a programmatic dependent launch's 0.19 us and row steps of ~0.3 ms (1.09 modelled, 1.54
-measured), on top of a design that spreads every phase perfectly; and a row step does 308 GFLOP
-at batch 256, 0.39 ms at the dense bf16 rate, so even free syncs and row steps at that rate
-give 1,974 images/s: on this model the target needs a phase floor under T_PHASE, i.e. a design
-that does not pay a program's prologue, first loads and stores at every phase.
+and today's modelled row steps (31 x 1.09 ms). Even free syncs do not reach 2,000: a row step
+is 308 GFLOP at batch 256 (0.39 ms at the dense bf16 rate; 1.09 modelled, 1.54 measured), and
+with free syncs and row steps at that rate the bound is 1,974 images/s. On this model the
+target needs a phase floor under T_PHASE, i.e. a design that does not pay a program's
+prologue, first loads and stores at every phase.
 """
 from __future__ import annotations
 
@@ -604,18 +603,19 @@ def targets(cfg, device, size, meas) -> list:
                      f"any design of L + 3 phases a sub-pixel, each phase one product over "
                      f"K = H in one wave, {how} between phases, the row steps free")
     dev = DEVICES[device]
+    spread = {hop: spread_floor(cfg, dev, 256, size, hop) for hop in (T_LAUNCH, T_PDL, 0.0)}
     for hop, how in ((T_LAUNCH, "a launch"), (T_PDL, "a programmatic dependent launch"),
                      (0.0, "nothing")):
-        lines.append(f"bound, bf16 batch 256: {spread_floor(cfg, dev, 256, size, hop):,.0f} "
+        lines.append(f"bound, bf16 batch 256: {spread[hop]:,.0f} "
                      f"images/s however each phase's products are spread over the SMs (in K "
                      f"or in columns; one wave, {SLOTS_BF16} programs an SM), {how} between "
                      f"phases, the row steps free")
     row = grid(cfg, dev, "bf16", 256, size)[0]                  # today's row step, modelled
-    best = 256 / (256 / spread_floor(cfg, dev, 256, size, 0.0) + row.count * row.seconds)
+    best = 256 / (256 / spread[0.0] + row.count * row.seconds)
     lines.append(f"bound, bf16 batch 256: {best:,.0f} images/s with nothing between phases "
                  f"and today's row steps ({row.count} x {row.seconds * 1e3:.2f} ms, modelled)")
     peak = row.flops / dev.matmul                  # a row step at the dense bf16 matmul rate
-    best = 256 / (256 / spread_floor(cfg, dev, 256, size, 0.0) + row.count * peak)
+    best = 256 / (256 / spread[0.0] + row.count * peak)
     lines.append(f"bound, bf16 batch 256: {best:,.0f} images/s with nothing between phases "
                  f"and row steps at the measured dense bf16 rate ({row.count} x "
                  f"{peak * 1e3:.2f} ms); more needs a phase floor under T_PHASE "
