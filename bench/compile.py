@@ -25,8 +25,11 @@
    memory from the kernel's metadata.
 
 Prints the table and writes <out>/<UTC time>-compile.json. Exit status 1, after writing,
-when a kernel fails to compile or a per-step sampler kernel that triton-grid launches
-(sampler_row_gemm, sampler_pixel_phase) spills; the legacy and opt-in ones are reported.
+when a kernel fails to compile or a per-step sampler kernel spills (triton-grid's
+sampler_row_gemm and sampler_pixel_phase, triton's sampler_row and sampler_pixel; the
+opt-in persistent pixel step is reported), or when a kernel launched as a programmatic
+dependent (PIXELCNN_GRID_PDL=1) reads an earlier phase's output before its
+griddepcontrol.wait in the same basic block of its PTX (`wait_blocks`).
 Run it without TRITON_INTERPRET=1: the kernels must be JIT functions to compile.
 """
 from __future__ import annotations
@@ -59,11 +62,11 @@ from pixelcnn.packing import packed
 from .common import csv, machine
 
 DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
-# Run once per sampling step: must not spill. The legacy step kernels (method="triton", one
-# program per image or per 16 images) spill and are reported, not failed, while they remain
-# selectable (until a GPU run shows the grid kernels of method="triton-grid" faster); so is
-# the opt-in persistent pixel step (PIXELCNN_GRID_PERSISTENT=1), kept to time grid barriers.
-STEP_KERNELS = ("sampler_row_gemm", "sampler_pixel_phase")
+# Run once per sampling step: must not spill, the legacy step kernels (method="triton", one
+# program per image or per 16 images: labelled "legacy" in the table) too. The opt-in
+# persistent pixel step (PIXELCNN_GRID_PERSISTENT=1), kept to time grid barriers, spills
+# 4-24 bytes with every phase's code in one loop: reported, not failed.
+STEP_KERNELS = ("sampler_row_gemm", "sampler_pixel_phase", "sampler_row", "sampler_pixel")
 REPORTED_STEP_KERNELS = {"sampler_row": "legacy", "sampler_pixel": "legacy",
                          "sampler_pixel_grid": "opt-in"}
 
@@ -241,6 +244,28 @@ def parse_ptxas(log: str) -> dict:
     return {k: int(m.group(1)) for k, m in found.items()}
 
 
+def wait_blocks(ptx: str) -> list:
+    """Per griddepcontrol.wait in the PTX (a programmatic dependent launch waiting for the
+    previous kernel), the global loads issued before it in its basic block: {"plain": loads
+    of weights (and anything else read through L1), "cg": loads with .cg, which the phases
+    use for what earlier phases wrote}. A .cg load there reads a previous phase's output before
+    it is complete; plain loads there are the prefetch (PIXELCNN_GRID_PREFETCH)."""
+    out, plain, cg = [], 0, 0
+    for line in ptx.splitlines():
+        line = line.strip()
+        if re.match(r"^\$L__BB\d+_\d+:", line):         # a new basic block (not $L__tmp:
+                                                          # debug labels)
+            plain = cg = 0
+        elif "griddepcontrol.wait" in line:
+            out.append({"plain": plain, "cg": cg})
+        elif re.search(r"\bld\.global\.", line):
+            if ".cg." in line:
+                cg += 1
+            else:
+                plain += 1
+    return out
+
+
 def compile_launch(launch: Launch, arch: int) -> dict:
     """Compile for sm_<arch> (Triton's cache bypassed, so that ptxas runs and logs)."""
     import triton
@@ -256,8 +281,10 @@ def compile_launch(launch: Launch, arch: int) -> dict:
             compiled = triton.compile(
                 ASTSource(launch.kernel, launch.signature, launch.constexprs, launch.attrs),
                 target=GPUTarget("cuda", arch, 32), options=launch.options)
+        waits = wait_blocks(compiled.asm["ptx"])
         return {**parse_ptxas(log.getvalue()), "shared": compiled.metadata.shared,
-                "compile_s": round(time.perf_counter() - t, 2)}
+                "compile_s": round(time.perf_counter() - t, 2),
+                **({"pdl_waits": waits} if waits else {})}
     except Exception as e:              # a compile failure is a result: reported, then status 1
         return {"error": f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300]}"}
     finally:
@@ -328,6 +355,9 @@ def failures(rows) -> list:
         elif r["step_kernel"] and spills(r):
             out.append(f"{where}: spills {r['spill_stores']} B stored, {r['spill_loads']} B "
                        "loaded (a per-step sampler kernel)")
+        if any(w["cg"] for w in r.get("pdl_waits", ())):
+            out.append(f"{where}: reads what an earlier phase wrote (ld.global.cg) before its "
+                       "griddepcontrol.wait")
     return out
 
 

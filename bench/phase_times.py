@@ -1,8 +1,9 @@
 """Where `triton-grid`'s sub-pixel step spends its time on a GPU: each phase alone, launched N
 times in a CUDA graph (µs a launch, as sampling replays them), beside an empty kernel's launch
 (the floor a dependent launch costs) and the whole step (also with PIXELCNN_GRID_SPLIT's
-split products, and PDL letting the next phase launch at a program's start, after its wait or
-at its end) and row step, graphed the same way.
+split products, with PIXELCNN_GRID_PREFETCH's weights loaded first - before PDL's wait too -
+and PDL letting the next phase launch at a program's start, after its wait or at its end) and
+row step, graphed the same way.
 
     python -m bench.phase_times                      # cifar preset, bf16, batch 1 and 256
 
@@ -93,11 +94,14 @@ def times(model, batch: int, n: int) -> dict:
                                  "us": us})
     out["empty_us"] = {p: graphed(lambda: _empty[(p,)](x), n) for p in (1, 132)}
     hopper = x.is_cuda and torch.cuda.get_device_capability(x.device)[0] >= 9
-    for key, pdl, split in (("step_us", False, 0), ("step_split_us", False, 1),
-                            ("step_ahead_us", False, 2)) + \
-            ((("step_pdl_us", True, 0),) if hopper else ()):
+    for key, pdl, split, prefetch in (
+            ("step_us", False, 0, False), ("step_split_us", False, 1, False),
+            ("step_ahead_us", False, 2, False), ("step_prefetch_us", False, 0, True)) + ((
+            ("step_pdl_us", True, 0, False), ("step_pdl_prefetch_us", True, 0, True))
+            if hopper else ()):
         out[key] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, c, pdl=pdl,
-                                                           split=split), max(1, n // L))
+                                                           split=split, prefetch=prefetch),
+                           max(1, n // L))
     if hopper:          # PDL, the next phase let launch after each program's wait, or its work
         todo = [(ph, grid.phase_tiles(ph, L, batch, w.hidden, w.wv.dtype))
                 for ph in grid.phases(L, c)]
@@ -114,11 +118,13 @@ def times(model, batch: int, n: int) -> dict:
 
 
 # A layer phase's launch parameters to time beside the launcher's: what its ~0.08 us per
-# product per K tile depends on (warps sharing a 16-column tile, K tile: 32 is float32's
-# candidate, which no longer spills there, pipeline depth), and the split form's two halves
-# (PIXELCNN_GRID_SPLIT=1).
-SWEEP = [dict(num_warps=2), dict(num_warps=8), dict(BK=64), dict(BK=32), dict(BK=16),
-         dict(num_stages=2), dict(num_stages=1), dict(SPLIT=1), dict(SPLIT=2)]
+# product per K tile depends on (warps sharing a 16-column tile, K tile - BK, and KL, the
+# layer products' own - : 32 is float32's candidate, which no longer spills there, pipeline
+# depth), the split form's two halves (PIXELCNN_GRID_SPLIT=1), and the prefetch form
+# (PIXELCNN_GRID_PREFETCH=1, here without PDL: its weights in one K tile, loaded first).
+SWEEP = [dict(num_warps=2), dict(num_warps=8), dict(BK=64, KL=64), dict(BK=32, KL=32),
+         dict(BK=16, KL=16), dict(num_stages=2), dict(num_stages=1), dict(SPLIT=1),
+         dict(SPLIT=2), dict(PREFETCH=True)]
 
 
 def layer_sweep(grid, args, meta, layers: int, batch: int, w, n: int) -> list:
@@ -127,6 +133,8 @@ def layer_sweep(grid, args, meta, layers: int, batch: int, w, n: int) -> list:
     out = []
     for override in [{}] + SWEEP:
         m = {**meta, **override}
+        if m.get("PREFETCH"):
+            m["KL"] = max(16, triton.next_power_of_2(w.hidden))      # as grid.launch has it
         programs = grid.phase_tiles(2, layers, batch, w.hidden, w.wv.dtype,
                                     split=m.get("SPLIT", 0))
         out.append({"override": override, "programs": programs, **timed(
@@ -176,7 +184,9 @@ def report(r: dict, layers: int) -> str:
     c1 = sum(p["us"] for p in r["phases"])
     e = r["empty_us"]
     lines += [f"  sum of a c > 0 step's phases {c1:.1f} µs; the step graphed {r['step_us']:.1f} "
-              f"µs (with PDL {r.get('step_pdl_us', float('nan')):.1f}, PDL launching the "
+              f"µs (with PDL {r.get('step_pdl_us', float('nan')):.1f}; the layers' weights "
+              f"prefetched {r['step_prefetch_us']:.1f}, before PDL's wait "
+              f"{r.get('step_pdl_prefetch_us', float('nan')):.1f}; PDL launching the "
               f"next phase after the wait {r.get('step_pdl_after_wait_us', float('nan')):.1f} "
               f"or at the end {r.get('step_pdl_late_us', float('nan')):.1f}, its "
               f"products split "

@@ -61,6 +61,15 @@ batch 256 the left phase was charged 2 waves for its 1,440 programs, not 6. Fixe
 design's batch-256 run is predicted at 0.92 of the measured (0.89) and the persistent
 kernel's at 0.92 (0.60). Resident programs an SM now follow the compiled registers.
 
+The weights prefetched (triton-grid/pdl/prefetch: PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1,
+not yet timed): a layer phase's gate tiles load their six weight tiles (the whole K) before
+PDL's wait for the previous phase, so the weights' loads overlap it. Modelled as the most it
+can give: the layer's chain of products (T_PRODUCT each, fitted) is taken to be their weights'
+loads, leaving T_PHASE and the products' arithmetic (at EFFICIENCY); T_PHASE itself, which
+also holds the activations' first loads, is kept. The H200's K tiles of 128, no faster than 32,
+argue that part of the chain is not the loads' round trips: bench.phase_times'
+step_pdl_prefetch_us against step_pdl_us, and its layer sweep's PREFETCH row, time it.
+
 The bound under the targets (`floor`): a sub-pixel is L + 3 dependent phases - L layers, each
 needing all of the previous layer's channels, the head's two hidden layers and its logits -
 whatever the kernels. At this model's fitted phase latency no design beats, on the cifar
@@ -306,6 +315,7 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     compute = rate(dev, dtype) * EFFICIENCY
     persistent, _, _, fused, pdl, left_phase = grid_variant(label)
     persistent = persistent and dtype == "bf16"
+    prefetch = "prefetch" in label.split("/") and not persistent   # PIXELCNN_GRID_PREFETCH=1
     ahead = "ahead" in label.split("/") and not persistent      # PIXELCNN_GRID_AHEAD=1
     split = ("split" in label.split("/") or ahead) and not persistent   # ..._SPLIT=1
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
@@ -330,8 +340,19 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
                 else kind for kind in phase_kinds(L, c, fused, left_phase)]
         sample = c is not None
         chain = sum(waves(kind) * phase_products(kind, H, p, F, sample, fused) for kind in todo)
-        latency = sum(waves(kind) * (T_PHASE + phase_products(kind, H, p, F, sample, fused)
-                                     * T_PRODUCT[dtype]) for kind in todo) + T_SAMPLE * sample
+
+        def latency(kind):
+            """A program's: T_PHASE and its chain of products; prefetched (a layer's gate
+            tiles, their weights loaded before the wait), T_PHASE and its arithmetic only,
+            beside the next layer's left taps' chain where they run (c = 0)."""
+            products = phase_products(kind, H, p, F, sample, fused) * T_PRODUCT[dtype]
+            base, _, beside = kind.partition("+")
+            if prefetch and base == "layer":
+                flops = 2.0 * (5 + sample) * bb * H * bn            # its six products (five)
+                products = max(flops * dev.sms / (rate(dev, dtype) * EFFICIENCY),
+                               2 * p * H / 32 * T_PRODUCT[dtype] if beside else 0.0)
+            return T_PHASE + products
+        latency = sum(waves(kind) * latency(kind) for kind in todo) + T_SAMPLE * sample
         hops = len(todo) - 1 if persistent else len(todo)
         useful = 2.0 * elements * batch
         data = nb * elements * eb + len(todo) * batch * 2 * H * 4   # weights + activations
@@ -404,7 +425,8 @@ LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
 
 
 GRID_VARIANTS = ["triton-grid", "triton-grid/split", "triton-grid/ahead", "triton-grid/pdl",
-                 "triton-grid/persistent", "triton-grid/bk128", "triton-grid/s7"]
+                 "triton-grid/pdl/prefetch", "triton-grid/persistent", "triton-grid/bk128",
+                 "triton-grid/s7"]
 MEASURED_DESIGNS = [  # the designs GPU runs timed, modelled as they ran (bench/results/)
     "triton-grid/left-phase", "triton-grid/persistent/left-phase",       # h200-20261126-fold
     "triton-grid/bk128/left-phase", "triton-grid/persistent/bk128/left-phase",
@@ -434,7 +456,8 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
     triton-grid in bf16 with PIXELCNN_GRID_PERSISTENT=1 is triton-grid/persistent (float32
     always launches phase by phase; before the fold persistent was bf16's default, =0 turned
     it off); its PIXELCNN_GRID_POLL=load, .../poll-load; else PIXELCNN_GRID_AHEAD=1,
-    .../ahead (or PIXELCNN_GRID_SPLIT=1, .../split), and PIXELCNN_GRID_PDL=1, .../pdl;
+    .../ahead (or PIXELCNN_GRID_SPLIT=1, .../split), and PIXELCNN_GRID_PDL=1, .../pdl,
+    PIXELCNN_GRID_PREFETCH=1, .../prefetch;
     PIXELCNN_GRID_BK=N, .../bkN;
     PIXELCNN_GRID_STAGES=S, .../sS; measured on the design before the fold (design
     TWO_PHASE: results that do not say), .../2-phase; on the fold with a left phase (design
@@ -450,6 +473,7 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
         method += "/ahead" if env.get("PIXELCNN_GRID_AHEAD") == "1" else \
             "/split" if env.get("PIXELCNN_GRID_SPLIT") == "1" else ""
         method += "/pdl" if env.get("PIXELCNN_GRID_PDL") == "1" else ""
+        method += "/prefetch" if env.get("PIXELCNN_GRID_PREFETCH") == "1" else ""
     method += f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else ""
     method += f"/s{env['PIXELCNN_GRID_STAGES']}" if env.get("PIXELCNN_GRID_STAGES") else ""
     return method + {TWO_PHASE: "/2-phase", LEFT_PHASE: "/left-phase"}.get(design, "")
@@ -584,7 +608,8 @@ def targets(cfg, device, size, meas) -> list:
     a phase's products are spread over the SMs)."""
     lines = []
     for label in ("triton-grid/left-phase", "triton-grid", "triton-grid/split",
-                  "triton-grid/ahead", "triton-grid/pdl", "triton-grid/persistent"):
+                  "triton-grid/ahead", "triton-grid/pdl", "triton-grid/pdl/prefetch",
+                  "triton-grid/persistent"):
         for batch, need, what in ((1, 50, "x naive"), (256, 500, "x naive"),
                                   (256, 2000, "images/s")):
             naive_s = meas.get(("naive", "bf16", batch),

@@ -88,6 +88,16 @@ def ahead_requested() -> bool:
     return switch("PIXELCNN_GRID_AHEAD", "no look-ahead", "the look-ahead split")
 
 
+def prefetch_requested() -> bool:
+    """$PIXELCNN_GRID_PREFETCH: "1" asks triton-grid's per-phase launches (unsplit) to load
+    each layer phase's weights first, in one K tile, and, as programmatic dependent launches
+    (PIXELCNN_GRID_PDL=1), only then wait for the previous phase: the weights' round trip
+    overlaps it (kernels/sampler_pixel_grid._layer); "0" or unset, off (until a GPU run has
+    timed it)."""
+    return switch("PIXELCNN_GRID_PREFETCH", "weights loaded in the K loop",
+                  "weights prefetched")
+
+
 def dependent_launch(x: torch.Tensor) -> bool:
     """Whether triton-grid's per-phase launches use programmatic dependent launch (Hopper's
     griddepcontrol: the next phase's kernel is launched while this one runs and waits on chip

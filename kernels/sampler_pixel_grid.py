@@ -105,8 +105,9 @@ def _left_taps(l, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n
 def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, wres_cur,
            bres_cur, wres_ahead, bres_ahead, wres, bres, wskip, bskip, table, i, j, left, B, C,
            HEIGHT, WIDTH, HD, L, LEVELS, E, F, P: tl.constexpr, SAMPLE: tl.constexpr,
-           BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, FB: tl.constexpr,
-           SPLIT: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+           BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, KL: tl.constexpr,
+           FB: tl.constexpr, SPLIT: tl.constexpr, PREFETCH: tl.constexpr, WAIT: tl.constexpr,
+           BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """Tile t of layer l's phase: layer l's gated unit at the current sub-pixel. Layer 0: from
     the embedded pixel. Layer l >= 1: from layer l - 1's gated unit a and input r (r = 0 for
     l = 1), in one K loop that also finishes layer l - 1 (its residual r + a @ wres + bres,
@@ -118,7 +119,11 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, w
     tile from that phase's a and r (r_{l-1} = r_{l-2} + a_{l-2} @ wres + bres: _ahead), and
     computes a @ wres_cur[l] alone: every program a chain of two products. left (a pixel's
     first sub-pixel; not a constexpr, so that c = 0 and c > 0 share a compile): layer 0
-    computes its base first; the tiles past the layer's (_phase_tiles) compute layer l + 1's."""
+    computes its base first; the tiles past the layer's (_phase_tiles) compute layer l + 1's.
+    KL: the K tile of the gate tiles' products (BK, or with PREFETCH >= HD). PREFETCH
+    (unsplit): the gate tiles of l >= 1 load their weights, all six products' K in one tile,
+    before anything else; WAIT (a programmatic dependent launch):
+    only then wait for the previous phase, so that the weights' round trip overlaps it."""
     per_layer = tl.cdiv(B, BB) * tl.cdiv(HD, BN)
     parts = 1
     if SPLIT:
@@ -142,6 +147,12 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, w
                                      HD, FB, BF16, INTERPRET)
         _store_gate(gated, f, g, l, L, HD, bb, n, ok)
     elif t < per_layer:         # the gate (unsplit: and layer l - 1's residual and skip)
+        prefetched = 0
+        if PREFETCH:
+            prefetched = _layer_weights(0, l, wh_cur, wres_cur, wres, wskip, HD, n, n_ok,
+                                        SAMPLE, True, True, KL)
+            if WAIT:
+                gdc_wait()
         f, g = _base(base, l, B, HD, bb, n, ok)
         if SPLIT == 2:
             f, g = _gate_ahead(f, g, l, gated, ahead, wres_cur, bres_cur, B, HD, L, bb, b_ok,
@@ -149,16 +160,16 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, w
         else:
             f, g = _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur,
                                         bres_cur, wres, bres, wskip, bskip, j, B, WIDTH, HD, L,
-                                        bb, n, b_ok, n_ok, ok, P, SAMPLE, True, not SPLIT, BB,
-                                        BN, BK, BF16, INTERPRET)
+                                        bb, n, b_ok, n_ok, ok, prefetched, P, SAMPLE, True,
+                                        not SPLIT, BB, BN, KL, PREFETCH, BF16, INTERPRET)
         _store_gate(gated, f, g, l, L, HD, bb, n, ok)
     elif t < 2 * per_layer:
         if SPLIT:               # the split's other half: layer l - 1's residual and skip
             zero = tl.zeros((BB, BN), tl.float32)
             _from_previous_layer(zero, zero, l, hbuf, gated, skip, wh_cur, wres_cur,
                                  bres_cur, wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb,
-                                 n, b_ok, n_ok, ok, P, SAMPLE, False, True, BB, BN, BK,
-                                 BF16, INTERPRET)
+                                 n, b_ok, n_ok, ok, 0, P, SAMPLE, False, True, BB, BN, BK,
+                                 False, BF16, INTERPRET)
     else:
         if SPLIT == 2:          # the look-ahead for layer l + 1, one half
             _ahead(t // per_layer - 2, l, hbuf, gated, ahead, wh_cur, wres_ahead, bres_ahead,
@@ -234,14 +245,41 @@ def _store_gate(gated, f, g, l, L, HD, bb, n, ok):
 
 
 @triton.jit
+def _layer_weights(k0, l, wh_cur, wres_cur, wres, wskip, HD, n, n_ok, SAMPLE: tl.constexpr,
+                   GATE: tl.constexpr, FINISH: tl.constexpr, BK: tl.constexpr):
+    """The weight tiles [BK, BN] of K tile k0 of _from_previous_layer's products: GATE, layer
+    l's f and g on a (wres_cur) and on r (wh_cur); FINISH, layer l - 1's residual and (SAMPLE)
+    skip; 0 for the products not made."""
+    kk = k0 + tl.arange(0, BK)
+    w_ok = (kk < HD)[:, None] & n_ok[None, :]
+    wcf, wcg, whf, whg, wr, ws = 0, 0, 0, 0, 0, 0
+    if GATE:
+        w2 = kk[:, None] * (2 * HD) + n[None, :]
+        wc = wres_cur + l * HD * 2 * HD
+        wh = wh_cur + l * HD * 2 * HD
+        wcf = tl.load(wc + w2, mask=w_ok, other=0.0)
+        wcg = tl.load(wc + w2 + HD, mask=w_ok, other=0.0)
+        whf = tl.load(wh + w2, mask=w_ok, other=0.0)
+        whg = tl.load(wh + w2 + HD, mask=w_ok, other=0.0)
+    if FINISH:
+        w1 = kk[:, None] * HD + n[None, :]
+        wr = tl.load(wres + (l - 1) * HD * HD + w1, mask=w_ok, other=0.0)
+        if SAMPLE:
+            ws = tl.load(wskip + (l - 1) * HD * HD + w1, mask=w_ok, other=0.0)
+    return wcf, wcg, whf, whg, wr, ws
+
+
+@triton.jit
 def _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur, wres, bres,
-                         wskip, bskip, j, B, WIDTH, HD, L, bb, n, b_ok, n_ok, ok,
+                         wskip, bskip, j, B, WIDTH, HD, L, bb, n, b_ok, n_ok, ok, prefetched,
                          P: tl.constexpr, SAMPLE: tl.constexpr, GATE: tl.constexpr,
                          FINISH: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
-                         BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+                         BK: tl.constexpr, PREFETCH: tl.constexpr, BF16: tl.constexpr,
+                         INTERPRET: tl.constexpr):
     """_layer's products for l >= 1 over the K tiles of a (layer l - 1's gated unit) and r
     (its input; masked to zero for l = 1, whose previous layer has no residual input): GATE,
-    layer l's f and g (returned); FINISH, layer l - 1's residual (into hbuf) and skip."""
+    layer l's f and g (returned); FINISH, layer l - 1's residual (into hbuf) and skip.
+    PREFETCH: the weights are `prefetched`, _layer_weights' of the one K tile (BK >= HD)."""
     has_r = bb * 0 + l > 1                                           # [BB] (a mask)
     a_rows = gated + (bb * L + l - 1) * HD
     r_rows = hbuf + (((l - 1) * B + bb) * (P + WIDTH) + j + P) * HD
@@ -260,29 +298,27 @@ def _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
                 has_r[:, None], 0.0,
                 tl.load(bskip + n, mask=n_ok, other=0.0).to(tl.float32)[None, :])
     k = tl.arange(0, BK)
-    wc = wres_cur + l * HD * 2 * HD
-    wh = wh_cur + l * HD * 2 * HD
     for k0 in range(0, HD, BK):
         kk = k0 + k
         k_ok = kk < HD
+        if PREFETCH:
+            wcf, wcg, whf, whg, wr, ws = prefetched
+        else:
+            wcf, wcg, whf, whg, wr, ws = _layer_weights(k0, l, wh_cur, wres_cur, wres, wskip,
+                                                        HD, n, n_ok, SAMPLE, GATE, FINISH, BK)
         a = tl.load(a_rows[:, None] + kk[None, :], mask=b_ok[:, None] & k_ok[None, :],
                     other=0.0, cache_modifier=CG).to(tl.float32)
-        w_ok = k_ok[:, None] & n_ok[None, :]
         if GATE:
             r = tl.load(r_rows[:, None] + kk[None, :], mask=r_ok[:, None] & k_ok[None, :],
                         other=0.0, cache_modifier=CG).to(tl.float32)
-            w2 = kk[:, None] * (2 * HD) + n[None, :]
-            f = mm(a, tl.load(wc + w2, mask=w_ok, other=0.0), f, BF16, INTERPRET)
-            g = mm(a, tl.load(wc + w2 + HD, mask=w_ok, other=0.0), g, BF16, INTERPRET)
-            f = mm(r, tl.load(wh + w2, mask=w_ok, other=0.0), f, BF16, INTERPRET)
-            g = mm(r, tl.load(wh + w2 + HD, mask=w_ok, other=0.0), g, BF16, INTERPRET)
+            f = mm(a, wcf, f, BF16, INTERPRET)
+            g = mm(a, wcg, g, BF16, INTERPRET)
+            f = mm(r, whf, f, BF16, INTERPRET)
+            g = mm(r, whg, g, BF16, INTERPRET)
         if FINISH:
-            w1 = kk[:, None] * HD + n[None, :]
-            res = mm(a, tl.load(wres + (l - 1) * HD * HD + w1, mask=w_ok, other=0.0), res,
-                     BF16, INTERPRET)
+            res = mm(a, wr, res, BF16, INTERPRET)
             if SAMPLE:
-                s = mm(a, tl.load(wskip + (l - 1) * HD * HD + w1, mask=w_ok, other=0.0), s,
-                       BF16, INTERPRET)
+                s = mm(a, ws, s, BF16, INTERPRET)
     if FINISH:
         tl.store(hbuf + (((l * B + bb[:, None]) * (P + WIDTH) + j + P) * HD) + n[None, :],
                  res.to(hbuf.dtype.element_ty), mask=ok)                 # layer l's input
@@ -369,15 +405,20 @@ def _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, ahead,
            bskip, w1, b1, w2, b2,
            table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
            P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
-           BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, BKO: tl.constexpr,
-           FB: tl.constexpr, LVP: tl.constexpr, SPLIT: tl.constexpr, BF16: tl.constexpr,
-           INTERPRET: tl.constexpr):
-    """Tile t of phase `ph` of the step (see the module docstring)."""
+           BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, KL: tl.constexpr,
+           BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr, SPLIT: tl.constexpr,
+           PREFETCH: tl.constexpr,
+           WAIT: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """Tile t of phase `ph` of the step (see the module docstring). WAIT: wait for the
+    previous phase first (a programmatic dependent launch), except where _layer prefetches."""
+    if WAIT:
+        if (ph < 2) | (ph > L) | (t >= tl.cdiv(B, BB) * tl.cdiv(HD, BN)):
+            gdc_wait()
     if ph <= L:
         _layer(t, ph - 1, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur,
                wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip, bskip, table, i,
-               j, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, P, SAMPLE, BB, BN, BK, FB,
-               SPLIT, BF16, INTERPRET)
+               j, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, P, SAMPLE, BB, BN, BK, KL,
+               FB, SPLIT, PREFETCH, WAIT, BF16, INTERPRET)
     elif ph <= L + 2:
         _hidden(t, ph == L + 2, gated, skip, scratch, wskip, bskip, w1, b1, B, HD, L, BB, BN,
                 BK, BF16, INTERPRET)
@@ -394,28 +435,30 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
                                 HD, L, LEVELS, E, F, temperature,
                                 P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                 BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                                BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
-                                BF16: tl.constexpr, INTERPRET: tl.constexpr,
+                                KL: tl.constexpr, BKO: tl.constexpr, FB: tl.constexpr,
+                                LVP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr,
                                 PDL: tl.constexpr = False, SPLIT: tl.constexpr = False,
-                                PDL_TRIGGER: tl.constexpr = 0):
+                                PDL_TRIGGER: tl.constexpr = 0, PREFETCH: tl.constexpr = False):
     """Phase ph, one tile a program (launched with the phase's tiles: no loop over tiles, out
     of which the compiler would hoist every branch's addresses: bf16 cifar 168 registers
     with one, 130 without, bench.compile). PDL: launched as a programmatic dependent, it
     waits until the previous phase has finished and flushed, and lets the next phase launch
     (PDL_TRIGGER) 0: at once, so every later phase may launch early, as far as the SMs hold
     their programs; 1: after its wait, one phase ahead at most; 2: once its work is done
-    (bench.phase_times times all three: PDL's early launches cost at batch 256)."""
+    (bench.phase_times times all three: PDL's early launches cost at batch 256). PREFETCH:
+    see _layer (with PDL, its gate tiles wait after loading their weights: trigger 0 or 2)."""
     if PDL:
         if PDL_TRIGGER == 0:
             gdc_launch_dependents()
-        gdc_wait()
-        if PDL_TRIGGER == 1:
-            gdc_launch_dependents()
+        if not PREFETCH:
+            gdc_wait()
+            if PDL_TRIGGER == 1:
+                gdc_launch_dependents()
     _phase(ph, tl.program_id(0), x, u, hbuf, row_bias, base, gated, scratch, skip, ahead,
            wh_prev, wh_cur, wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip,
            bskip, w1, b1, w2, b2, table, i, j,
            c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature, P, SAMPLE, LAST,
-           BB, BN, BK, BKO, FB, LVP, SPLIT, BF16, INTERPRET)
+           BB, BN, BK, KL, BKO, FB, LVP, SPLIT, PREFETCH, PDL and PREFETCH, BF16, INTERPRET)
     if PDL and PDL_TRIGGER == 2:
         gdc_launch_dependents()
 
@@ -428,8 +471,8 @@ def _sampler_pixel_grid_kernel(counter, x, u, hbuf, row_bias, base, gated, scrat
                                HD, L, LEVELS, E, F, temperature,
                                P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
-                               BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
-                               BF16: tl.constexpr, INTERPRET: tl.constexpr,
+                               KL: tl.constexpr, BKO: tl.constexpr, FB: tl.constexpr,
+                               LVP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr,
                                POLL: tl.constexpr):
     """Every phase of the step: the programs loop over each phase's tiles, then meet."""
     pid, nprog = tl.program_id(0), tl.num_programs(0)
@@ -440,8 +483,8 @@ def _sampler_pixel_grid_kernel(counter, x, u, hbuf, row_bias, base, gated, scrat
                        wh_cur, wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip,
                        bskip, w1, b1, w2, b2,
                        table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
-                       temperature, P, SAMPLE, LAST, BB, BN, BK, BKO, FB, LVP, False, BF16,
-                       INTERPRET)
+                       temperature, P, SAMPLE, LAST, BB, BN, BK, KL, BKO, FB, LVP, False,
+                       False, False, BF16, INTERPRET)
             if ph < L + 3:
                 grid_barrier(counter, nprog, POLL)
 
@@ -525,9 +568,11 @@ def widest(cache) -> int:
                            left=True) for ph in phases(w.layers, 0))
 
 
-def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool = False):
+def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool = False,
+           prefetch: bool = False):
     """(args, meta) of the step's phase launches (as `sampler_pixel_grid` makes them; also
-    bench.phase_times, which times each phase alone)."""
+    bench.phase_times, which times each phase alone). prefetch: a layer's weights in one K
+    tile (BK >= H), loaded before anything else (_layer)."""
     w = cache.w
     B, C, H, W = x.shape
     bk = k_tile(w.hidden, w.wv.dtype)
@@ -538,17 +583,21 @@ def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool 
             i, j, c or 0, int(not c), B, C, H, W, w.hidden, w.layers, w.levels,
             w.table.shape[-1], w.features, float(temperature))
     meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
-                BK=bk, BKO=out_k_tile(w.levels, bk), FB=feature_block(w), LVP=pow2(w.levels),
+                BK=bk, KL=pow2(w.hidden) if prefetch else bk, BKO=out_k_tile(w.levels, bk),
+                FB=feature_block(w), LVP=pow2(w.levels),
                 maxnreg=255, num_stages=pipeline_stages(),
                 num_warps=4 if w.wv.dtype == torch.bfloat16 else 8,   # float32: more threads
                                                                       # share the FMA products
                 **launch_flags(w.wv.dtype))       # maxnreg: ptxas otherwise aims at more
                                                   # programs per SM than there are, and spills
+    if prefetch:
+        meta.update(PREFETCH=True)
     return args, meta
 
 
 def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
-                       programs: int = 0, pdl: bool = False, split: int = 0):
+                       programs: int = 0, pdl: bool = False, split: int = 0,
+                       prefetch: bool = False):
     """Sample sub-pixel (c, i, j) of x (long [B, C, H, W]) from the uniforms u, or with
     c=None take pixel (i, j) as given (completion) and only update the caches - as the
     PyTorch step `pixelcnn.cache.pixel_step`, on the same GatedCache. programs=0: one launch
@@ -557,11 +606,17 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     the gate's products apart from the previous layer's residual and skip; split=2: and the
     look-ahead, every program a chain of two products, see `_layer`);
     programs=N: one persistent cooperative launch of N programs meeting at grid barriers
-    (CUDA; at most one per SM, see kernels/grid.py)."""
+    (CUDA; at most one per SM, see kernels/grid.py). prefetch=True (one launch per phase,
+    unsplit): each layer's gate tiles load their weights first, in one K tile, and with pdl
+    only then wait for the previous phase (`_layer`)."""
+    if prefetch and (programs or split):
+        raise ValueError("prefetch=True takes one launch per phase, unsplit: programs=0, "
+                         f"split=0 (got programs={programs}, split={split})")
     w = cache.w
     check_device(x, u, w.wv)
     B, hd, L = x.shape[0], w.hidden, w.layers
-    args, meta = launch(cache, x, u, temperature, i, j, c, persistent=programs > 0)
+    args, meta = launch(cache, x, u, temperature, i, j, c, persistent=programs > 0,
+                        prefetch=prefetch)
     if programs:
         if w.wv.dtype != torch.bfloat16:
             raise ValueError(f"the persistent pixel step takes bf16 weights (float32 spills), "

@@ -4,6 +4,7 @@ vertical input), and through the link each layer's horizontal pre-activation fro
 One program per image runs all layers in order: layer l + 1 reads the row layer l wrote.
 With a conditioning map, its vertical biases of row i - 1 enter each layer's pre-activation
 before the gate; its horizontal ones of row i are added to row_bias after the kernel."""
+import torch
 import triton
 import triton.language as tl
 
@@ -70,13 +71,17 @@ def sampler_row(cache, x, i: int):
     """Row step i of the incremental sampler (`common.start_row`), one program per image."""
     w = cache.w
     B, C, H, W = x.shape
+    # float32's exact (FMA) products spilled 12-124 bytes at 64 columns in Triton's 3-stage
+    # pipeline (255 registers); at 32 columns, unpipelined, none (bench.compile, sm_80/sm_90)
+    bf16 = w.wv.dtype == torch.bfloat16
 
     def launch(map_v):
         _sampler_row_fwd_kernel[(B,)](
             x, cache.vbuf, cache.v_pre, cache.row_bias, w.wv, cache.bias_v, w.wlink,
             cache.bias_h, w.table, cache.v_pre if map_v is None else map_v,  # (no map: unread)
             i, B, C, H, W, w.hidden, w.layers, w.levels, w.table.shape[-1], w.features,
-            KS=w.kernel_size, BW=pow2(W), BN=min(64, pow2(w.hidden)), BK=32,
+            KS=w.kernel_size, BW=pow2(W), BN=min(64 if bf16 else 32, pow2(w.hidden)), BK=32,
             FB=feature_block(w), HAS_MAP=map_v is not None, num_warps=4,
+            num_stages=3 if bf16 else 1, maxnreg=255,
             **launch_flags(w.wv.dtype))
     start_row(cache, x, i, launch)

@@ -1,16 +1,17 @@
 """Issue 12, item 1: every Triton kernel that backend="triton" and the triton methods launch
 compiles ahead of time for sm_80 and sm_90 (tiny preset, float32 and bf16, batch 1 and 256),
 with the launchers' own arguments; the per-step sampler kernels must not spill (the legacy
-ones of method="triton" are reported, not failed).
+ones of method="triton" too; the opt-in persistent pixel step is reported, not failed).
 
 `python -m bench.compile` runs in a subprocess without TRITON_INTERPRET (this process set it
 in conftest.py, so its kernels are interpreted and cannot be compiled)."""
+import json
 import subprocess
 
 import pytest
 from helpers import BackgroundCompile, bench_compile
 
-from bench.compile import failures, parse_ptxas
+from bench.compile import failures, parse_ptxas, wait_blocks
 KERNELS = {"vertical_stack", "horizontal_stack", "sampler_row", "sampler_pixel",
            "sampler_row_gemm", "sampler_pixel_phase"}          # + sampler_pixel_grid in bf16
 
@@ -62,7 +63,8 @@ def test_every_launched_kernel_is_recorded(tiny):
                         # layer's at c = 0, with the next layer's base
         assert all(r["constexprs"]["BF16"] == (dtype == "bf16") for r in rows)
         assert all(r["step_kernel"] == (r["kernel"].split("(")[0] in (
-            "sampler_row_gemm", "sampler_pixel_phase")) for r in rows)
+            "sampler_row_gemm", "sampler_pixel_phase", "sampler_row", "sampler_pixel"))
+            for r in rows)
 
 
 def test_table_reports_registers_spills_shared(tiny):
@@ -74,9 +76,9 @@ def test_table_reports_registers_spills_shared(tiny):
 
 
 def test_step_kernels_do_not_spill(tiny):
-    """The grid step kernels that triton-grid launches do not spill; the legacy ones
-    (method="triton") and the opt-in persistent pixel step (PIXELCNN_GRID_PERSISTENT=1) are
-    reported, not failed."""
+    """No per-step sampler kernel spills: triton-grid's, and the legacy ones of
+    method="triton" (labelled in the table); the opt-in persistent pixel step
+    (PIXELCNN_GRID_PERSISTENT=1) is reported, not failed."""
     out, result = tiny
     spilled = [f for f in result["failures"] if "spills" in f]
     assert not spilled, "\n".join(spilled)
@@ -113,3 +115,45 @@ def test_interpreted_kernels_are_refused():
     proc = run_compile("--presets", "tiny", interpret=True, timeout=120)
     assert proc.returncode == 2
     assert "TRITON_INTERPRET=1 was set" in proc.stderr
+
+
+def test_wait_blocks_count_loads_before_each_wait():
+    ptx = """
+    ld.global.b32 %r1, [%rd1];
+    griddepcontrol.wait ;
+$L__BB0_8:
+    @%p24 ld.global.b16 { %rs0 }, [ %rd2 + 0 ];
+$L__tmp30:
+    @%p24 ld.global.b16 { %rs1 }, [ %rd2 + 0 ];
+    @%p25 ld.global.v4.b32 { %r2, %r3, %r4, %r5 }, [ %rd3 + 0 ];
+    griddepcontrol.wait ;
+    ld.global.cg.b16 %rs2, [%rd4];
+$L__BB0_9:
+    ld.global.cg.b16 %rs3, [%rd5];
+    griddepcontrol.wait ;
+"""
+    assert wait_blocks(ptx) == [{"plain": 1, "cg": 0}, {"plain": 3, "cg": 0},
+                                {"plain": 0, "cg": 1}]
+    row = dict(kernel="sampler_pixel_phase", preset="tiny", dtype="bf16", batch=1, arch=90,
+               step_kernel=True, spill_stores=0, spill_loads=0, pdl_waits=wait_blocks(ptx))
+    assert failures([row]) == ["sampler_pixel_phase tiny bf16 batch 1 sm_90: reads what an "
+                               "earlier phase wrote (ld.global.cg) before its "
+                               "griddepcontrol.wait"]
+
+
+def test_prefetch_loads_weights_before_the_wait(tmp_path, monkeypatch):
+    """PIXELCNN_GRID_PREFETCH=1 with PDL (sm_90): the phase kernel's layer gate tiles load
+    their six weight tiles before griddepcontrol.wait and nothing an earlier phase wrote (the
+    compile check fails otherwise); every other tile waits first."""
+    monkeypatch.setenv("PIXELCNN_GRID_PREFETCH", "1")
+    monkeypatch.setenv("PIXELCNN_GRID_PDL", "1")
+    done = run_compile("--presets", "tiny", "--dtypes", "bf16", "--batches", "1", "--arch",
+                       "90", "--kernels", "sampler_pixel_phase", "--jobs", "1", "--out",
+                       str(tmp_path), timeout=600)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    result = json.loads(next(tmp_path.glob("*-compile.json")).read_text())
+    assert result["rows"]
+    for r in result["rows"]:
+        waits = r["pdl_waits"]
+        assert [w["cg"] for w in waits] == [0, 0], waits
+        assert waits[0]["plain"] == 0 and waits[1]["plain"] >= 6, waits

@@ -160,6 +160,9 @@ STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes,
     # and the look-ahead: every program a chain of two products (PIXELCNN_GRID_AHEAD=1)
     "grid-ahead": (sampler_row_gemm, functools.partial(sampler_pixel_grid, split=2),
                    ["base", "gated"], {}),
+    # each layer's weights loaded first, in one K tile (PIXELCNN_GRID_PREFETCH=1)
+    "grid-prefetch": (sampler_row_gemm, functools.partial(sampler_pixel_grid, prefetch=True),
+                      ["base", "gated"], {}),
     # every product's whole K in one tile (as PIXELCNN_GRID_BK=256 on the cifar preset)
     "grid-whole-k": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
                      {(pixel_grid, "k_tile"): lambda hidden, dtype: max(16, pow2(hidden))}),
@@ -279,6 +282,30 @@ def test_grid_ahead_is_opt_in(monkeypatch):
         ahead_requested()
 
 
+def test_grid_prefetch_is_opt_in(monkeypatch):
+    """PIXELCNN_GRID_PREFETCH=1 asks for the layers' weights loaded first (unsplit launches
+    per phase): method='triton-grid' then samples what cached samples, and refuses it beside
+    the split, the look-ahead or the persistent kernel before any launch, saying what to unset;
+    anything but 0 or 1 is refused."""
+    from pixelcnn.kernels.grid import prefetch_requested
+    monkeypatch.delenv("PIXELCNN_GRID_PREFETCH", raising=False)
+    assert not prefetch_requested()
+    model = make_model(dtype=torch.float32, layers=3, in_channels=3, levels=8)
+    u = torch.rand(2, 3, 2, 3, generator=torch.Generator().manual_seed(1))
+    ref = pixelcnn.sample(model, 2, (2, 3), method="cached", uniforms=u)
+    monkeypatch.setenv("PIXELCNN_GRID_PREFETCH", "1")
+    assert prefetch_requested()
+    assert torch.equal(pixelcnn.sample(model, 2, (2, 3), method="triton-grid", uniforms=u), ref)
+    monkeypatch.setenv("PIXELCNN_GRID_SPLIT", "1")
+    with pytest.raises(ValueError, match="PIXELCNN_GRID_PREFETCH=1 takes the unsplit"):
+        pixelcnn.sample(model, 2, (2, 3), method="triton-grid", uniforms=u)
+    with pytest.raises(ValueError, match="prefetch=True takes one launch per phase, unsplit"):
+        sampler_pixel_grid(None, None, None, 1.0, 0, 0, 0, split=1, prefetch=True)
+    monkeypatch.setenv("PIXELCNN_GRID_PREFETCH", "2")
+    with pytest.raises(ValueError, match="PIXELCNN_GRID_PREFETCH must be '0' .* or '1' .*"):
+        prefetch_requested()
+
+
 def test_grid_dependent_launch_is_opt_in(monkeypatch):
     """PIXELCNN_GRID_PDL=1 asks for programmatic dependent launches of the phases: on CUDA
     devices of compute capability >= 9 and on meta tensors (the compile check), never on the
@@ -309,6 +336,10 @@ def test_sampler_steps_match_reference(fields, size, steps, monkeypatch):
         pytest.skip("the split tiles meet the same buffers: the class and F36 map models test it")
     if steps == "grid-ahead" and fields.get("num_classes") != 3:
         pytest.skip("the look-ahead meets the same buffers as the split: the class model")
+    if steps == "grid-prefetch" and not (fields.get("num_classes") == 3
+                                         or fields.get("embedding_dim") == 12):
+        pytest.skip("the gate tiles' K in one tile: the class model (15 channels) and the F36 "
+                    "map model (36: three K tiles otherwise)")
     for (module, name), fn in tiles.items():
         monkeypatch.setattr(module, name, fn)
     layers = {"program": 2, "grid-ahead": 5}.get(steps, 3)    # the look-ahead: both halves

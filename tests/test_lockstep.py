@@ -28,6 +28,19 @@ def test_fast_steps_agree_with_the_reference(method, resync):
         assert v["max_abs_diff"] <= 1e-5 * max(1.0, v["scale"]), key
 
 
+def test_lockstep_runs_the_prefetch_form(monkeypatch):
+    """gpu.sh's lockstep-prefetch: PIXELCNN_GRID_PREFETCH=1 reaches the steps bench.lockstep
+    runs (the weights loaded first: on the CPU without PDL), and they agree."""
+    monkeypatch.setenv("PIXELCNN_GRID_PREFETCH", "1")
+    seen, original = [], grid.sampler_pixel_grid
+    monkeypatch.setattr(grid, "sampler_pixel_grid",
+                        lambda *a, **kw: seen.append(kw) or original(*a, **kw))
+    run = ls.lockstep(tiny(), "triton-grid", 2, (1, 2), False, seed=1)
+    assert run["flips"] == [] and seen and all(kw["prefetch"] and not kw["pdl"] for kw in seen)
+    for key, v in run["worst"].items():
+        assert v["max_abs_diff"] <= 1e-5 * max(1.0, v["scale"]), key
+
+
 def test_a_wrong_layer_is_found(monkeypatch):
     """A pixel step whose layer 1 is off (as layer 0 was on the H200) is reported there and
     downstream, not at layer 0 or in the row step's buffers."""
@@ -69,6 +82,7 @@ def test_phase_times_cover_every_phase(monkeypatch):
     assert [(p["name"], p["programs"]) for p in r["c0_phases"]] == \
         [("layer 0", 2), ("layer 1", 2)]         # + the next layer's base (one 16 x 16 tile)
     assert "step_pdl_us" not in r                    # programmatic launches: CUDA >= 9 only
+    assert "step_pdl_prefetch_us" not in r and r["step_prefetch_us"] == 2.0
     sweep = r["layer_sweep"]
     assert [s["override"] for s in sweep] == [{}] + pt.SWEEP
     assert [s["programs"] for s in sweep if s["override"].get("SPLIT")] == \
@@ -78,6 +92,8 @@ def test_phase_times_cover_every_phase(monkeypatch):
     text = pt.report(r, L)
     assert "sum of a c > 0 step's phases 12.0 µs" in text and "row step 2.0 µs" in text
     assert "layer 1 (c = 0)" in text
+    assert "the layers' weights prefetched 2.0, before PDL's wait nan" in text
+    assert "PREFETCH=True 2.00 µs" in text
     assert "the row step: as launched 2.00 µs, num_stages=4 2.00 µs" in text
 
     def too_big():

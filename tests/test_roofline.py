@@ -134,6 +134,11 @@ def test_variants_follow_the_environment_they_ran_in():
     assert pred["triton-grid/pdl"][1] < pred["triton-grid"][1]     # launches overlapped
     assert pred["triton-grid/split"][1] < 0.9 * pred["triton-grid"][1]   # chains of 4, not 6
     assert pred["triton-grid/ahead"][1] < 0.9 * pred["triton-grid/split"][1]   # 2, not 4
+    # the weights loaded before PDL's wait: a layer phase's chain is its arithmetic only
+    assert pred["triton-grid/pdl/prefetch"][1] < 0.7 * pred["triton-grid/pdl"][1]
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_PDL": "1",
+                                                    "PIXELCNN_GRID_PREFETCH": "1"}) == \
+        "triton-grid/pdl/prefetch"
     assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_AHEAD": "1"}) == \
         "triton-grid/ahead"
 
@@ -175,7 +180,8 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
     assert "predicted vs measured" in out and "H200" in out
-    assert out.count("target bf16") == 3 * 6  # as timed (a left phase), today, split, ahead,
+    assert out.count("target bf16") == 3 * 7  # as timed (a left phase), today, split, ahead,
+    # pdl, pdl with the weights prefetched, persistent
     assert out.count("holds while a cross-SM sync costs") == 3          # pdl, persistent
     assert out.count("bound, bf16 batch 256") == 7    # one product a phase: a launch or
     # nothing between phases; spread: a launch, PDL or nothing; spread with today's row steps
