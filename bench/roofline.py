@@ -222,8 +222,10 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
     """Today's row and pixel kernels, as their launchers configure them."""
     L, H, k, C, V = cfg.layers, cfg.channels, cfg.kernel_size, cfg.in_channels, cfg.levels
     p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
-    n = min(BN, max(16, 2 ** math.ceil(math.log2(H))))
+    bf16 = dtype == "bf16"          # float32: the pixel step's K tiles of 16, the row step's
+    n = min(BN if bf16 else BN // 2, max(16, 2 ** math.ceil(math.log2(H))))   # 32 columns
     nb, kt = math.ceil(H / n), lambda K: math.ceil(K / BK)
+    pk = lambda K: math.ceil(K / (BK if bf16 else BK // 2))      # the pixel step's K tiles
     wt = weights(cfg)
     per_sm = rate(dev, dtype) / dev.sms
 
@@ -242,15 +244,16 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
 
     bw_ = max(16, 2 ** math.ceil(math.log2(w)))                          # BW: the row's columns
     row_tile = 2 * (2 * bw_ * BK * n)                                    # two dots per iteration
-    gated, single = 2 * (2 * BB * BK * n), 2 * BB * BK * n
-    head2 = 2 * BB * BK * max(16, 2 ** math.ceil(math.log2(V)))
-    other = [(L * nb * kt(H), gated), ((L - 1) * nb * kt(H), single),
-             (nb * kt(L * H) + nb * kt(H), single), (kt(H), head2)]
+    bkp = BK if bf16 else BK // 2
+    gated, single = 2 * (2 * BB * bkp * n), 2 * BB * bkp * n
+    head2 = 2 * BB * bkp * max(16, 2 ** math.ceil(math.log2(V)))
+    other = [(L * nb * pk(H), gated), ((L - 1) * nb * pk(H), single),
+             (nb * pk(L * H) + nb * pk(H), single), (pk(H), head2)]
     programs = math.ceil(batch / BB)
     return [step("row", h - 1, batch, L + 1, wt["row"],
                  [(L * nb * ((p + 1) * k * kt(H) + kt(2 * H)), row_tile)]),
             step("pixel c=0", h * w, programs, 2 * L + 2, wt["pixel"] + wt["prev"],
-                 other + [(L * nb * kt(p * H), gated)]),
+                 other + [(L * nb * pk(p * H), gated)]),
             step("pixel c>0", h * w * (C - 1), programs, 2 * L + 2, wt["pixel"], other)]
 
 

@@ -2,6 +2,7 @@
 one pixel, the head, the softmax and the inverse-CDF sample, written into the image - one
 launch per sub-pixel. A program owns BB images; activations pass between layers through the
 cache (GatedCache's buffers, L1/L2-resident), with a barrier between writer and reader."""
+import torch
 import triton
 import triton.language as tl
 
@@ -108,10 +109,15 @@ def sampler_pixel(cache, x, u, temperature: float, i: int, j: int, c):
     B, C, H, W = x.shape
     hd = w.hidden
     BB = 16
+    # float32's exact (FMA) products spilled 8-60 bytes with K tiles of 32 in Triton's 3-stage
+    # pipeline, and bf16 20 where ptxas capped its registers (maxnreg lifts the cap): none at
+    # 16, unpipelined (bench.compile, tiny/small/cifar, sm_80/sm_90, Triton 3.9 and 3.6)
+    bf16 = w.wv.dtype == torch.bfloat16
     _sampler_pixel_fwd_kernel[(triton.cdiv(B, BB),)](
         x, u, cache.cur, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
         w.wh_prev, w.wh_cur, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1, w.w2, w.b2, w.table,
         i, j, c or 0, B, C, H, W, hd, w.layers, w.levels, w.table.shape[-1], w.features,
         float(temperature), P=w.pad, FIRST=not c, SAMPLE=c is not None,
-        LAST=c is None or c == C - 1, BB=BB, BN=min(64, pow2(hd)), BK=32, FB=feature_block(w),
-        LVP=pow2(w.levels), num_warps=4, **launch_flags(w.wv.dtype))
+        LAST=c is None or c == C - 1, BB=BB, BN=min(64, pow2(hd)), BK=32 if bf16 else 16,
+        FB=feature_block(w), LVP=pow2(w.levels), num_warps=4, num_stages=3 if bf16 else 1,
+        maxnreg=255, **launch_flags(w.wv.dtype))
