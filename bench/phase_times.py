@@ -30,6 +30,7 @@ import triton.language as tl
 import pixelcnn
 from pixelcnn.cache import GatedCache
 from pixelcnn.cli import RUNS, Parser, at_least, fresh
+from pixelcnn.kernels.common import pow2
 
 from .common import csv, machine, machine_line
 
@@ -134,7 +135,7 @@ def layer_sweep(grid, args, meta, layers: int, batch: int, w, n: int) -> list:
     for override in [{}] + SWEEP:
         m = {**meta, **override}
         if m.get("PREFETCH"):
-            m["KL"] = max(16, triton.next_power_of_2(w.hidden))      # as grid.launch has it
+            m["KL"] = pow2(w.hidden)                                 # as grid.launch has it
         programs = grid.phase_tiles(2, layers, batch, w.hidden, w.wv.dtype,
                                     split=m.get("SPLIT", 0))
         out.append({"override": override, "programs": programs, **timed(

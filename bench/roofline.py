@@ -225,7 +225,8 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
     bf16 = dtype == "bf16"          # float32: the pixel step's K tiles of 16, the row step's
     n = min(BN if bf16 else BN // 2, max(16, 2 ** math.ceil(math.log2(H))))   # 32 columns
     nb, kt = math.ceil(H / n), lambda K: math.ceil(K / BK)
-    pk = lambda K: math.ceil(K / (BK if bf16 else BK // 2))      # the pixel step's K tiles
+    bkp = BK if bf16 else BK // 2                                  # the pixel step's K tile
+    pk = lambda K: math.ceil(K / bkp)
     wt = weights(cfg)
     per_sm = rate(dev, dtype) / dev.sms
 
@@ -244,7 +245,6 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
 
     bw_ = max(16, 2 ** math.ceil(math.log2(w)))                          # BW: the row's columns
     row_tile = 2 * (2 * bw_ * BK * n)                                    # two dots per iteration
-    bkp = BK if bf16 else BK // 2
     gated, single = 2 * (2 * BB * bkp * n), 2 * BB * bkp * n
     head2 = 2 * BB * bkp * max(16, 2 ** math.ceil(math.log2(V)))
     other = [(L * nb * pk(H), gated), ((L - 1) * nb * pk(H), single),
