@@ -41,22 +41,18 @@ PIXEL_BUFFERS = ("base", "gated", "hbuf")
 
 
 def steps(method: str):
-    """(row kernel, pixel kernel) of a fast method, one launch per phase (triton-grid: its
-    products split where PIXELCNN_GRID_SPLIT=1 asks, each layer's weights loaded first where
-    PIXELCNN_GRID_PREFETCH=1 does, as programmatic dependent launches where PIXELCNN_GRID_PDL=1
-    does and the GPU has them)."""
+    """(row kernel, pixel kernel) of a fast method, one launch per phase (triton-grid: the
+    launch that sampling.triton.grid_launch chooses from the environment, never persistent)."""
     if method == "triton":
         from pixelcnn.kernels.sampler_pixel import sampler_pixel
         from pixelcnn.kernels.sampler_row import sampler_row
         return sampler_row, sampler_pixel
-    from pixelcnn.kernels.grid import dependent_launch, prefetch_requested, split_requested
     from pixelcnn.kernels.sampler_pixel_grid import sampler_pixel_grid
     from pixelcnn.kernels.sampler_row_gemm import sampler_row_gemm
-    split, prefetch = split_requested(), prefetch_requested()
+    from pixelcnn.sampling.triton import grid_launch
 
     def pixel(cache, x, *args):
-        sampler_pixel_grid(cache, x, *args, pdl=dependent_launch(x), split=split,
-                           prefetch=prefetch)
+        sampler_pixel_grid(cache, x, *args, **grid_launch(cache, x, persistent=False))
     return sampler_row_gemm, pixel
 
 

@@ -148,7 +148,7 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, w
         _store_gate(gated, f, g, l, L, HD, bb, n, ok)
     elif t < per_layer:         # the gate (unsplit: and layer l - 1's residual and skip)
         prefetched = 0
-        if PREFETCH:
+        if PREFETCH:        # the tiles that _prefetches names
             prefetched = _layer_weights(0, l, wh_cur, wres_cur, wres, wskip, HD, n, n_ok,
                                         SAMPLE, True, True, KL)
             if WAIT:
@@ -400,6 +400,14 @@ def _phase_tiles(ph, left, B, HD, L, BB: tl.constexpr, BN: tl.constexpr,
 
 
 @triton.jit
+def _prefetches(ph, t, B, HD, L, BB: tl.constexpr, BN: tl.constexpr):
+    """Whether tile t of phase ph, with PREFETCH, loads its weights before it waits for the
+    previous phase (then _layer waits): the gate tiles of layers l = ph - 1 >= 1 (the
+    unsplit phase's first tiles); layer 0, the left taps' tiles, the head and out wait first."""
+    return (ph >= 2) & (ph <= L) & (t < tl.cdiv(B, BB) * tl.cdiv(HD, BN))
+
+
+@triton.jit
 def _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, ahead,
            wh_prev, wh_cur, wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip,
            bskip, w1, b1, w2, b2,
@@ -412,7 +420,7 @@ def _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, ahead,
     """Tile t of phase `ph` of the step (see the module docstring). WAIT: wait for the
     previous phase first (a programmatic dependent launch), except where _layer prefetches."""
     if WAIT:
-        if (ph < 2) | (ph > L) | (t >= tl.cdiv(B, BB) * tl.cdiv(HD, BN)):
+        if not _prefetches(ph, t, B, HD, L, BB, BN):
             gdc_wait()
     if ph <= L:
         _layer(t, ph - 1, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur,

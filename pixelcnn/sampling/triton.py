@@ -49,32 +49,37 @@ def _kernels():
     return check_device, launch_flags, sampler_row, sampler_pixel
 
 
-def _grid_steps(cache, x):
-    """triton-grid's (row step, pixel step) for this cache, its launches chosen once from the
-    environment: the pixel step one launch per phase (as programmatic dependent launches
+def grid_launch(cache, x, persistent: bool = True) -> dict:
+    """triton-grid's pixel-step launch for this cache (sampler_pixel_grid's keywords), chosen
+    once from the environment: one launch per phase (as programmatic dependent launches
     where PIXELCNN_GRID_PDL=1 asks for them and the device has them; each layer's products
     over twice the programs where PIXELCNN_GRID_SPLIT=1 asks for it, the look-ahead too where
     PIXELCNN_GRID_AHEAD=1 does, each layer's weights loaded first where
-    PIXELCNN_GRID_PREFETCH=1 does), or persistent where
+    PIXELCNN_GRID_PREFETCH=1 does), or, where `persistent` allows, persistent where
     PIXELCNN_GRID_PERSISTENT=1 asks for it (bf16 on a CUDA device whose Triton launches
-    cooperative grids, one program per SM at most)."""
+    cooperative grids, one program per SM at most). bench.lockstep takes persistent=False."""
     from ..kernels.grid import (ahead_requested, cooperative_launch, dependent_launch,
                                 persistent_requested, prefetch_requested, sm_count,
                                 split_requested)
-    from ..kernels.sampler_pixel_grid import sampler_pixel_grid, widest
-    from ..kernels.sampler_row_gemm import sampler_row_gemm
+    from ..kernels.sampler_pixel_grid import widest
     programs = 0
-    if (persistent_requested() and x.is_cuda and cache.w.wv.dtype == torch.bfloat16
-            and cooperative_launch()):
+    if (persistent and persistent_requested() and x.is_cuda
+            and cache.w.wv.dtype == torch.bfloat16 and cooperative_launch()):
         programs = min(sm_count(x.device), widest(cache))
     split = 0 if programs else 2 if ahead_requested() else int(split_requested())
     prefetch = prefetch_requested()
     if prefetch and (programs or split):
         raise ValueError("PIXELCNN_GRID_PREFETCH=1 takes the unsplit launch per phase: unset "
                          "PIXELCNN_GRID_PERSISTENT, PIXELCNN_GRID_SPLIT and PIXELCNN_GRID_AHEAD")
-    return sampler_row_gemm, functools.partial(sampler_pixel_grid, programs=programs,
-                                               pdl=not programs and dependent_launch(x),
-                                               split=split, prefetch=prefetch)
+    return dict(programs=programs, pdl=not programs and dependent_launch(x), split=split,
+                prefetch=prefetch)
+
+
+def _grid_steps(cache, x):
+    """triton-grid's (row step, pixel step) for this cache, launched as grid_launch says."""
+    from ..kernels.sampler_pixel_grid import sampler_pixel_grid
+    from ..kernels.sampler_row_gemm import sampler_row_gemm
+    return sampler_row_gemm, functools.partial(sampler_pixel_grid, **grid_launch(cache, x))
 
 
 def unavailable(model) -> str:
