@@ -63,7 +63,8 @@ def cpu_name() -> str:
 
 TIMING_ENV = ("PIXELCNN_GRID_PERSISTENT", "PIXELCNN_GRID_BK", "PIXELCNN_GRID_STAGES",
               "PIXELCNN_GRID_POLL", "PIXELCNN_GRID_PDL", "PIXELCNN_GRID_SPLIT",
-              "PIXELCNN_GRID_AHEAD", "NVIDIA_TF32_OVERRIDE", "TRITON_INTERPRET")
+              "PIXELCNN_GRID_AHEAD", "PIXELCNN_GRID_PREFETCH", "NVIDIA_TF32_OVERRIDE",
+              "TRITON_INTERPRET")
 
 
 def machine(device: torch.device, dtype: str) -> dict:

@@ -56,6 +56,7 @@ import torch
 import pixelcnn
 from pixelcnn.cache import GatedCache
 from pixelcnn.cli import RUNS, Parser, at_least, fail, fresh
+from pixelcnn.kernels.grid import meta_capability
 from pixelcnn.kernels.sampler_pixel_grid import sampler_pixel_grid, widest
 from pixelcnn.packing import packed
 
@@ -215,7 +216,7 @@ def launch_paths(preset: str, dtype: torch.dtype, batch: int, size, sms: int = 1
 def record(preset, dtype, batch, size, arch) -> list:
     """[(representative Launch, its variants [Launch], launches of the group)] per group;
     the representative is the variant launched most."""
-    with recording(arch) as launches:
+    with recording(arch) as launches, meta_capability(arch // 10):
         launch_paths(preset, DTYPES[dtype], batch, size)
     groups = {}
     for launch, count in Counter(launches).items():

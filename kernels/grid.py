@@ -12,6 +12,7 @@ more programs than SMs. Triton's interpreter runs programs one after another and
 it: kernels that use it also run as one launch per phase, which is what the interpreter tests
 (DESIGN.md §4).
 """
+import contextlib
 import os
 
 import torch
@@ -98,18 +99,34 @@ def prefetch_requested() -> bool:
                   "weights prefetched")
 
 
+# The compute capability (major) that meta tensors stand for: bench.compile records each
+# target's launches inside meta_capability(arch // 10).
+_META_CAPABILITY = [9]
+
+
+@contextlib.contextmanager
+def meta_capability(major: int):
+    """Inside the block, launches on meta tensors are chosen as for a GPU of compute
+    capability `major` (bench.compile records sm_80's launches with major 8: no PDL)."""
+    _META_CAPABILITY.append(major)
+    try:
+        yield
+    finally:
+        _META_CAPABILITY.pop()
+
+
 def dependent_launch(x: torch.Tensor) -> bool:
     """Whether triton-grid's per-phase launches use programmatic dependent launch (Hopper's
     griddepcontrol: the next phase's kernel is launched while this one runs and waits on chip
     for its completion, hiding the launch between dependent kernels). $PIXELCNN_GRID_PDL "1"
     asks for it, off until a GPU run has timed it; it runs on CUDA devices of compute
-    capability >= 9 only (and on meta tensors: bench.compile, for the arch it is given), never
-    in the interpreter."""
+    capability >= 9 only (and on meta tensors: bench.compile, for the arch it is given,
+    meta_capability), never in the interpreter."""
     if not switch("PIXELCNN_GRID_PDL", "plain launches", "programmatic dependent launch"):
         return False
     if x.is_cuda:
         return torch.cuda.get_device_capability(x.device)[0] >= 9
-    return x.is_meta
+    return x.is_meta and _META_CAPABILITY[-1] >= 9
 
 
 def cooperative_launch() -> bool:

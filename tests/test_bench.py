@@ -297,3 +297,20 @@ def test_vqvae_prior_preset(tmp_path, capsys):
     assert res["model"]["checkpoint"] == "random:vqvae-prior" and not res["failed"]
     assert {r["method"] for r in res["records"]} >= {"naive", "cached"}
     assert "random weights" in res["bits_per_dim"]["test"]["skipped"]
+
+
+def test_timings_record_every_kernel_switch(monkeypatch):
+    """Every PIXELCNN_GRID_* switch the kernels read is recorded beside a timing
+    (bench.common.machine's env), so that bench.roofline files it under its design (a prefetch
+    run without PIXELCNN_GRID_PREFETCH in its JSON would be read as plain PDL)."""
+    import re
+    from pathlib import Path
+
+    from bench.common import TIMING_ENV, machine
+    root = Path(__file__).resolve().parents[1]
+    read = {name for path in [*(root / "kernels").glob("*.py"),
+                              *(root / "pixelcnn").rglob("*.py")]
+            for name in re.findall(r'"(PIXELCNN_GRID_[A-Z_]+)"', path.read_text())}
+    assert read and read <= set(TIMING_ENV), read - set(TIMING_ENV)
+    monkeypatch.setenv("PIXELCNN_GRID_PREFETCH", "1")
+    assert machine(torch.device("cpu"), "bf16")["env"]["PIXELCNN_GRID_PREFETCH"] == "1"

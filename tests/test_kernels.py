@@ -308,13 +308,20 @@ def test_grid_prefetch_is_opt_in(monkeypatch):
 
 def test_grid_dependent_launch_is_opt_in(monkeypatch):
     """PIXELCNN_GRID_PDL=1 asks for programmatic dependent launches of the phases: on CUDA
-    devices of compute capability >= 9 and on meta tensors (the compile check), never on the
-    CPU (the interpreter: griddepcontrol is PTX); anything but 0 or 1 is refused."""
-    from pixelcnn.kernels.grid import dependent_launch
+    devices of compute capability >= 9 and on meta tensors (the compile check) standing for
+    one (sm_80's launches are recorded without), never on the CPU (the interpreter:
+    griddepcontrol is PTX); anything but 0 or 1 is refused."""
+    from pixelcnn.kernels.grid import dependent_launch, meta_capability
     cpu, meta = torch.zeros(1), torch.zeros(1, device="meta")
     assert not dependent_launch(meta)
     monkeypatch.setenv("PIXELCNN_GRID_PDL", "1")
     assert dependent_launch(meta) and not dependent_launch(cpu)
+    with meta_capability(8):
+        assert not dependent_launch(meta)
+        with meta_capability(9):
+            assert dependent_launch(meta)
+        assert not dependent_launch(meta)
+    assert dependent_launch(meta)
     monkeypatch.setenv("PIXELCNN_GRID_PDL", "on")
     with pytest.raises(ValueError, match="PIXELCNN_GRID_PDL must be '0' .* or '1' .*, got 'on'"):
         dependent_launch(cpu)
