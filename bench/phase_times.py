@@ -3,7 +3,8 @@ times in a CUDA graph (µs a launch, as sampling replays them), beside an empty 
 (the floor a dependent launch costs) and the whole step (also with PIXELCNN_GRID_SPLIT's
 split products, with PIXELCNN_GRID_PREFETCH's weights loaded first - before PDL's wait too -
 and PDL letting the next phase launch at a program's start, after its wait or at its end) and
-row step, graphed the same way.
+row step, graphed the same way; last, a grid barrier alone (kernels/grid.py, both polls, 2
+programs and one an SM): the on-chip sync any phase-fusing design would pay instead of a launch.
 
     python -m bench.phase_times                      # cifar preset, bf16, batch 1 and 256
 
@@ -31,6 +32,7 @@ import pixelcnn
 from pixelcnn.cache import GatedCache
 from pixelcnn.cli import RUNS, Parser, at_least, fresh
 from pixelcnn.kernels.common import pow2
+from pixelcnn.kernels.grid import cooperative_launch, grid_barrier, sm_count
 
 from .common import csv, machine, machine_line
 
@@ -41,6 +43,25 @@ DTYPES = {"float32": torch.float32, "bf16": torch.bfloat16}
 def _empty(x):
     """Nothing: a launch's floor."""
     pass
+
+
+@triton.jit
+def _barriers(counter, n, nprog, POLL: tl.constexpr):
+    """n grid barriers back to back and nothing else: what a cross-SM sync alone costs."""
+    for _ in range(n):
+        grid_barrier(counter, nprog, POLL)
+
+
+def barrier_us(device, programs: int, poll: str, n: int = 1000) -> float:
+    """µs per grid barrier (kernels/grid.py, its POLL `poll`) among `programs` co-resident
+    programs with no work between barriers: one cooperative launch of n barriers (its launch
+    spread over them), graphed. The persistent step's barrier was fitted at 2.24 µs with its
+    phases' work (bench.roofline's T_SYNC); this is the floor any design that syncs SMs on
+    chip, not by launches, would pay per phase (bench.roofline's bounds: 2,000 images/s at
+    batch 256 needs that floor near 0.2 µs beside T_PHASE)."""
+    counter = torch.zeros(1, dtype=torch.int32, device=device)
+    return graphed(lambda: _barriers[(programs,)](counter, n, programs, POLL=poll, num_warps=8,
+                                                  launch_cooperative_grid=True), 1) / n
 
 
 def graphed(fn, n: int, replays: int = 5) -> float:
@@ -195,11 +216,27 @@ def report(r: dict, layers: int) -> str:
               f"a c = 0 step {r['step_c0_us']:.1f} µs",
               f"  empty kernel: {e[1]:.2f} µs (1 program), {e[132]:.2f} µs (132); row step "
               f"{r['row_us']:.1f} µs",
+
               f"  a 32x32x3 image: {(r['row_us'] * 32 + 1024 * (r['step_c0_us'] + 2 * r['step_us'])) / 1e6:.3f} s "
               f"predicted from these (32 row steps, 1,024 pixels of 3 sub-pixels)",
               "  layer 1's phase: " + swept(r["layer_sweep"]),
               "  the row step: " + swept(r["row_sweep"])]
     return "\n".join(lines)
+
+
+def barriers(device) -> dict:
+    """µs of a grid barrier alone, by its poll and programs (2, and one an SM), where Triton
+    launches cooperative grids."""
+    if not cooperative_launch():
+        return {}
+    return {f"{poll}, {p} programs": barrier_us(device, p, poll)
+            for poll in ("atomic", "load") for p in (2, sm_count(device))}
+
+
+def barrier_line(timed: dict) -> str:
+    return "a grid barrier alone (poll, programs): " + (
+        ", ".join(f"{k} {v:.2f} µs" for k, v in timed.items()) if timed
+        else "not timed (this Triton has no cooperative launch)")
 
 
 def swept(rows: list) -> str:
@@ -230,13 +267,16 @@ def main(argv=None):
           f"{args.launches} launches a graph, best of 5 replays")
     args.out.mkdir(parents=True, exist_ok=True)
     path = fresh(args.out / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-cuda-phase-times.json")
-    results = []
+    saved = {"machine": m, "preset": args.preset, "launches": args.launches, "batches": []}
     for b in args.batch_sizes:      # written after each batch size: a step's time limit
-        results.append(times(model, b, args.launches))  # (gpu.sh) keeps what was measured
-        print(report(results[-1], model.config.layers))
-        path.write_text(json.dumps({"machine": m, "preset": args.preset,
-                                    "launches": args.launches, "batches": results}, indent=1))
+        saved["batches"].append(times(model, b, args.launches))  # (gpu.sh) keeps what was
+        print(report(saved["batches"][-1], model.config.layers))  # measured
+        path.write_text(json.dumps(saved, indent=1))
         print(f"wrote {path}", flush=True)
+    saved["barrier_us"] = barriers(device)          # last: a barrier that hangs loses only it
+    print(barrier_line(saved["barrier_us"]))
+    path.write_text(json.dumps(saved, indent=1))
+    print(f"wrote {path}", flush=True)
 
 
 if __name__ == "__main__":

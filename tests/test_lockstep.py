@@ -95,6 +95,9 @@ def test_phase_times_cover_every_phase(monkeypatch):
     assert "the layers' weights prefetched 2.0, before PDL's wait nan" in text
     assert "PREFETCH=True 2.00 µs" in text
     assert "the row step: as launched 2.00 µs, num_stages=4 2.00 µs" in text
+    assert pt.barrier_line({}).endswith("not timed (this Triton has no cooperative launch)")
+    assert pt.barrier_line({"atomic, 2 programs": 1.5}) == \
+        "a grid barrier alone (poll, programs): atomic, 2 programs 1.50 µs"
 
     def too_big():
         raise RuntimeError("out of resource: shared memory, Required: 300000\nmore")
@@ -103,6 +106,14 @@ def test_phase_times_cover_every_phase(monkeypatch):
     assert pt.swept([rows[0], failed]) == \
         "as launched 2.00 µs, num_stages=8 (RuntimeError: out of resource: shared memory, " \
         "Required: 300000)"
+
+
+def test_barrier_loop_counts_its_barriers():
+    """bench.phase_times' barrier timing: n grid barriers, one ticket each (one program: the
+    interpreter runs programs one after another, so a wait among several cannot run here)."""
+    counter = torch.zeros(1, dtype=torch.int32)
+    pt._barriers[(1,)](counter, 5, 1, POLL="atomic")
+    assert int(counter) == 5
 
 
 def test_phase_times_needs_a_gpu(capsys):
