@@ -87,6 +87,15 @@ is 308 GFLOP at batch 256 (0.39 ms at the dense bf16 rate; 1.09 modelled, 1.54 m
 with free syncs and row steps at that rate the bound is 1,974 images/s. On this model the
 target needs a phase floor under T_PHASE, i.e. a design that does not pay a program's
 prologue, first loads and stores at every phase.
+Such a design (`resident`, not built): issue 12's first candidate, a persistent launch whose
+programs keep the pixel path's weights on chip for the whole image (cifar bf16: 83 KB an SM of
+228) and meet at an on-chip sync before each phase, which then costs the sync, one L2 round
+trip for the activations (T_MEM) and its arithmetic over every SM. With free syncs and
+today's row steps it bounds the H100 at ~3,600 images/s at batch 256; 2,000 holds while a
+sync costs <= ~1.0 us. The persistent step's barrier was fitted at 2.24 us with its phases'
+work; bench.phase_times now times a barrier alone (2 programs, one an SM): under ~1 us, the
+resident design is worth building (in Triton's Gluon or CUDA: plain Triton cannot keep 15
+layers' tiles on chip); above, issue 12's 2,000 images/s needs re-scoping.
 """
 from __future__ import annotations
 
@@ -648,7 +657,48 @@ def targets(cfg, device, size, meas) -> list:
                  f"and row steps at the measured dense bf16 rate ({row.count} x "
                  f"{peak * 1e3:.2f} ms); more needs a phase floor under T_PHASE "
                  f"({T_PHASE * 1e6:.2f} us, fitted)")
+    held = resident_bytes(cfg, "bf16") / dev.sms
+    free = 256 / resident(cfg, dev, 256, size, 0.0, row.seconds)
+    sync = (256 / 2000 - 256 / free) / resident_syncs(cfg, size)
+    lines.append(f"bound, bf16 batch 256: {free:,.0f} images/s for a persistent design with "
+                 f"the pixel path's weights resident on chip ({held / 1e3:.0f} KB an SM of "
+                 f"{dev.smem / 1e3:.0f}) and free on-chip syncs between phases, today's row "
+                 f"steps; 2,000 while a sync costs <= {sync * 1e6:.2f} us (the persistent "
+                 f"step's barrier, with its phases' work: {T_SYNC * 1e6:.2f} us fitted; "
+                 f"bench.phase_times times a barrier alone)")
     return lines
+
+
+def resident_bytes(cfg, dtype: str) -> float:
+    """The pixel path's weights (a pixel's first sub-pixel's: its left taps too, triton-grid's
+    folded residuals), which a resident design keeps on chip for a whole image."""
+    wt = weights(cfg)
+    return (wt["pixel"] + wt["folded"] + wt["prev"]) * DTYPE_BYTES[dtype]
+
+
+def resident_syncs(cfg, size) -> int:
+    """On-chip syncs a batch of the resident design: one before each of a sub-pixel's L + 3
+    phases."""
+    return cfg.in_channels * size[0] * size[1] * (cfg.layers + 3)
+
+
+def resident(cfg, dev: Device, batch: int, size, sync: float, row_s: float) -> float:
+    """Seconds per batch (bf16) of a design the code does not have, issue 12's first candidate:
+    one persistent launch whose programs, one an SM, keep their slice of every layer's
+    pixel-path weights on chip (resident_bytes / SMs) and meet at an on-chip sync before each
+    of a sub-pixel's L + 3 phases. A phase costs the sync, one L2 round trip for the previous
+    phase's activations (T_MEM) and its products' arithmetic over every SM at EFFICIENCY (no
+    weight traffic, no program prologue: T_PHASE's share of both is taken to vanish); T_SAMPLE
+    a sub-pixel; `row_s` a row step. Not built: a Triton program cannot index register-held
+    tiles by a runtime layer, so keeping 15 layers' slices on chip needs explicit shared
+    memory (Triton's Gluon dialect, or CUDA); worth it only if an on-chip sync measures under
+    the cost `targets` prints (bench.phase_times' barrier alone)."""
+    wt = weights(cfg)
+    C, (h, w) = cfg.in_channels, size
+    elements = wt["pixel"] + wt["folded"] + wt["prev"] / C        # per sub-pixel, on average
+    arithmetic = 2.0 * batch * elements / (dev.matmul * EFFICIENCY)
+    sub_pixel = (cfg.layers + 3) * (sync + T_MEM) + arithmetic + T_SAMPLE
+    return C * h * w * sub_pixel + (h - 1) * row_s
 
 
 SLOTS_BF16 = 3      # programs an SM of today's bf16 phase kernel (124-138 registers, 4 warps)

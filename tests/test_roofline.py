@@ -183,9 +183,10 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     assert out.count("target bf16") == 3 * 7  # as timed (a left phase), today, split, ahead,
     # pdl, pdl with the weights prefetched, persistent
     assert out.count("holds while a cross-SM sync costs") == 3          # pdl, persistent
-    assert out.count("bound, bf16 batch 256") == 7    # one product a phase: a launch or
+    assert out.count("bound, bf16 batch 256") == 8    # one product a phase: a launch or
     # nothing between phases; spread: a launch, PDL or nothing; spread with today's row steps
-    # and with row steps at the dense matmul rate
+    # and with row steps at the dense matmul rate; the resident design's
+    assert "for a persistent design with the pixel path's weights resident on chip" in out
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out
 
@@ -238,3 +239,20 @@ def test_spread_floor_shares_each_phases_work_among_the_slots():
         roofline.floor(cfg, 256, (32, 32), hop)
     assert roofline.spread_floor(cfg, dev, 1, (32, 32), hop) > \
         roofline.floor(cfg, 1, (32, 32), hop)
+
+
+def test_resident_design_states_the_sync_it_needs():
+    """The resident design (weights on chip, an on-chip sync a phase): its batch time is
+    linear in the sync, and the sync `targets` prints as the most 2,000 images/s tolerates
+    gives exactly 2,000; its weights fit an SM's shared memory (cifar, bf16, H100)."""
+    cfg, dev, size = pixelcnn.preset("cifar"), roofline.DEVICES["h100"], (32, 32)
+    row = roofline.grid(cfg, dev, "bf16", 256, size)[0].seconds
+    at = lambda sync: roofline.resident(cfg, dev, 256, size, sync, row)
+    n = roofline.resident_syncs(cfg, size)
+    assert n == 3 * 32 * 32 * (15 + 3)
+    assert at(1e-6) - at(0.0) == pytest.approx(n * 1e-6)
+    assert roofline.resident_bytes(cfg, "bf16") / dev.sms < dev.smem
+    line = [x for x in roofline.targets(cfg, "h100", size, {}) if "resident on chip" in x][0]
+    sync = float(line.split("while a sync costs <= ")[1].split(" us")[0]) * 1e-6
+    assert 0 < sync < roofline.T_SYNC
+    assert 256 / at(sync) == pytest.approx(2000, rel=0.01)
