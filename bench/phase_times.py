@@ -229,13 +229,20 @@ def barriers(device) -> dict:
     launches cooperative grids."""
     if not cooperative_launch():
         return {}
-    return {f"{poll}, {p} programs": barrier_us(device, p, poll)
-            for poll in ("atomic", "load") for p in (2, sm_count(device))}
+    out = {}
+    for poll in ("atomic", "load"):
+        for p in (2, sm_count(device)):
+            try:
+                out[f"{poll}, {p} programs"] = barrier_us(device, p, poll)
+            except Exception as e:                      # a failed launch is a result
+                out[f"{poll}, {p} programs"] = f"{type(e).__name__}: {str(e).strip()[:200]}"
+    return out
 
 
 def barrier_line(timed: dict) -> str:
     return "a grid barrier alone (poll, programs): " + (
-        ", ".join(f"{k} {v:.2f} µs" for k, v in timed.items()) if timed
+        ", ".join(f"{k} {v:.2f} µs" if isinstance(v, float) else f"{k} ({v})"
+                  for k, v in timed.items()) if timed
         else "not timed (this Triton has no cooperative launch)")
 
 

@@ -96,8 +96,9 @@ def test_phase_times_cover_every_phase(monkeypatch):
     assert "PREFETCH=True 2.00 µs" in text
     assert "the row step: as launched 2.00 µs, num_stages=4 2.00 µs" in text
     assert pt.barrier_line({}).endswith("not timed (this Triton has no cooperative launch)")
-    assert pt.barrier_line({"atomic, 2 programs": 1.5}) == \
-        "a grid barrier alone (poll, programs): atomic, 2 programs 1.50 µs"
+    assert pt.barrier_line({"atomic, 2 programs": 1.5, "load, 132 programs": "E: x"}) == \
+        "a grid barrier alone (poll, programs): atomic, 2 programs 1.50 µs, " \
+        "load, 132 programs (E: x)"
 
     def too_big():
         raise RuntimeError("out of resource: shared memory, Required: 300000\nmore")
