@@ -1,5 +1,7 @@
 """bench.roofline (issue 12, item 4): the performance model of the sampler's steps, as a
 command; it predicts from the launchers' own tiles and prints predicted beside measured."""
+import json
+
 import pytest
 
 import pixelcnn
@@ -256,3 +258,22 @@ def test_resident_design_states_the_sync_it_needs():
     sync = float(line.split("while a sync costs <= ")[1].split(" us")[0]) * 1e-6
     assert 0 < sync < roofline.T_SYNC
     assert 256 / at(sync) == pytest.approx(2000, rel=0.01)
+
+
+def test_a_measured_barrier_decides_the_resident_design(tmp_path, capsys):
+    """bench.phase_times' barrier alone, on the device asked for, among one program an SM
+    (not 2), the better poll: the roofline prints what the resident design predicts at it."""
+    def write(name, device, barriers):
+        (tmp_path / f"{name}-cuda-phase-times.json").write_text(json.dumps(
+            {"machine": {"device_name": device}, "batches": [], "barrier_us": barriers}))
+    write("a", "NVIDIA H100 80GB HBM3", {"atomic, 2 programs": 0.3, "atomic, 132 programs": 1.4,
+                                         "load, 132 programs": 0.8,
+                                         "load, 2 programs": "RuntimeError: x"})
+    write("b", "NVIDIA H200", {"atomic, 132 programs": 0.1})
+    assert roofline.measured_barrier(tmp_path, "h100") == pytest.approx(0.8e-6)
+    assert roofline.measured_barrier(tmp_path / "none", "h100") is None
+    roofline.main(["--preset", "cifar", "--device", "h100", "--dtypes", "bf16", "--batches",
+                   "256", "--results", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "the resident design at the barrier alone measured here (0.80 us" in out
+    assert out.splitlines()[-1].endswith("(met)")
