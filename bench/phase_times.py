@@ -57,8 +57,8 @@ def barrier_us(device, programs: int, poll: str, n: int = 1000) -> float:
     programs with no work between barriers: one cooperative launch of n barriers (its launch
     spread over them), graphed. The persistent step's barrier was fitted at 2.24 µs with its
     phases' work (bench.roofline's T_SYNC); this is the floor any design that syncs SMs on
-    chip, not by launches, would pay per phase (bench.roofline's bounds: 2,000 images/s at
-    batch 256 needs that floor near 0.2 µs beside T_PHASE)."""
+    chip, not by launches, would pay per phase (bench.roofline's resident design reaches
+    2,000 images/s at batch 256 while it is under ~1 µs)."""
     counter = torch.zeros(1, dtype=torch.int32, device=device)
     return graphed(lambda: _barriers[(programs,)](counter, n, programs, POLL=poll, num_warps=8,
                                                   launch_cooperative_grid=True), 1) / n
@@ -216,7 +216,6 @@ def report(r: dict, layers: int) -> str:
               f"a c = 0 step {r['step_c0_us']:.1f} µs",
               f"  empty kernel: {e[1]:.2f} µs (1 program), {e[132]:.2f} µs (132); row step "
               f"{r['row_us']:.1f} µs",
-
               f"  a 32x32x3 image: {(r['row_us'] * 32 + 1024 * (r['step_c0_us'] + 2 * r['step_us'])) / 1e6:.3f} s "
               f"predicted from these (32 row steps, 1,024 pixels of 3 sub-pixels)",
               "  layer 1's phase: " + swept(r["layer_sweep"]),
