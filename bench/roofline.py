@@ -633,7 +633,9 @@ def targets(cfg, device, size, meas, barrier: float | None = None) -> list:
     against issue 12's targets (bf16); for the persistent one the barrier cost it tolerates
     (a batch's time is linear in T_SYNC); then the bound on any design of L + 3 dependent
     phases a sub-pixel (`floor`: each phase one product over K = H; `spread_floor`: however
-    a phase's products are spread over the SMs)."""
+    a phase's products are spread over the SMs); last the resident design's (`resident`) and
+    the sync it tolerates, and, given the barrier alone measured on the device (`barrier`,
+    seconds: measured_barrier), what it predicts there."""
     lines = []
     for label in ("triton-grid/left-phase", "triton-grid", "triton-grid/split",
                   "triton-grid/ahead", "triton-grid/pdl", "triton-grid/pdl/prefetch",
