@@ -52,16 +52,18 @@ def _barriers(counter, n, nprog, POLL: tl.constexpr):
         grid_barrier(counter, nprog, POLL)
 
 
-def barrier_us(device, programs: int, poll: str, n: int = 1000) -> float:
-    """µs per grid barrier (kernels/grid.py, its POLL `poll`) among `programs` co-resident
-    programs with no work between barriers: one cooperative launch of n barriers (its launch
-    spread over them), graphed. The persistent step's barrier was fitted at 2.24 µs with its
-    phases' work (bench.roofline's T_SYNC); this is the floor any design that syncs SMs on
-    chip, not by launches, would pay per phase (bench.roofline's resident design reaches
-    2,000 images/s at batch 256 while it is under ~1 µs)."""
+def barrier_us(device, programs: int, poll: str, n: int = 1000) -> dict:
+    """{"us": µs per grid barrier} (kernels/grid.py, its POLL `poll`) among `programs`
+    co-resident programs with no work between barriers: one cooperative launch of n barriers
+    (its launch spread over them), graphed; or, as `timed` records it, {"error": ...}. The
+    persistent step's barrier was fitted at 2.24 µs with its phases' work (bench.roofline's
+    T_SYNC); this is the floor any design that syncs SMs on chip, not by launches, would pay
+    per phase (bench.roofline's resident design reaches 2,000 images/s at batch 256 while it
+    is under ~1 µs)."""
     counter = torch.zeros(1, dtype=torch.int32, device=device)
-    return graphed(lambda: _barriers[(programs,)](counter, n, programs, POLL=poll, num_warps=8,
-                                                  launch_cooperative_grid=True), 1) / n
+    got = timed(lambda: _barriers[(programs,)](counter, n, programs, POLL=poll, num_warps=8,
+                                               launch_cooperative_grid=True), 1)
+    return {"us": got["us"] / n} if "us" in got else got
 
 
 def graphed(fn, n: int, replays: int = 5) -> float:
@@ -224,32 +226,30 @@ def report(r: dict, layers: int) -> str:
 
 
 def barriers(device) -> dict:
-    """µs of a grid barrier alone, by its poll and programs (2, and one an SM), where Triton
-    launches cooperative grids."""
+    """barrier_us by poll and programs (2, and one an SM), where Triton launches cooperative
+    grids."""
     if not cooperative_launch():
         return {}
-    out = {}
-    for poll in ("atomic", "load"):
-        for p in (2, sm_count(device)):
-            try:
-                out[f"{poll}, {p} programs"] = barrier_us(device, p, poll)
-            except Exception as e:                      # a failed launch is a result
-                out[f"{poll}, {p} programs"] = f"{type(e).__name__}: {str(e).strip()[:200]}"
-    return out
+    return {f"{poll}, {p} programs": barrier_us(device, p, poll)
+            for poll in ("atomic", "load") for p in (2, sm_count(device))}
 
 
-def barrier_line(timed: dict) -> str:
+def barrier_line(got: dict) -> str:
     return "a grid barrier alone (poll, programs): " + (
-        ", ".join(f"{k} {v:.2f} µs" if isinstance(v, float) else f"{k} ({v})"
-                  for k, v in timed.items()) if timed
+        ", ".join(f"{k} {outcome(v)}" for k, v in got.items()) if got
         else "not timed (this Triton has no cooperative launch)")
+
+
+def outcome(r: dict) -> str:
+    """A `timed` result: its µs, or its error in parentheses."""
+    return f"{r['us']:.2f} µs" if "us" in r else f"({r['error']})"
 
 
 def swept(rows: list) -> str:
     """A sweep's rows on one line: each override (or 'as launched') and its µs or error."""
     return ", ".join(
         f"{', '.join(f'{k}={v}' for k, v in s['override'].items()) or 'as launched'} "
-        + (f"{s['us']:.2f} µs" if "us" in s else f"({s['error']})") for s in rows)
+        + outcome(s) for s in rows)
 
 
 def main(argv=None):

@@ -96,7 +96,8 @@ def test_phase_times_cover_every_phase(monkeypatch):
     assert "PREFETCH=True 2.00 µs" in text
     assert "the row step: as launched 2.00 µs, num_stages=4 2.00 µs" in text
     assert pt.barrier_line({}).endswith("not timed (this Triton has no cooperative launch)")
-    assert pt.barrier_line({"atomic, 2 programs": 1.5, "load, 132 programs": "E: x"}) == \
+    assert pt.barrier_line({"atomic, 2 programs": {"us": 1.5},
+                            "load, 132 programs": {"error": "E: x"}}) == \
         "a grid barrier alone (poll, programs): atomic, 2 programs 1.50 µs, " \
         "load, 132 programs (E: x)"
 

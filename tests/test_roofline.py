@@ -266,10 +266,11 @@ def test_a_measured_barrier_decides_the_resident_design(tmp_path, capsys):
     def write(name, device, barriers):
         (tmp_path / f"{name}-cuda-phase-times.json").write_text(json.dumps(
             {"machine": {"device_name": device}, "batches": [], "barrier_us": barriers}))
-    write("a", "NVIDIA H100 80GB HBM3", {"atomic, 2 programs": 0.3, "atomic, 132 programs": 1.4,
-                                         "load, 132 programs": 0.8,
-                                         "load, 2 programs": "RuntimeError: x"})
-    write("b", "NVIDIA H200", {"atomic, 132 programs": 0.1})
+    write("a", "NVIDIA H100 80GB HBM3", {"atomic, 2 programs": {"us": 0.3},
+                                         "atomic, 132 programs": {"us": 1.4},
+                                         "load, 132 programs": {"us": 0.8},
+                                         "load, 2 programs": {"error": "RuntimeError: x"}})
+    write("b", "NVIDIA H200", {"atomic, 132 programs": {"us": 0.1}})
     assert roofline.measured_barrier(tmp_path, "h100") == pytest.approx(0.8e-6)
     assert roofline.measured_barrier(tmp_path / "none", "h100") is None
     roofline.main(["--preset", "cifar", "--device", "h100", "--dtypes", "bf16", "--batches",
