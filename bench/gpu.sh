@@ -7,9 +7,10 @@
 #
 #   bash bench/gpu.sh                 every step, under 20 minutes
 #   bash bench/gpu.sh --part 1|2|3    a third of them, under 10 minutes each (the device
-#                                     tool's limit for one command): 1 bf16 sampling (the
-#                                     pipeline, barrier and K-tile candidates too) and the
-#                                     roofline,
+#                                     tool's limit for one command): 1 L2's broadcast and a
+#                                     grid barrier alone (first: a minute), bf16 sampling
+#                                     (the pipeline, barrier and K-tile candidates too) and
+#                                     the roofline,
 #                                     2 float32, compile, kernels, cached,
 #                                     3 training
 #   bash bench/gpu.sh STEP...         these steps only
@@ -17,7 +18,7 @@
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: lockstep phase-times compile kernels sample-bf16 grid-prefetch gate-fp32
+# Steps, in order: chip lockstep phase-times compile kernels sample-bf16 grid-prefetch gate-fp32
 # grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32
 # cached train-throughput roofline train-ship (data is built first when a step needs it).
 # Data: the CIFAR-10 builder folder in .gpu/cifar10/ (git-ignored, carried to the device:
@@ -31,7 +32,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="lockstep phase-times compile kernels sample-bf16 grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
+ALL="chip lockstep phase-times compile kernels sample-bf16 grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
 SAMPLE_STEPS=" sample-bf16 grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached "
 DATA_STEPS="$SAMPLE_STEPS train-throughput train-ship "
 DRY=${DRY_RUN:-0}
@@ -49,7 +50,7 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="lockstep phase-times sample-bf16 grid-prefetch grid-split grid-ahead gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="chip lockstep phase-times sample-bf16 grid-prefetch grid-split grid-ahead gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
   2) DEFAULT="sample-fp32 compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
@@ -218,14 +219,19 @@ for s in $STEPS; do
         step lockstep-triton 60 $PY -m bench.lockstep --method triton --out "$R"
         step lockstep-triton-bf16 60 $PY -m bench.lockstep --method triton --dtype bf16 --out "$R"
       fi ;;
+    chip)             # first, a minute at most: L2's broadcast and a grid barrier alone,
+                      # the two rates that decide issue 12's 2,000 images/s (bench.roofline's
+                      # resident design; the roofline step prints the verdict)
+      [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (CUDA launches only)"; continue; }
+      step chip 60 $PY -m bench.phase_times --what chip --out "$R" ;;
     phase-times)      # each of triton-grid's phases alone in a CUDA graph, an empty launch,
                       # the whole step (split, PDL and where it lets the next phase launch),
                       # a layer's phase under other warps, K tiles and stages, the row step
                       # under other stages and K tiles: where a sub-pixel's and a row's time
                       # goes (its JSON is written after each batch size)
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (CUDA launches only)"; continue; }
-      step phase-times 240 $PY -m bench.phase_times --out "$R"
-      step phase-times-fp32 100 $PY -m bench.phase_times --dtype float32 --batch-sizes 16 --out "$R" ;;
+      step phase-times 240 $PY -m bench.phase_times --what phases --out "$R"
+      step phase-times-fp32 100 $PY -m bench.phase_times --what phases --dtype float32 --batch-sizes 16 --out "$R" ;;
     cached)           # Python-bound at ~2 ms per step at every batch size: batch 1 only
       for dtype in bf16 float32; do
         step cached-$dtype 120 $PY -m bench.sample "${COMMON[@]}" "${SAMPLE[@]}" --batch-sizes 1 --repeat 1 --naive-steps 5 --eval-images 16 --samples-per-method 0 --dtype $dtype --methods naive,cached

@@ -3,10 +3,13 @@ times in a CUDA graph (µs a launch, as sampling replays them), beside an empty 
 (the floor a dependent launch costs) and the whole step (also with PIXELCNN_GRID_SPLIT's
 split products, with PIXELCNN_GRID_PREFETCH's weights loaded first - before PDL's wait too -
 and PDL letting the next phase launch at a program's start, after its wait or at its end) and
-row step, graphed the same way; last, a grid barrier alone (kernels/grid.py, both polls, 2
-programs and one an SM): the on-chip sync any phase-fusing design would pay instead of a launch.
+row step, graphed the same way; last (`--what chip`, also alone) L2 delivering the same
+activations to every SM, then a grid barrier alone (kernels/grid.py, both polls, 2 programs and
+one an SM): the broadcast and the on-chip sync that bench.roofline's resident design, which
+keeps the weights on chip, would pay at every phase instead of a launch.
 
     python -m bench.phase_times                      # cifar preset, bf16, batch 1 and 256
+    python -m bench.phase_times --what chip          # the broadcast and the barrier only
 
 Why: bench.roofline, fitted on the two-phase design, put most of a sub-pixel in K-loop round
 trips; on the H200 the folded design's 7 pipeline stages and K tiles of 128, which cut those,
@@ -64,6 +67,42 @@ def barrier_us(device, programs: int, poll: str, n: int = 1000) -> dict:
     got = timed(lambda: _barriers[(programs,)](counter, n, programs, POLL=poll, num_warps=8,
                                                launch_cooperative_grid=True), 1)
     return {"us": got["us"] / n} if "us" in got else got
+
+
+@triton.jit
+def _broadcast(src, out, n, reps, BLOCK: tl.constexpr, UNROLL: tl.constexpr):
+    """Every program reads the same n elements of src from L2 (.cg, as the phases read each
+    other's activations) `reps` times, UNROLL blocks in flight, and stores their sum."""
+    acc = tl.zeros([BLOCK], tl.float32)
+    blocks = tl.cdiv(n, BLOCK)
+    for t in range(0, reps * blocks, UNROLL):
+        for u in tl.static_range(UNROLL):
+            offs = (t + u) % blocks * BLOCK + tl.arange(0, BLOCK)
+            ok = (offs < n) & (offs * 0 + t + u < reps * blocks)
+            acc += tl.load(src + offs, mask=ok, other=0.0, cache_modifier=".cg").to(tl.float32)
+    tl.store(out + tl.program_id(0), tl.sum(acc))
+
+
+def broadcast_tbs(device, programs: int, nbytes: int, reps: int = 40) -> dict:
+    """{"us": µs a launch, "tbs": TB/s} of L2 delivering the same nbytes (bf16) to `programs`
+    programs, each reading them `reps` times (_broadcast, 8 warps, 8 blocks of 2,048 in
+    flight), graphed; or, as `timed` records it, {"error": ...}. bench.roofline's resident
+    design broadcasts every phase's activations to each of its ~60 column groups of SMs: at
+    batch 256 its time is this rate's (5.5 TB/s assumed until measured)."""
+    src = torch.randn(nbytes // 2, device=device).to(torch.bfloat16)
+    out = torch.empty(programs, device=device)
+    got = timed(lambda: _broadcast[(programs,)](src, out, src.numel(), reps, BLOCK=2048,
+                                                UNROLL=8, num_warps=8), 5)
+    if "us" in got:
+        got["tbs"] = programs * reps * src.numel() * 2 / (got["us"] * 1e-6) / 1e12
+    return got
+
+
+def broadcasts(device, nbytes: int) -> dict:
+    """broadcast_tbs at one program an SM (the resident design's form) and four."""
+    sms = sm_count(device)
+    return {f"{p} programs, {nbytes / 1e3:.0f} KB": broadcast_tbs(device, p, nbytes)
+            for p in (sms, 4 * sms)}
 
 
 def graphed(fn, n: int, replays: int = 5) -> float:
@@ -234,6 +273,12 @@ def barriers(device) -> dict:
             for poll in ("atomic", "load") for p in (2, sm_count(device))}
 
 
+def broadcast_line(got: dict) -> str:
+    return "L2's broadcast (every program reading the same activations): " + ", ".join(
+        f"{k} " + (f"{r['tbs']:.1f} TB/s ({r['us']:.1f} µs)" if "tbs" in r else outcome(r))
+        for k, r in got.items())
+
+
 def barrier_line(got: dict) -> str:
     return "a grid barrier alone (poll, programs): " + (
         ", ".join(f"{k} {outcome(v)}" for k, v in got.items()) if got
@@ -259,30 +304,43 @@ def main(argv=None):
     p.add_argument("--batch-sizes", type=csv(int), default=[1, 256])
     p.add_argument("--launches", type=at_least(1), default=400,
                    help="launches per CUDA graph (default 400)")
+    p.add_argument("--what", type=csv(str), default=["phases", "chip"],
+                   help="phases (each phase, the steps, the sweeps) and/or chip (L2's "
+                        "broadcast, then a grid barrier alone: bench.roofline's resident "
+                        "design); default both")
     p.add_argument("--out", type=Path, default=RUNS / "bench")
     args = p.parse_args(argv)
+    unknown = [w for w in args.what if w not in ("phases", "chip")]
+    if unknown or not args.what:
+        p.error(f"--what: unknown {unknown}; choose from phases, chip")
     if not torch.cuda.is_available():
         p.error("bench.phase_times times CUDA launches and needs a GPU "
                 "(its kernels' correctness on a CPU: python -m bench.lockstep)")
     device = torch.device("cuda")
     torch.manual_seed(0)
-    model = pixelcnn.build(pixelcnn.preset(args.preset)).to(device, DTYPES[args.dtype]).eval()
+    config = pixelcnn.preset(args.preset)
     m = machine(device, args.dtype)
     print(machine_line(m))
-    print(f"model: {args.preset} preset ({model.config.layers} layers), random weights; "
-          f"{args.launches} launches a graph, best of 5 replays")
     args.out.mkdir(parents=True, exist_ok=True)
     path = fresh(args.out / f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-cuda-phase-times.json")
     saved = {"machine": m, "preset": args.preset, "launches": args.launches, "batches": []}
-    for b in args.batch_sizes:      # written after each batch size: a step's time limit
-        saved["batches"].append(times(model, b, args.launches))  # (gpu.sh) keeps what was
-        print(report(saved["batches"][-1], model.config.layers))  # measured
+
+    def write(line):
+        print(line)
         path.write_text(json.dumps(saved, indent=1))
         print(f"wrote {path}", flush=True)
-    saved["barrier_us"] = barriers(device)          # last: a barrier that hangs loses only it
-    print(barrier_line(saved["barrier_us"]))
-    path.write_text(json.dumps(saved, indent=1))
-    print(f"wrote {path}", flush=True)
+    if "phases" in args.what:
+        model = pixelcnn.build(config).to(device, DTYPES[args.dtype]).eval()
+        print(f"model: {args.preset} preset ({config.layers} layers), random weights; "
+              f"{args.launches} launches a graph, best of 5 replays")
+        for b in args.batch_sizes:      # written after each batch size: a step's time limit
+            saved["batches"].append(times(model, b, args.launches))  # (gpu.sh) keeps what
+            write(report(saved["batches"][-1], config.layers))        # was measured
+    if "chip" in args.what:         # the largest batch's phase input: a and r, bf16
+        saved["broadcast"] = broadcasts(device, max(args.batch_sizes) * 2 * config.channels * 2)
+        write(broadcast_line(saved["broadcast"]))
+        saved["barrier_us"] = barriers(device)      # last: a barrier that hangs loses only it
+        write(barrier_line(saved["barrier_us"]))
 
 
 if __name__ == "__main__":

@@ -172,7 +172,10 @@ T_ITER = 0.363e-6     # triton-grid's row step: one K-loop iteration (a K tile o
                       # tiles is R (1 + (n - 1) / (S - 1)): T_ITER = 3.5 R / 6, R ~ 0.62 us; one
                       # loop of 90 is 45.5 R against 52.5 R (13% less) at 3 stages, 13.7 R at 8
                       # (bench.phase_times' row sweep times both). Kept at T_ITER until timed
-L2_BW = 5.5e12        # L2 -> SMs, bytes/s: assumed (in no datasheet, not measured here)
+L2_BW = 5.5e12        # L2 -> SMs, bytes/s: assumed (in no datasheet, not measured here;
+                      # bench.phase_times now times every SM reading the same activations)
+STAGING = 32e3        # resident design: an SM's shared memory kept to stage activations (two
+                      # 16 KB buffers: assumed), the rest holds weights
 EFFICIENCY = 0.5      # triton-grid: its small matmuls at half the measured dense rate: assumed
 NAIVE_LAYER = 0.3e-3  # naive step: eager PyTorch's dispatch and launches per layer (FITTED with
 NAIVE_EFF = 0.25      # NAIVE_EFF on naive bf16, H100: 4.7 ms at batch 1, 66 ms at 256) and cuDNN's
@@ -304,6 +307,20 @@ def phase_products(kind: str, H: int, p: int, F: int, sample: bool, fused: bool 
     return max(chain, 2 * p * k) if beside == "left" else chain
 
 
+def phase_inputs(kind: str, H: int, p: int, F: int, fused: bool = True) -> int:
+    """Elements per image that one block of columns of a pixel phase (phase_kinds) reads as
+    its products' K inputs, summed over the kind's tiles there: what every block of columns
+    re-reads (a tile needs all K of its images' inputs). left, the taps (p H); layer 0, the
+    embedded pixel (F); a layer, the previous layer's gated unit a and input r (2H: the gate
+    takes both, the residual and skip reuse a); .../split's "gate", 2H for the gate's tiles
+    and H (a) for the finishing ones; .../ahead's four kinds of tile H each; two-phase: the
+    gate r, the residual and skip a; the head, H; "+left", the next layer's taps beside."""
+    base, _, beside = kind.partition("+")
+    inputs = {"left": p * H, "layer0": F, "layer": 2 * H, "gate": 3 * H if fused else H,
+              "ahead": 4 * H, "res": H, "hidden": H, "out": H}[base]
+    return inputs + (p * H if beside == "left" else 0)
+
+
 def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
          label: str = "triton-grid") -> list:
     """method="triton-grid" as its launchers configure it (kernels/sampler_row_gemm.py,
@@ -332,8 +349,8 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     split = ("split" in label.split("/") or ahead) and not persistent   # ..._SPLIT=1
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     bb, bn = pixel_tiles(batch, H, torch_dtype, persistent and fused)   # as launched (2-phase: 32)
-    nb = math.ceil(batch / bb)
-    per = nb * math.ceil(H / bn)                # a layer's tiles (the row step's are its own)
+    nb, ncb = math.ceil(batch / bb), math.ceil(H / bn)
+    per = nb * ncb                              # a layer's tiles (the row step's are its own)
     programs = min(dev.sms, (L if left_phase or not fused else 2) * per)   # the widest
     # resident programs an SM, 65,536 registers / (registers x threads) by bench.compile: bf16
     # (4 warps) 168-183 registers in the designs timed so far -> 2, 124-138 since a program
@@ -367,7 +384,10 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
         latency = sum(waves(kind) * latency(kind) for kind in todo) + T_SAMPLE * sample
         hops = len(todo) - 1 if persistent else len(todo)
         useful = 2.0 * elements * batch
-        data = nb * elements * eb + len(todo) * batch * 2 * H * 4   # weights + activations
+        inputs = sum((L if kind == "left" else 1) * (1 if kind == "out" else ncb)
+                     * phase_inputs(kind, H, p, F, fused) for kind in todo)
+        data = (nb * elements + batch * inputs) * eb + len(todo) * batch * 2 * H * 4
+        # weights per image block, the K inputs per column block, the rest (stores, `base`)
         hop = t_sync if persistent else T_PDL if pdl else T_LAUNCH
         terms = {"sync latency" if persistent else "launch latency":
                  hops * hop + (T_LAUNCH if persistent else 0),
@@ -540,19 +560,32 @@ def measured(results: Path, device: str, cfg, size) -> dict:
     return found
 
 
+def chip_results(results: Path, device: str):
+    """The JSON of every bench.phase_times run under `results` on the device (by name)."""
+    for path in sorted(results.rglob("*-phase-times.json")):
+        data = json.loads(path.read_text())
+        if device.lower() in data.get("machine", {}).get("device_name", "").lower():
+            yield data
+
+
 def measured_barrier(results: Path, device: str) -> float | None:
     """Seconds of the cheapest grid barrier alone (any poll) that bench.phase_times timed on
     the device among more than 2 programs (one an SM), or None."""
     best = None
-    for path in sorted(results.rglob("*-phase-times.json")):
-        data = json.loads(path.read_text())
-        if device.lower() not in data.get("machine", {}).get("device_name", "").lower():
-            continue
+    for data in chip_results(results, device):
         for key, got in data.get("barrier_us", {}).items():
             programs = int(key.rsplit(", ", 1)[1].split()[0])       # "atomic, 132 programs"
             if "us" in got and programs > 2:                         # (else {"error": ...})
                 best = min(best if best is not None else math.inf, got["us"] * 1e-6)
     return best
+
+
+def measured_broadcast(results: Path, device: str) -> float | None:
+    """Bytes/s of the fastest broadcast through L2 (every SM reading the same activations)
+    that bench.phase_times timed on the device, or None."""
+    rates = [got["tbs"] * 1e12 for data in chip_results(results, device)
+             for got in data.get("broadcast", {}).values() if "tbs" in got]
+    return max(rates, default=None)
 
 
 # ---------------------------------------------------------------------------- report
@@ -623,19 +656,23 @@ def main(argv=None) -> dict:
           "there is one):")
     print("\n".join(align(summary)))
     if "bf16" in args.dtypes:
+        results = Path(args.results)
         print("\n" + "\n".join(targets(cfg, args.device, size, meas,
-                                         measured_barrier(Path(args.results), args.device))))
+                                         measured_barrier(results, args.device),
+                                         measured_broadcast(results, args.device))))
     return result
 
 
-def targets(cfg, device, size, meas, barrier: float | None = None) -> list:
+def targets(cfg, device, size, meas, barrier: float | None = None,
+            broadcast: float | None = None) -> list:
     """triton-grid (today's design, as the GPU timed it before, and its opt-in variants)
     against issue 12's targets (bf16); for the persistent one the barrier cost it tolerates
     (a batch's time is linear in T_SYNC); then the bound on any design of L + 3 dependent
     phases a sub-pixel (`floor`: each phase one product over K = H; `spread_floor`: however
-    a phase's products are spread over the SMs); last the resident design's (`resident`) and
-    the sync it tolerates, and, given the barrier alone measured on the device (`barrier`,
-    seconds: measured_barrier), what it predicts there."""
+    a phase's products are spread over the SMs); last the resident design's (resident_lines)
+    and, given the barrier alone and L2's broadcast rate measured on the device (`barrier`,
+    seconds: measured_barrier; `broadcast`, bytes/s: measured_broadcast), what it predicts
+    there."""
     lines = []
     for label in ("triton-grid/left-phase", "triton-grid", "triton-grid/split",
                   "triton-grid/ahead", "triton-grid/pdl", "triton-grid/pdl/prefetch",
@@ -675,21 +712,7 @@ def targets(cfg, device, size, meas, barrier: float | None = None) -> list:
                  f"and row steps at the measured dense bf16 rate ({row.count} x "
                  f"{peak * 1e3:.2f} ms); more needs a phase floor under T_PHASE "
                  f"({T_PHASE * 1e6:.2f} us, fitted)")
-    held = resident_bytes(cfg, "bf16") / dev.sms
-    t0 = resident(cfg, dev, 256, size, 0.0, row.seconds)        # linear in the sync's cost
-    sync = (256 / 2000 - t0) / resident_syncs(cfg, size)
-    lines.append(f"bound, bf16 batch 256: {256 / t0:,.0f} images/s for a persistent design with "
-                 f"the pixel path's weights resident on chip ({held / 1e3:.0f} KB an SM of "
-                 f"{dev.smem / 1e3:.0f}) and free on-chip syncs between phases, today's row "
-                 f"steps; 2,000 while a sync costs <= {sync * 1e6:.2f} us (the persistent "
-                 f"step's barrier, with its phases' work: {T_SYNC * 1e6:.2f} us fitted; "
-                 f"bench.phase_times times a barrier alone)")
-    if barrier is not None:
-        got = 256 / resident(cfg, dev, 256, size, barrier, row.seconds)
-        lines.append(f"target bf16 batch 256: >= 2,000 images/s: the resident design at the "
-                     f"barrier alone measured here ({barrier * 1e6:.2f} us, one program an "
-                     f"SM, the better poll) predicts {got:,.0f} "
-                     f"({'met' if got >= 2000 else 'MISSED'})")
+    lines += resident_lines(cfg, dev, size, row.seconds, barrier, broadcast)
     return lines
 
 
@@ -706,23 +729,94 @@ def resident_syncs(cfg, size) -> int:
     return cfg.in_channels * size[0] * size[1] * (cfg.layers + 3)
 
 
-def resident(cfg, dev: Device, batch: int, size, sync: float, row_s: float) -> float:
+def resident_groups(cfg, dev: Device, dtype: str) -> int:
+    """Column groups of the resident design: the fewest groups of SMs such that each SM holds
+    1/groups of every phase's output columns' weights in its shared memory beside STAGING.
+    Its programs, one an SM, are `groups` column groups x sms // groups blocks of images;
+    fewer groups would need more than an SM holds, more would broadcast more (below)."""
+    return min(dev.sms, math.ceil(resident_bytes(cfg, dtype) / (dev.smem - STAGING)))
+
+
+def resident_broadcast(cfg, batch: int, groups: int, dtype: str) -> float:
+    """Bytes a sub-pixel of the resident design reads through L2 (on average over a pixel's
+    C sub-pixels): every column group needs each phase's K inputs (phase_inputs: the previous
+    layer's gated unit and input, the left taps at c = 0, the head's) for every image, so
+    each phase's activations are broadcast to all the groups. Weights move not at all."""
+    L, H, C = cfg.layers, cfg.channels, cfg.in_channels
+    p, F = cfg.kernel_size // 2, C * (cfg.embedding_dim or 1)
+    kinds = phase_kinds(L, 0) + (C - 1) * phase_kinds(L, 1)       # a pixel's phases
+    inputs = sum(phase_inputs(kind, H, p, F) for kind in kinds) / C
+    return groups * batch * inputs * DTYPE_BYTES[dtype]
+
+
+def resident(cfg, dev: Device, batch: int, size, sync: float, row_s: float,
+             l2_bw: float = L2_BW, multicast: int = 1) -> float:
     """Seconds per batch (bf16) of a design the code does not have, issue 12's first candidate:
-    one persistent launch whose programs, one an SM, keep their slice of every layer's
-    pixel-path weights on chip (resident_bytes / SMs) and meet at an on-chip sync before each
-    of a sub-pixel's L + 3 phases. A phase costs the sync, one L2 round trip for the previous
-    phase's activations (T_MEM) and its products' arithmetic over every SM at EFFICIENCY (no
-    weight traffic, no program prologue: T_PHASE's share of both is taken to vanish); T_SAMPLE
-    a sub-pixel; `row_s` a row step. Not built: a Triton program cannot index register-held
-    tiles by a runtime layer, so keeping 15 layers' slices on chip needs explicit shared
-    memory (Triton's Gluon dialect, or CUDA); worth it only if an on-chip sync measures under
-    the cost `targets` prints (bench.phase_times' barrier alone)."""
+    one persistent launch whose programs, one an SM, keep their share of the pixel path's
+    weights on chip (resident_groups) and meet at an on-chip sync before each of a
+    sub-pixel's L + 3 phases. A phase costs the sync and one L2 round trip for the previous
+    phase's activations (T_MEM); a sub-pixel, beside those, its products' arithmetic over
+    every SM at EFFICIENCY or its activations' broadcast to the column groups through L2
+    (resident_broadcast at l2_bw, divided by `multicast`: clusters of that many SMs served
+    by one read, Hopper's TMA multicast), whichever is longer (overlapped: optimistic), and
+    T_SAMPLE; `row_s` a row step. No weight traffic, no program prologue: T_PHASE's share of
+    both is taken to vanish. Not built: a Triton program cannot index register-held tiles by
+    a runtime layer, so keeping 15 layers' shares on chip needs explicit shared memory
+    (Triton's Gluon dialect, or CUDA), and so does multicast."""
     wt = weights(cfg)
     C, (h, w) = cfg.in_channels, size
     elements = wt["pixel"] + wt["folded"] + wt["prev"] / C        # per sub-pixel, on average
     arithmetic = 2.0 * batch * elements / (dev.matmul * EFFICIENCY)
-    sub_pixel = (cfg.layers + 3) * (sync + T_MEM) + arithmetic + T_SAMPLE
+    groups = resident_groups(cfg, dev, "bf16")
+    broadcast = resident_broadcast(cfg, batch, groups, "bf16") / multicast / l2_bw
+    sub_pixel = (cfg.layers + 3) * (sync + T_MEM) + max(arithmetic, broadcast) + T_SAMPLE
     return C * h * w * sub_pixel + (h - 1) * row_s
+
+
+def resident_sync(cfg, dev: Device, size, row_s: float, l2_bw: float = L2_BW,
+                  multicast: int = 1) -> float:
+    """The most a sync may cost for the resident design to reach 2,000 images/s at batch 256
+    (negative: not at any cost; a batch's time is linear in the sync's)."""
+    t0 = resident(cfg, dev, 256, size, 0.0, row_s, l2_bw, multicast)
+    return (256 / 2000 - t0) / resident_syncs(cfg, size)
+
+
+def resident_lines(cfg, dev: Device, size, row_s: float, barrier: float | None = None,
+                   broadcast: float | None = None) -> list:
+    """targets' lines on the resident design: its bound with free syncs and the sync 2,000
+    images/s tolerates, with activations read once per column group and multicast; given
+    the barrier alone and L2's broadcast rate measured on the device, what it predicts."""
+    groups = resident_groups(cfg, dev, "bf16")
+    moved = resident_broadcast(cfg, 256, groups, "bf16")
+
+    def verdict(sync):
+        return (f"2,000 while a sync costs <= {sync * 1e6:.2f} us" if sync > 0
+                else "not 2,000 at any sync cost")
+    t0 = resident(cfg, dev, 256, size, 0.0, row_s)
+    lines = [f"bound, bf16 batch 256: {256 / t0:,.0f} images/s for a persistent design with "
+             f"the pixel path's weights resident on chip ({groups} column groups of SMs, "
+             f"{resident_bytes(cfg, 'bf16') / groups / 1e3:.0f} KB an SM of "
+             f"{dev.smem / 1e3:.0f}, {STAGING / 1e3:.0f} left to stage activations) and free "
+             f"on-chip syncs, today's row steps: each phase's activations read by every group "
+             f"({moved / 1e6:.0f} MB a sub-pixel, {moved / L2_BW * 1e6:.1f} us at L2's "
+             f"{L2_BW / 1e12:.1f} TB/s, assumed); {verdict(resident_sync(cfg, dev, size, row_s))}"
+             f" (the persistent step's barrier, with its phases' work: {T_SYNC * 1e6:.2f} us "
+             f"fitted; bench.phase_times times a barrier alone and L2's broadcast)"]
+    cast = [f"{m} SMs {256 / resident(cfg, dev, 256, size, 0.0, row_s, multicast=m):,.0f}"
+            f" ({verdict(resident_sync(cfg, dev, size, row_s, multicast=m))})"
+            for m in (2, 4, 8)]
+    lines.append("bound, bf16 batch 256: the resident design with its activations multicast to "
+                 "clusters (one L2 read a cluster: Hopper's TMA multicast, CUDA or Gluon) of "
+                 + ", ".join(cast) + " images/s with free syncs")
+    if barrier is not None:
+        bw = broadcast or L2_BW
+        got = 256 / resident(cfg, dev, 256, size, barrier, row_s, bw)
+        lines.append(f"target bf16 batch 256: >= 2,000 images/s: the resident design at the "
+                     f"barrier alone measured here ({barrier * 1e6:.2f} us, one program an "
+                     f"SM, the better poll) and L2's broadcast at {bw / 1e12:.1f} TB/s ("
+                     f"{'measured here' if broadcast else 'assumed'}) predicts {got:,.0f} "
+                     f"({'met' if got >= 2000 else 'MISSED'})")
+    return lines
 
 
 SLOTS_BF16 = 3      # programs an SM of today's bf16 phase kernel (124-138 registers, 4 warps)

@@ -118,12 +118,29 @@ def test_barrier_loop_counts_its_barriers():
     assert int(counter) == 5
 
 
+def test_broadcast_reads_the_same_activations_in_every_program():
+    """bench.phase_times' L2 broadcast: every program sums the same n elements `reps` times
+    (n not a multiple of its blocks, reps x blocks not of its unroll: both masked)."""
+    src = torch.randn(5000).to(torch.bfloat16)
+    out = torch.full((2,), float("nan"))
+    pt._broadcast[(2,)](src, out, src.numel(), 3, BLOCK=2048, UNROLL=8)
+    want = 3 * src.float().sum()
+    assert torch.allclose(out, want.expand(2), rtol=1e-5, atol=1e-3)
+    assert pt.broadcast_line({"132 programs, 197 KB": {"us": 9.04, "tbs": 11.5},
+                              "528 programs, 197 KB": {"error": "E: x"}}) == \
+        "L2's broadcast (every program reading the same activations): 132 programs, " \
+        "197 KB 11.5 TB/s (9.0 µs), 528 programs, 197 KB (E: x)"
+
+
 def test_phase_times_needs_a_gpu(capsys):
     if torch.cuda.is_available():
         pytest.skip("a GPU is here")
     with pytest.raises(SystemExit) as e:
         pt.main([])
     assert e.value.code == 2 and "needs a GPU" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:                # checked first: a GPU or not
+        pt.main(["--what", "chip,barrier"])
+    assert e.value.code == 2 and "--what: unknown ['barrier']" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("dtype,broken", [("float32", False), ("bf16", False), ("bf16", True)],

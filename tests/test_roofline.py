@@ -185,9 +185,9 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     assert out.count("target bf16") == 3 * 7  # as timed (a left phase), today, split, ahead,
     # pdl, pdl with the weights prefetched, persistent
     assert out.count("holds while a cross-SM sync costs") == 3          # pdl, persistent
-    assert out.count("bound, bf16 batch 256") == 8    # one product a phase: a launch or
+    assert out.count("bound, bf16 batch 256") == 9    # one product a phase: a launch or
     # nothing between phases; spread: a launch, PDL or nothing; spread with today's row steps
-    # and with row steps at the dense matmul rate; the resident design's
+    # and with row steps at the dense matmul rate; the resident design's, and multicast
     assert "for a persistent design with the pixel path's weights resident on chip" in out
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out
@@ -245,36 +245,64 @@ def test_spread_floor_shares_each_phases_work_among_the_slots():
 
 def test_resident_design_states_the_sync_it_needs():
     """The resident design (weights on chip, an on-chip sync a phase): its batch time is
-    linear in the sync, and the sync `targets` prints as the most 2,000 images/s tolerates
-    gives exactly 2,000; its weights fit an SM's shared memory (cifar, bf16, H100)."""
+    linear in the sync; each SM's share of the weights fits its shared memory beside the
+    staging; every column group reads each phase's activations, so that at batch 256 (cifar,
+    bf16, H100) L2's broadcast keeps it under 2,000 images/s at any sync cost, and only
+    multicast to clusters brings it there: the sync `targets` prints as the most 2,000
+    tolerates then gives exactly 2,000."""
     cfg, dev, size = pixelcnn.preset("cifar"), roofline.DEVICES["h100"], (32, 32)
     row = roofline.grid(cfg, dev, "bf16", 256, size)[0].seconds
-    at = lambda sync: roofline.resident(cfg, dev, 256, size, sync, row)
+    at = lambda sync, m=1: roofline.resident(cfg, dev, 256, size, sync, row, multicast=m)
     n = roofline.resident_syncs(cfg, size)
     assert n == 3 * 32 * 32 * (15 + 3)
     assert at(1e-6) - at(0.0) == pytest.approx(n * 1e-6)
-    assert roofline.resident_bytes(cfg, "bf16") / dev.sms < dev.smem
-    line = [x for x in roofline.targets(cfg, "h100", size, {}) if "resident on chip" in x][0]
-    sync = float(line.split("while a sync costs <= ")[1].split(" us")[0]) * 1e-6
+    groups = roofline.resident_groups(cfg, dev, "bf16")
+    held = roofline.resident_bytes(cfg, "bf16") / groups
+    assert held <= dev.smem - roofline.STAGING < roofline.resident_bytes(cfg, "bf16") / (groups - 1)
+    # per image: layer 0 its pixel (F = 3), a folded layer a and r (2H), at c = 0 (a third
+    # of the sub-pixels) every phase but the last layer's the next layer's taps too (pH);
+    # the head's three phases H each
+    L, H, p = 15, 192, 2
+    per_image = ((3 + (L - 1) * p * H + (L - 1) * 2 * H + 3 * H)        # c = 0
+                 + 2 * (3 + (L - 1) * 2 * H + 3 * H)) / 3               # c = 1, 2
+    assert roofline.resident_broadcast(cfg, 256, groups, "bf16") == \
+        pytest.approx(groups * 256 * per_image * 2)
+    assert 256 / at(0.0) < 2000
+    lines = roofline.targets(cfg, "h100", size, {})
+    assert "not 2,000 at any sync cost" in [x for x in lines if "resident on chip" in x][0]
+    cast = [x for x in lines if "multicast" in x][0]
+    sync = float(cast.split("4 SMs")[1].split("while a sync costs <= ")[1].split(" us")[0]) * 1e-6
     assert 0 < sync < roofline.T_SYNC
-    assert 256 / at(sync) == pytest.approx(2000, rel=0.01)
+    assert 256 / at(sync, 4) == pytest.approx(2000, rel=0.01)
 
 
-def test_a_measured_barrier_decides_the_resident_design(tmp_path, capsys):
+def test_measured_barrier_and_broadcast_decide_the_resident_design(tmp_path, capsys):
     """bench.phase_times' barrier alone, on the device asked for, among one program an SM
-    (not 2), the better poll: the roofline prints what the resident design predicts at it."""
-    def write(name, device, barriers):
+    (not 2), the better poll, and its fastest L2 broadcast: the roofline prints what the
+    resident design predicts at them (L2 assumed where no broadcast was timed)."""
+    def write(name, device, barriers, broadcast=None):
         (tmp_path / f"{name}-cuda-phase-times.json").write_text(json.dumps(
-            {"machine": {"device_name": device}, "batches": [], "barrier_us": barriers}))
+            {"machine": {"device_name": device}, "batches": [], "barrier_us": barriers,
+             **({"broadcast": broadcast} if broadcast else {})}))
+
+    def last_line():
+        roofline.main(["--preset", "cifar", "--device", "h100", "--dtypes", "bf16",
+                       "--batches", "256", "--results", str(tmp_path)])
+        return capsys.readouterr().out.splitlines()[-1]
     write("a", "NVIDIA H100 80GB HBM3", {"atomic, 2 programs": {"us": 0.3},
                                          "atomic, 132 programs": {"us": 1.4},
                                          "load, 132 programs": {"us": 0.8},
                                          "load, 2 programs": {"error": "RuntimeError: x"}})
-    write("b", "NVIDIA H200", {"atomic, 132 programs": {"us": 0.1}})
+    write("b", "NVIDIA H200", {"atomic, 132 programs": {"us": 0.1}}, {"x": {"tbs": 99.0}})
     assert roofline.measured_barrier(tmp_path, "h100") == pytest.approx(0.8e-6)
     assert roofline.measured_barrier(tmp_path / "none", "h100") is None
-    roofline.main(["--preset", "cifar", "--device", "h100", "--dtypes", "bf16", "--batches",
-                   "256", "--results", str(tmp_path)])
-    out = capsys.readouterr().out
-    assert "the resident design at the barrier alone measured here (0.80 us" in out
-    assert out.splitlines()[-1].endswith("(met)")
+    assert roofline.measured_broadcast(tmp_path, "h100") is None
+    line = last_line()
+    assert "the resident design at the barrier alone measured here (0.80 us" in line
+    assert "L2's broadcast at 5.5 TB/s (assumed)" in line and line.endswith("(MISSED)")
+    write("c", "NVIDIA H100 80GB HBM3", {}, {"132 programs, 197 KB": {"us": 9.0, "tbs": 12.0},
+                                             "132 programs, 49 KB": {"us": 4.0, "tbs": 30.0},
+                                             "2 programs, 197 KB": {"error": "x"}})
+    assert roofline.measured_broadcast(tmp_path, "h100") == pytest.approx(30e12)
+    line = last_line()
+    assert "L2's broadcast at 30.0 TB/s (measured here)" in line and line.endswith("(met)")
