@@ -88,14 +88,27 @@ with free syncs and row steps at that rate the bound is 1,974 images/s. On this 
 target needs a phase floor under T_PHASE, i.e. a design that does not pay a program's
 prologue, first loads and stores at every phase.
 Such a design (`resident`, not built): issue 12's first candidate, a persistent launch whose
-programs keep the pixel path's weights on chip for the whole image (cifar bf16: 83 KB an SM of
-228) and meet at an on-chip sync before each phase, which then costs the sync, one L2 round
-trip for the activations (T_MEM) and its arithmetic over every SM. With free syncs and
-today's row steps it bounds the H100 at ~3,600 images/s at batch 256; 2,000 holds while a
-sync costs <= ~1.0 us. The persistent step's barrier was fitted at 2.24 us with its phases'
-work; bench.phase_times now times a barrier alone (2 programs, one an SM): under ~1 us, the
-resident design is worth building (in Triton's Gluon or CUDA: plain Triton cannot keep 15
-layers' tiles on chip); above, issue 12's 2,000 images/s needs re-scoping.
+programs keep the pixel path's weights on chip for the whole image and meet at an on-chip sync
+before each phase, which then costs the sync, one L2 round trip for the activations (T_MEM)
+and its arithmetic over every SM or its activations' broadcast, whichever is longer.
+
+Correction, the resident design's broadcast (2026-11-27, without a GPU): the model first
+charged its activations one round trip and no bandwidth, and bounded it at ~3,600 images/s
+(H100, batch 256), 2,000 while a sync cost <= ~1.0 us. But each SM holds 1/J of every phase's
+output columns (cifar bf16: 11 MB over J = 57 column groups, 193 KB of an SM's 228 with 32
+left to stage activations) and needs all of the previous phase's activations for its images,
+so every phase's input is read J times: 226 MB a sub-pixel at batch 256, 41 us at the assumed
+5.5 TB/s against 5.2 us of arithmetic. With free syncs and today's row steps it is bounded
+at ~1,400 images/s: 2,000 at no sync cost unless L2 delivers >= 9.6 TB/s to SMs reading the
+same lines, or one read serves a cluster of SMs (Hopper's TMA multicast: 2,000 while a sync
+costs <= 0.16 us with clusters of 2, 0.73 with 4, 1.02 with 8). Keeping the weights on chip
+at batch 256 trades ~53 MB of weight reads a sub-pixel (today's 8 image blocks) for more
+activation reads. bench.phase_times --what chip (gpu.sh's first step) times both rates, L2's
+broadcast and a barrier alone; the roofline prints the verdict at them. Both the residency
+and multicast need explicit shared memory and clusters (Triton's Gluon or CUDA; plain Triton
+cannot keep 15 layers' tiles on chip). The same count made triton-grid's tiles re-read their
+images' inputs once per block of columns (12 at cifar): its batch-256 predictions of the
+H200's runs moved from 0.92 to 0.99 of the measured (left-phase), 0.92 to 0.95 (persistent).
 """
 from __future__ import annotations
 
@@ -335,8 +348,8 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     dependency (a barrier or a launch), its programs' latency per wave (T_PHASE, T_PRODUCT
     per product per K tile of 32: phase_products; T_SAMPLE; a wave: as many programs as fit
     the SMs by their registers, `slots`), its arithmetic at EFFICIENCY of the matmul rate and
-    its weight traffic from L2 (every image block reads its columns' weights: not
-    resident)."""
+    its traffic from L2: every image block reads its columns' weights (not resident), every
+    block of columns its images' K inputs (phase_inputs)."""
     L, H, k, C = cfg.layers, cfg.channels, cfg.kernel_size, cfg.in_channels
     p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
     F = C * (cfg.embedding_dim or 1)
@@ -793,14 +806,18 @@ def resident_lines(cfg, dev: Device, size, row_s: float, barrier: float | None =
         return (f"2,000 while a sync costs <= {sync * 1e6:.2f} us" if sync > 0
                 else "not 2,000 at any sync cost")
     t0 = resident(cfg, dev, 256, size, 0.0, row_s)
+    C, (h, w) = cfg.in_channels, size
+    allowed = (256 / 2000 - (h - 1) * row_s) / (C * h * w) - (cfg.layers + 3) * T_MEM - T_SAMPLE
     lines = [f"bound, bf16 batch 256: {256 / t0:,.0f} images/s for a persistent design with "
              f"the pixel path's weights resident on chip ({groups} column groups of SMs, "
              f"{resident_bytes(cfg, 'bf16') / groups / 1e3:.0f} KB an SM of "
              f"{dev.smem / 1e3:.0f}, {STAGING / 1e3:.0f} left to stage activations) and free "
              f"on-chip syncs, today's row steps: each phase's activations read by every group "
              f"({moved / 1e6:.0f} MB a sub-pixel, {moved / L2_BW * 1e6:.1f} us at L2's "
-             f"{L2_BW / 1e12:.1f} TB/s, assumed); {verdict(resident_sync(cfg, dev, size, row_s))}"
-             f" (the persistent step's barrier, with its phases' work: {T_SYNC * 1e6:.2f} us "
+             f"{L2_BW / 1e12:.1f} TB/s, assumed; 2,000 needs >= "
+             + (f"{moved / allowed / 1e12:.1f} TB/s" if allowed > 0 else "more than any rate")
+             + f" with free syncs); {verdict(resident_sync(cfg, dev, size, row_s))} (the "
+             f"persistent step's barrier, with its phases' work: {T_SYNC * 1e6:.2f} us "
              f"fitted; bench.phase_times times a barrier alone and L2's broadcast)"]
     cast = [f"{m} SMs {256 / resident(cfg, dev, 256, size, 0.0, row_s, multicast=m):,.0f}"
             f" ({verdict(resident_sync(cfg, dev, size, row_s, multicast=m))})"

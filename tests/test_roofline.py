@@ -269,7 +269,11 @@ def test_resident_design_states_the_sync_it_needs():
         pytest.approx(groups * 256 * per_image * 2)
     assert 256 / at(0.0) < 2000
     lines = roofline.targets(cfg, "h100", size, {})
-    assert "not 2,000 at any sync cost" in [x for x in lines if "resident on chip" in x][0]
+    line = [x for x in lines if "resident on chip" in x][0]
+    assert "not 2,000 at any sync cost" in line
+    need = float(line.split("2,000 needs >= ")[1].split(" TB/s")[0]) * 1e12    # L2's rate
+    assert 256 / roofline.resident(cfg, dev, 256, size, 0.0, row, l2_bw=need) == \
+        pytest.approx(2000, rel=0.01)
     cast = [x for x in lines if "multicast" in x][0]
     sync = float(cast.split("4 SMs")[1].split("while a sync costs <= ")[1].split(" us")[0]) * 1e-6
     assert 0 < sync < roofline.T_SYNC
