@@ -122,6 +122,7 @@ import torch
 
 import pixelcnn
 from pixelcnn.cli import Parser, at_least
+from pixelcnn.kernels.common import pow2
 from pixelcnn.kernels.sampler_pixel_grid import GRID_PHASES
 from pixelcnn.kernels.sampler_pixel_grid import tiles as pixel_tiles
 from pixelcnn.kernels.sampler_row_gemm import tiles as row_tiles
@@ -248,7 +249,7 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
     L, H, k, C, V = cfg.layers, cfg.channels, cfg.kernel_size, cfg.in_channels, cfg.levels
     p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
     bf16 = dtype == "bf16"          # float32: the pixel step's K tiles of 16, the row step's
-    n = min(BN if bf16 else BN // 2, max(16, 2 ** math.ceil(math.log2(H))))   # 32 columns
+    n = min(BN if bf16 else BN // 2, pow2(H))   # 32 columns
     nb, kt = math.ceil(H / n), lambda K: math.ceil(K / BK)
     bkp = BK if bf16 else BK // 2                                  # the pixel step's K tile
     pk = lambda K: math.ceil(K / bkp)
@@ -268,10 +269,10 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
         return Step("triton", name, count, 1, programs, barriers, data, useful,
                     sum(m for m, _ in items), t, bound)
 
-    bw_ = max(16, 2 ** math.ceil(math.log2(w)))                          # BW: the row's columns
+    bw_ = pow2(w)                                                    # BW: the row's columns
     row_tile = 2 * (2 * bw_ * BK * n)                                    # two dots per iteration
     gated, single = 2 * (2 * BB * bkp * n), 2 * BB * bkp * n
-    head2 = 2 * BB * bkp * max(16, 2 ** math.ceil(math.log2(V)))
+    head2 = 2 * BB * bkp * pow2(V)
     other = [(L * nb * pk(H), gated), ((L - 1) * nb * pk(H), single),
              (nb * pk(L * H) + nb * pk(H), single), (pk(H), head2)]
     programs = math.ceil(batch / BB)
