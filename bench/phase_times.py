@@ -70,9 +70,13 @@ def barrier_us(device, programs: int, poll: str, n: int = 1000) -> dict:
 
 
 @triton.jit
-def _broadcast(src, out, n, reps, BLOCK: tl.constexpr, UNROLL: tl.constexpr):
+def _broadcast(src, out, n, reps, BLOCK: tl.constexpr, UNROLL: tl.constexpr,
+               DISTINCT: tl.constexpr):
     """Every program reads the same n elements of src from L2 (.cg, as the phases read each
-    other's activations) `reps` times, UNROLL blocks in flight, and stores their sum."""
+    other's activations) `reps` times, UNROLL blocks in flight, and stores their sum;
+    DISTINCT: each program its own n (src holds programs x n), L2's rate without sharing."""
+    if DISTINCT:
+        src += tl.program_id(0).to(tl.int64) * n
     acc = tl.zeros([BLOCK], tl.float32)
     blocks = tl.cdiv(n, BLOCK)
     for t in range(0, reps * blocks, UNROLL):
@@ -83,26 +87,34 @@ def _broadcast(src, out, n, reps, BLOCK: tl.constexpr, UNROLL: tl.constexpr):
     tl.store(out + tl.program_id(0), tl.sum(acc))
 
 
-def broadcast_tbs(device, programs: int, nbytes: int, reps: int = 40) -> dict:
-    """{"us": µs a launch, "tbs": TB/s} of L2 delivering the same nbytes (bf16) to `programs`
-    programs, each reading them `reps` times (_broadcast, 8 warps, 8 blocks of 2,048 in
-    flight), graphed; or, as `timed` records it, {"error": ...}. bench.roofline's resident
-    design broadcasts every phase's activations to each of its ~60 column groups of SMs: at
-    batch 256 its time is this rate's (5.5 TB/s assumed until measured)."""
-    src = torch.randn(nbytes // 2, device=device).to(torch.bfloat16)
+def broadcast_tbs(device, programs: int, nbytes: int, distinct: bool = False,
+                  reps: int = 40) -> dict:
+    """{"us": µs a launch, "tbs": TB/s, "distinct"} of L2 delivering the same nbytes (bf16)
+    to `programs` programs (distinct: each its own nbytes), each reading them `reps` times
+    (_broadcast, 8 warps, 8 blocks of 2,048 in flight), graphed; or, as `timed` records it,
+    {"error": ...}. bench.roofline's resident design broadcasts every phase's activations to
+    each of its ~60 column groups of SMs: at batch 256 its time is the shared rate's (5.5
+    TB/s assumed until measured); the distinct rate tells whether sharing lines costs."""
+    src = torch.randn((programs if distinct else 1) * nbytes // 2, device=device)
+    src = src.to(torch.bfloat16)
     out = torch.empty(programs, device=device)
-    got = timed(lambda: _broadcast[(programs,)](src, out, src.numel(), reps, BLOCK=2048,
-                                                UNROLL=8, num_warps=8), 5)
+    n = nbytes // 2
+    got = timed(lambda: _broadcast[(programs,)](src, out, n, reps, BLOCK=2048, UNROLL=8,
+                                                DISTINCT=distinct, num_warps=8), 5)
     if "us" in got:
-        got["tbs"] = programs * reps * src.numel() * 2 / (got["us"] * 1e-6) / 1e12
-    return got
+        got["tbs"] = programs * reps * n * 2 / (got["us"] * 1e-6) / 1e12
+    return {**got, "distinct": distinct}
 
 
 def broadcasts(device, nbytes: int) -> dict:
-    """broadcast_tbs at one program an SM (the resident design's form) and four."""
+    """broadcast_tbs at one program an SM (the resident design's form) and four, and at one an
+    SM each reading its own (132 x 197 KB at cifar: in L2)."""
     sms = sm_count(device)
-    return {f"{p} programs, {nbytes / 1e3:.0f} KB": broadcast_tbs(device, p, nbytes)
-            for p in (sms, 4 * sms)}
+    got = {f"{p} programs, {nbytes / 1e3:.0f} KB": broadcast_tbs(device, p, nbytes)
+           for p in (sms, 4 * sms)}
+    got[f"{sms} programs, {nbytes / 1e3:.0f} KB each"] = broadcast_tbs(device, sms, nbytes,
+                                                                         distinct=True)
+    return got
 
 
 def graphed(fn, n: int, replays: int = 5) -> float:

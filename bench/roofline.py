@@ -596,9 +596,10 @@ def measured_barrier(results: Path, device: str) -> float | None:
 
 def measured_broadcast(results: Path, device: str) -> float | None:
     """Bytes/s of the fastest broadcast through L2 (every SM reading the same activations)
-    that bench.phase_times timed on the device, or None."""
+    that bench.phase_times timed on the device, or None (its distinct reads do not count)."""
     rates = [got["tbs"] * 1e12 for data in chip_results(results, device)
-             for got in data.get("broadcast", {}).values() if "tbs" in got]
+             for got in data.get("broadcast", {}).values()
+             if "tbs" in got and not got.get("distinct")]
     return max(rates, default=None)
 
 

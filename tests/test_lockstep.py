@@ -121,11 +121,12 @@ def test_barrier_loop_counts_its_barriers():
 def test_broadcast_reads_the_same_activations_in_every_program():
     """bench.phase_times' L2 broadcast: every program sums the same n elements `reps` times
     (n not a multiple of its blocks, reps x blocks not of its unroll: both masked)."""
-    src = torch.randn(5000).to(torch.bfloat16)
+    src = torch.randn(2, 5000).to(torch.bfloat16)
     out = torch.full((2,), float("nan"))
-    pt._broadcast[(2,)](src, out, src.numel(), 3, BLOCK=2048, UNROLL=8)
-    want = 3 * src.float().sum()
-    assert torch.allclose(out, want.expand(2), rtol=1e-5, atol=1e-3)
+    pt._broadcast[(2,)](src, out, 5000, 3, BLOCK=2048, UNROLL=8, DISTINCT=False)
+    assert torch.allclose(out, 3 * src[0].float().sum().expand(2), rtol=1e-5, atol=1e-3)
+    pt._broadcast[(2,)](src, out, 5000, 3, BLOCK=2048, UNROLL=8, DISTINCT=True)  # its own
+    assert torch.allclose(out, 3 * src.float().sum(1), rtol=1e-5, atol=1e-3)
     assert pt.broadcast_line({"132 programs, 197 KB": {"us": 9.04, "tbs": 11.5},
                               "528 programs, 197 KB": {"error": "E: x"}}) == \
         "L2's broadcast (every program reading the same activations): 132 programs, " \

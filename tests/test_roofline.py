@@ -306,7 +306,9 @@ def test_measured_barrier_and_broadcast_decide_the_resident_design(tmp_path, cap
     assert "L2's broadcast at 5.5 TB/s (assumed)" in line and line.endswith("(MISSED)")
     write("c", "NVIDIA H100 80GB HBM3", {}, {"132 programs, 197 KB": {"us": 9.0, "tbs": 12.0},
                                              "132 programs, 49 KB": {"us": 4.0, "tbs": 30.0},
-                                             "2 programs, 197 KB": {"error": "x"}})
+                                             "2 programs, 197 KB": {"error": "x"},
+                                             "132 programs, 197 KB each": {
+                                                 "us": 1.0, "tbs": 90.0, "distinct": True}})
     assert roofline.measured_broadcast(tmp_path, "h100") == pytest.approx(30e12)
     line = last_line()
     assert "L2's broadcast at 30.0 TB/s (measured here)" in line and line.endswith("(met)")
