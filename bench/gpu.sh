@@ -18,9 +18,10 @@
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: chip lockstep phase-times compile kernels sample-bf16 grid-prefetch gate-fp32
-# grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32
-# cached train-throughput roofline train-ship (data is built first when a step needs it).
+# Steps, in order: chip lockstep phase-times compile kernels sample-bf16 grid-groups
+# grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll
+# grid-bk128 sample-fp32 cached train-throughput roofline train-ship (data is built first when
+# a step needs it).
 # Data: the CIFAR-10 builder folder in .gpu/cifar10/ (git-ignored, carried to the device:
 # `cp -r ../shared/datasets/cifar10 .gpu/`), else ../shared/datasets/cifar10. Without it the
 # sampling runs skip bits/dim and the training steps are skipped.
@@ -32,8 +33,8 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="chip lockstep phase-times compile kernels sample-bf16 grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
-SAMPLE_STEPS=" sample-bf16 grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached "
+ALL="chip lockstep phase-times compile kernels sample-bf16 grid-groups grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
+SAMPLE_STEPS=" sample-bf16 grid-groups grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached "
 DATA_STEPS="$SAMPLE_STEPS train-throughput train-ship "
 DRY=${DRY_RUN:-0}
 PART=all
@@ -50,7 +51,7 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="chip lockstep phase-times sample-bf16 grid-prefetch grid-split grid-ahead gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="chip lockstep phase-times sample-bf16 grid-groups grid-prefetch grid-split grid-ahead gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
   2) DEFAULT="sample-fp32 compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
@@ -181,6 +182,10 @@ for s in $STEPS; do
     grid-*)           # bench.sample times triton-grid on CUDA only
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }
       case $s in
+        grid-groups)  # each sub-pixel only its colour group's columns (a third, over two
+                      # thirds of K on average), alone and with PDL and the weights prefetched
+          grid_variant grid-groups 150 64 PIXELCNN_GRID_GROUPS=1
+          grid_variant grid-groups-prefetch 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 ;;
         grid-prefetch)  # each layer's weights loaded before PDL's wait for the previous
                       # phase (the weights' round trip overlapping it): the phase floor the
                       # model says 2,000 images/s needs cut
@@ -216,6 +221,7 @@ for s in $STEPS; do
         step lockstep-bf16 90 $PY -m bench.lockstep --dtype bf16 --out "$R"
         step lockstep-split 60 env PIXELCNN_GRID_SPLIT=1 $PY -m bench.lockstep --out "$R"
         step lockstep-prefetch 60 env PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 $PY -m bench.lockstep --dtype bf16 --out "$R"
+        step lockstep-groups 60 env PIXELCNN_GRID_GROUPS=1 $PY -m bench.lockstep --out "$R"
         step lockstep-triton 60 $PY -m bench.lockstep --method triton --out "$R"
         step lockstep-triton-bf16 60 $PY -m bench.lockstep --method triton --dtype bf16 --out "$R"
       fi ;;

@@ -86,7 +86,10 @@ def lockstep(model, method: str, batch: int, size, resync: bool, seed: int, y=No
     """One pass over the first size = (H, W) sub-pixels of `batch` images (class y, if the
     model has classes): {"worst": per buffer the largest difference, "flips": the sub-pixels
     sampled differently, "sub_pixels", "resync"}."""
+    from pixelcnn.kernels.grid import groups_requested
+    from pixelcnn.kernels.sampler_pixel_grid import columns
     row_kernel, pixel_kernel = steps(method)
+    grouped = method == "triton-grid" and groups_requested()   # the columns each step makes
     w = packed(model)
     C, (H, W), L = model.config.in_channels, size, w.layers
     g = torch.Generator().manual_seed(seed)
@@ -114,10 +117,12 @@ def lockstep(model, method: str, batch: int, size, resync: bool, seed: int, y=No
                 logits = pixel_step(ref, x, u, 1.0, i, j, c)
                 pixel_kernel(fast, xf, u, 1.0, i, j, c)
                 where = (i, j, c)
+                made = columns(w.hidden, C, c, grouped)[2]      # groups <= c (GROUPS=1)
                 for l in range(L):
-                    worst.see(f"gated[{l}]", fast.gated[:, l], ref.gated[:, l], where)
-                    worst.see(f"hbuf[{l}] column j", fast.hbuf[l, :, j + w.pad],
-                              ref.hbuf[l, :, j + w.pad], where)
+                    worst.see(f"gated[{l}]", fast.gated[:, l, :made], ref.gated[:, l, :made],
+                              where)
+                    worst.see(f"hbuf[{l}] column j", fast.hbuf[l, :, j + w.pad, :made],
+                              ref.hbuf[l, :, j + w.pad, :made], where)
                 worst.see("base", fast.base, ref.base, where)
                 if method == "triton-grid":
                     worst.see("logits", head_logits(fast, c), logits, where)

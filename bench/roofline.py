@@ -87,6 +87,16 @@ is 308 GFLOP at batch 256 (0.39 ms at the dense bf16 rate; 1.09 modelled, 1.54 m
 with free syncs and row steps at that rate the bound is 1,974 images/s. On this model the
 target needs a phase floor under T_PHASE, i.e. a design that does not pay a program's
 prologue, first loads and stores at every phase.
+Correction with colour groups (2026-11-27): those bounds had every sub-pixel make every column
+over K = H. The least work is sub-pixel c's colour group over K = (c + 1) H / C
+(triton-grid/groups; `groups_k`), and the bounds now take it (H100, bf16, batch 256):
+- one product a phase: 1,816 images/s with a launch between phases, 2,504 with nothing;
+- spread: 1,953 with a launch, 2,489 with PDL, 2,772 with nothing;
+- nothing between phases and today's row steps: 2,031; with row steps at the dense rate:
+  2,455.
+So 2,000 images/s is within the model's reach without a new kind of sync. It needs colour
+groups, each phase's products spread over one wave, PDL between phases, and row steps near
+the dense matmul rate: with PDL, today's row steps give ~1,870 and dense ones ~2,230.
 Such a design (`resident`, not built): issue 12's first candidate, a persistent launch whose
 programs keep the pixel path's weights on chip for the whole image and meet at an on-chip sync
 before each phase, which then costs the sync, one L2 round trip for the activations (T_MEM)
@@ -109,6 +119,19 @@ and multicast need explicit shared memory and clusters (Triton's Gluon or CUDA; 
 cannot keep 15 layers' tiles on chip). The same count made triton-grid's tiles re-read their
 images' inputs once per block of columns (12 at cifar): its batch-256 predictions of the
 H200's runs moved from 0.92 to 0.99 of the measured (left-phase), 0.92 to 0.95 (persistent).
+
+Colour groups (triton-grid/groups: PIXELCNN_GRID_GROUPS=1, not yet timed): the masks let
+colour group c's units see groups <= c of the current pixel, so sub-pixel c need only make
+group c's columns over K = (c + 1) H / C (kernels/sampler_pixel_grid.columns): a third of
+the columns, two thirds of K on average in RGB, 2/9 of the pixel path's weights. Modelled by
+`blocks` (a layer's own tiles: group c's columns; layer 0's at c = 0 and the left taps', all)
+and the K of phase_products and phase_inputs; one step per channel. H100, bf16: 0.243 s per
+batch at batch 1 (0.277 without), 873 images/s at 256 (688); with PDL and the weights
+prefetched 0.148 s and 1,262 images/s (0.154, 1,005). Correction on the way: the prefetch
+model's arithmetic took the row step's 64 columns for the pixel tile's 16 (a closure read
+`bn` after the row step's code reassigned it, as the look-ahead's waves once did): the
+pixel tiles' width is `pbn` now, and pdl/prefetch's batch-256 prediction rose from 885 to
+1,005 images/s.
 """
 from __future__ import annotations
 
@@ -220,7 +243,7 @@ def weights(cfg) -> dict:
     L, H, k, V = cfg.layers, cfg.channels, cfg.kernel_size, cfg.levels
     p = k // 2
     pixel = L * H * 2 * H + (L - 1) * H * H + L * H * H + H * H + H * V   # cur, res, skip, head
-    return {"pixel": pixel, "prev": L * p * H * 2 * H,                     # + taps left at c = 0
+    return {"pixel": pixel, "logits": H * V, "prev": L * p * H * 2 * H,   # + taps left at c = 0
             "folded": (L - 1) * H * 2 * H,          # triton-grid: residual into the next gate
             "row": L * ((p + 1) * k * H * 2 * H + 4 * H * H)}             # vertical + link
 
@@ -299,7 +322,8 @@ def phase_kinds(L: int, c, fused: bool = True, left_phase: bool = False) -> list
         (["hidden", "hidden"] if c is not None else []) + ["out"]
 
 
-def phase_products(kind: str, H: int, p: int, F: int, sample: bool, fused: bool = True) -> float:
+def phase_products(kind: str, H: int, p: int, F: int, sample: bool, fused: bool = True,
+                   kc: int | None = None) -> float:
     """Products x K tiles of 32 in the chain of one program of a pixel phase (phase_kinds):
     left, the taps f and g over K = p H; layer 0, f and g over its F embedded features (one
     block of >= 16: half a tile); a layer, f and g from the previous layer's gated unit and
@@ -309,8 +333,9 @@ def phase_products(kind: str, H: int, p: int, F: int, sample: bool, fused: bool 
     g, then the residual and skip; the head's hidden products and its logits, over K = H.
     "+left": the next layer's left taps in tiles beside (the longer chain counts), layer 0's
     own left taps in its chain first (K = F a tap: a tile of 32 each); "layer0+own": those only
-    (one layer: nothing beside)."""
-    k = H / 32
+    (one layer: nothing beside). kc: the K of the products on the current pixel's features
+    (.../groups: the colour groups <= c, (c + 1) H / C; H by default); the left taps' is p H."""
+    k = (kc or H) / 32
     base, _, beside = kind.partition("+")
     chain = {"left": 2 * p * k, "layer0": 2 * max(0.5, F / 32),
              "layer": (5 + sample) * k, "gate": 4 * k if fused else 2 * k, "ahead": 2 * k,
@@ -318,20 +343,23 @@ def phase_products(kind: str, H: int, p: int, F: int, sample: bool, fused: bool 
              "hidden": k, "out": k if sample else 0.5}[base]
     if base == "layer0" and beside:
         chain += 2 * p * math.ceil(F / 32)                    # its own taps, in its chain
-    return max(chain, 2 * p * k) if beside == "left" else chain
+    return max(chain, 2 * p * H / 32) if beside == "left" else chain
 
 
-def phase_inputs(kind: str, H: int, p: int, F: int, fused: bool = True) -> int:
+def phase_inputs(kind: str, H: int, p: int, F: int, fused: bool = True,
+                 kc: int | None = None) -> int:
     """Elements per image that one block of columns of a pixel phase (phase_kinds) reads as
     its products' K inputs, summed over the kind's tiles there: what every block of columns
     re-reads (a tile needs all K of its images' inputs). left, the taps (p H); layer 0, the
     embedded pixel (F); a layer, the previous layer's gated unit a and input r (2H: the gate
     takes both, the residual and skip reuse a); .../split's "gate", 2H for the gate's tiles
     and H (a) for the finishing ones; .../ahead's four kinds of tile H each; two-phase: the
-    gate r, the residual and skip a; the head, H; "+left", the next layer's taps beside."""
+    gate r, the residual and skip a; the head, H; "+left", the next layer's taps beside. kc
+    (.../groups): K = (c + 1) H / C of the current pixel's, not H."""
     base, _, beside = kind.partition("+")
-    inputs = {"left": p * H, "layer0": F, "layer": 2 * H, "gate": 3 * H if fused else H,
-              "ahead": 4 * H, "res": H, "hidden": H, "out": H}[base]
+    K = kc or H
+    inputs = {"left": p * H, "layer0": F, "layer": 2 * K, "gate": 3 * K if fused else K,
+              "ahead": 4 * K, "res": K, "hidden": K, "out": K}[base]
     return inputs + (p * H if beside == "left" else 0)
 
 
@@ -361,9 +389,10 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     prefetch = "prefetch" in label.split("/") and not persistent   # PIXELCNN_GRID_PREFETCH=1
     ahead = "ahead" in label.split("/") and not persistent      # PIXELCNN_GRID_AHEAD=1
     split = ("split" in label.split("/") or ahead) and not persistent   # ..._SPLIT=1
+    groups = "groups" in label.split("/")                         # PIXELCNN_GRID_GROUPS=1
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-    bb, bn = pixel_tiles(batch, H, torch_dtype, persistent and fused)   # as launched (2-phase: 32)
-    nb, ncb = math.ceil(batch / bb), math.ceil(H / bn)
+    bb, pbn = pixel_tiles(batch, H, torch_dtype, persistent and fused)  # as launched (2-phase: 32)
+    nb, ncb = math.ceil(batch / bb), math.ceil(H / pbn)
     per = nb * ncb                              # a layer's tiles (the row step's are its own)
     programs = min(dev.sms, (L if left_phase or not fused else 2) * per)   # the widest
     # resident programs an SM, 65,536 registers / (registers x threads) by bench.compile: bf16
@@ -371,9 +400,16 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     # runs one tile (compile-20261126-leftfold) -> 3; float32 (8 warps, 96-250) -> 1
     slots = dev.sms * (1 if dtype == "float32" else 2 if left_phase or not fused else SLOTS_BF16)
 
-    def waves(kind):
+    def blocks(kind, c):
+        """Blocks of columns of the kind's own tiles: all, or (.../groups) colour group c's
+        (kernels/sampler_pixel_grid.columns; layer 0 all at a pixel's first sub-pixel)."""
+        base = kind.partition("+")[0]
+        whole = not groups or c is None or base == "left" or (base == "layer0" and c == 0)
+        return ncb if whole else math.ceil(H // C / pbn)
+
+    def waves(kind, c):
         base, _, beside = kind.partition("+")
-        tiles = {"left": L * per, "out": math.ceil(batch / 16)}.get(base, per) \
+        tiles = {"left": L * per, "out": math.ceil(batch / 16)}.get(base, nb * blocks(kind, c)) \
             * {"gate": 2, "ahead": 4}.get(base, 1) + (per if beside == "left" else 0)
         return math.ceil(tiles / (programs if persistent else slots))
 
@@ -382,24 +418,32 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
         todo = [kind.replace("layer", gate) if split and kind.partition("+")[0] == "layer"
                 else kind for kind in phase_kinds(L, c, fused, left_phase)]
         sample = c is not None
-        chain = sum(waves(kind) * phase_products(kind, H, p, F, sample, fused) for kind in todo)
+        kc = (c + 1) * (H // C) if groups and sample else H     # K on the current pixel's
+        chain = sum(waves(kind, c) * phase_products(kind, H, p, F, sample, fused, kc)
+                    for kind in todo)
 
         def latency(kind):
             """A program's: T_PHASE and its chain of products; prefetched (a layer's gate
             tiles, their weights loaded before the wait), T_PHASE and its arithmetic only,
             beside the next layer's left taps' chain where they run (c = 0)."""
-            products = phase_products(kind, H, p, F, sample, fused) * T_PRODUCT[dtype]
+            products = phase_products(kind, H, p, F, sample, fused, kc) * T_PRODUCT[dtype]
             base, _, beside = kind.partition("+")
             if prefetch and base == "layer":
-                flops = 2.0 * (5 + sample) * bb * H * bn            # its six products (five)
+                flops = 2.0 * (5 + sample) * bb * kc * pbn          # its six products (five)
                 products = max(flops * dev.sms / (rate(dev, dtype) * EFFICIENCY),
                                2 * p * H / 32 * T_PRODUCT[dtype] if beside else 0.0)
             return T_PHASE + products
-        latency = sum(waves(kind) * latency(kind) for kind in todo) + T_SAMPLE * sample
+        latency = sum(waves(kind, c) * latency(kind) for kind in todo) + T_SAMPLE * sample
         hops = len(todo) - 1 if persistent else len(todo)
         useful = 2.0 * elements * batch
-        inputs = sum((L if kind == "left" else 1) * (1 if kind == "out" else ncb)
-                     * phase_inputs(kind, H, p, F, fused) for kind in todo)
+
+        def reads(kind):
+            """Elements per image its tiles read as K inputs: each block of columns its own."""
+            base, _, beside = kind.partition("+")
+            own = 1 if base == "out" else L * ncb if base == "left" else blocks(kind, c)
+            return own * phase_inputs(base, H, p, F, fused, kc) + \
+                (ncb * p * H if beside == "left" else 0)
+        inputs = sum(reads(kind) for kind in todo)
         data = (nb * elements + batch * inputs) * eb + len(todo) * batch * 2 * H * 4
         # weights per image block, the K inputs per column block, the rest (stores, `base`)
         hop = t_sync if persistent else T_PDL if pdl else T_LAUNCH
@@ -433,6 +477,11 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     row = Step(label, "row", h - 1, L + 2, nm * nn, 0, row_data, row_useful, iters,
                row_terms["launch latency"] + row_bound[0], row_bound[1])
     folded = wt["folded"] if fused else 0
+    if groups:      # sub-pixel c: group c's columns over K = (c + 1) H / C, the logits' K too
+        body = wt["pixel"] - wt["logits"] + folded
+        return [row] + [pixel(f"pixel c={c}", h * w, c,
+                              body * (c + 1) / C ** 2 + wt["logits"] * (c + 1) / C
+                              + (wt["prev"] if c == 0 else 0)) for c in range(C)]
     return [row, pixel("pixel c=0", h * w, 0, wt["pixel"] + folded + wt["prev"]),
             pixel("pixel c>0", h * w * (C - 1), 1, wt["pixel"] + folded)]
 
@@ -471,8 +520,9 @@ LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
 
 
 GRID_VARIANTS = ["triton-grid", "triton-grid/split", "triton-grid/ahead", "triton-grid/pdl",
-                 "triton-grid/pdl/prefetch", "triton-grid/persistent", "triton-grid/bk128",
-                 "triton-grid/s7"]
+                 "triton-grid/pdl/prefetch", "triton-grid/groups",
+                 "triton-grid/pdl/prefetch/groups", "triton-grid/persistent",
+                 "triton-grid/bk128", "triton-grid/s7"]
 MEASURED_DESIGNS = [  # the designs GPU runs timed, modelled as they ran (bench/results/)
     "triton-grid/left-phase", "triton-grid/persistent/left-phase",       # h200-20261126-fold
     "triton-grid/bk128/left-phase", "triton-grid/persistent/bk128/left-phase",
@@ -503,7 +553,7 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
     always launches phase by phase; before the fold persistent was bf16's default, =0 turned
     it off); its PIXELCNN_GRID_POLL=load, .../poll-load; else PIXELCNN_GRID_AHEAD=1,
     .../ahead (or PIXELCNN_GRID_SPLIT=1, .../split), and PIXELCNN_GRID_PDL=1, .../pdl,
-    PIXELCNN_GRID_PREFETCH=1, .../prefetch;
+    PIXELCNN_GRID_PREFETCH=1, .../prefetch; PIXELCNN_GRID_GROUPS=1, .../groups;
     PIXELCNN_GRID_BK=N, .../bkN;
     PIXELCNN_GRID_STAGES=S, .../sS; measured on the design before the fold (design
     TWO_PHASE: results that do not say), .../2-phase; on the fold with a left phase (design
@@ -520,6 +570,7 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
             "/split" if env.get("PIXELCNN_GRID_SPLIT") == "1" else ""
         method += "/pdl" if env.get("PIXELCNN_GRID_PDL") == "1" else ""
         method += "/prefetch" if env.get("PIXELCNN_GRID_PREFETCH") == "1" else ""
+    method += "/groups" if env.get("PIXELCNN_GRID_GROUPS") == "1" else ""
     method += f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else ""
     method += f"/s{env['PIXELCNN_GRID_STAGES']}" if env.get("PIXELCNN_GRID_STAGES") else ""
     return method + {TWO_PHASE: "/2-phase", LEFT_PHASE: "/left-phase"}.get(design, "")
@@ -691,6 +742,7 @@ def targets(cfg, device, size, meas, barrier: float | None = None,
     lines = []
     for label in ("triton-grid/left-phase", "triton-grid", "triton-grid/split",
                   "triton-grid/ahead", "triton-grid/pdl", "triton-grid/pdl/prefetch",
+                  "triton-grid/groups", "triton-grid/pdl/prefetch/groups",
                   "triton-grid/persistent"):
         for batch, need, what in ((1, 50, "x naive"), (256, 500, "x naive"),
                                   (256, 2000, "images/s")):
@@ -708,15 +760,16 @@ def targets(cfg, device, size, meas, barrier: float | None = None,
     for hop, how in ((T_LAUNCH, "a launch"), (0.0, "nothing")):
         lines.append(f"bound, bf16 batch 256: {floor(cfg, 256, size, hop):,.0f} images/s for "
                      f"any design of L + 3 phases a sub-pixel, each phase one product over "
-                     f"K = H in one wave, {how} between phases, the row steps free")
+                     f"the least K ((c + 1) H / C at sub-pixel c) in one wave, {how} between "
+                     f"phases, the row steps free")
     dev = DEVICES[device]
     spread = {hop: spread_floor(cfg, dev, 256, size, hop) for hop in (T_LAUNCH, T_PDL, 0.0)}
     for hop, how in ((T_LAUNCH, "a launch"), (T_PDL, "a programmatic dependent launch"),
                      (0.0, "nothing")):
         lines.append(f"bound, bf16 batch 256: {spread[hop]:,.0f} "
                      f"images/s however each phase's products are spread over the SMs (in K "
-                     f"or in columns; one wave, {SLOTS_BF16} programs an SM), {how} between "
-                     f"phases, the row steps free")
+                     f"or in columns; one wave, {SLOTS_BF16} programs an SM; the least work: "
+                     f"colour groups), {how} between phases, the row steps free")
     row = grid(cfg, dev, "bf16", 256, size)[0]                  # today's row step, modelled
     best = 256 / (256 / spread[0.0] + row.count * row.seconds)
     lines.append(f"bound, bf16 batch 256: {best:,.0f} images/s with nothing between phases "
@@ -845,13 +898,14 @@ def spread_floor(cfg, dev: Device, batch: int, size, hop: float) -> float:
     """Images/s no design of L + 3 dependent phases a sub-pixel beats at this model's phase
     latency, however it spreads each phase's products over the SMs (split in K, in columns,
     by product): a phase's product tiles (K tiles of 32 x BB images x 16 columns; a folded
-    layer's six H x H products - f and g of its gate from the previous layer's unit and from
-    its input, that layer's residual and skip -, layer 0's two over its F embedded features,
-    a hidden layer's one, out's logits over V columns) shared by every program slot of one
+    layer's six products - f and g of its gate from the previous layer's unit and from its
+    input, that layer's residual and skip -, layer 0's two over its F embedded features, a
+    hidden layer's one, out's logits over V columns) shared by every program slot of one
     wave, each program's chain its share (at least one tile): hop + T_PHASE + chain x
-    T_PRODUCT a phase, T_SAMPLE once, the row steps free. Tighter than `floor` where a
-    phase's work exceeds the slots (batch 256), looser where it does not (chains under
-    K = H: split K)."""
+    T_PRODUCT a phase, T_SAMPLE once, the row steps free. The least work a sub-pixel needs:
+    sub-pixel c's colour group of columns over K = (c + 1) H / C (`groups_k`), averaged over
+    c. Tighter than `floor` where a phase's work exceeds the slots (batch 256), looser where
+    it does not (chains under K = H: split K)."""
     L, H, C, V = cfg.layers, cfg.channels, cfg.in_channels, cfg.levels
     F = C * (cfg.embedding_dim or 1)
     bb, bn = pixel_tiles(batch, H, torch.bfloat16)
@@ -860,18 +914,27 @@ def spread_floor(cfg, dev: Device, batch: int, size, hop: float) -> float:
     def phase(products, k, columns):
         work = products * math.ceil(k / 32) * math.ceil(batch / bb) * math.ceil(columns / bn)
         return hop + T_PHASE + max(1, math.ceil(work / slots)) * T_PRODUCT["bf16"]
-    sub_pixel = phase(2, F, H) + (L - 1) * phase(6, H, H) + 2 * phase(1, H, H) + \
-        phase(1, H, V) + T_SAMPLE
+    sub_pixel = sum(phase(2, F, H // C) + (L - 1) * phase(6, k, H // C) + 2 * phase(1, k, H // C)
+                    + phase(1, k, V) for k in groups_k(cfg)) / C + T_SAMPLE
     return batch / (C * size[0] * size[1] * sub_pixel)
+
+
+def groups_k(cfg) -> list:
+    """The K of sub-pixel c's products on the current pixel's features, c = 0 .. C - 1, at
+    the least: (c + 1) H / C (its colour groups <= c: triton-grid/groups)."""
+    C = cfg.in_channels
+    return [(c + 1) * (cfg.channels // C) for c in range(C)]
 
 
 def floor(cfg, batch: int, size, hop: float) -> float:
     """Images/s no design of L + 3 dependent phases a sub-pixel can beat at this model's phase
-    latency: every phase a single product over K = H (T_PHASE + H/32 T_PRODUCT, bf16), all of
-    its tiles in one wave, `hop` between phases (T_LAUNCH: a launch; 0: a free on-chip
-    barrier), T_SAMPLE once, and the row steps free. The L + 3 are the layers, which depend
-    on each other, and the head's two hidden layers and logits: inherent to the network."""
-    phase = T_PHASE + cfg.channels / 32 * T_PRODUCT["bf16"] + hop
+    latency: every phase a single product over the least K (`groups_k`: (c + 1) H / C at
+    sub-pixel c; T_PHASE + K/32 T_PRODUCT, bf16), all of its tiles in one wave, `hop` between
+    phases (T_LAUNCH: a launch; 0: a free on-chip barrier), T_SAMPLE once, and the row steps
+    free. The L + 3 are the layers, which depend on each other, and the head's two hidden
+    layers and logits: inherent to the network."""
+    ks = groups_k(cfg)
+    phase = T_PHASE + sum(ks) / len(ks) / 32 * T_PRODUCT["bf16"] + hop
     sub_pixel = (cfg.layers + 3) * phase + T_SAMPLE
     return batch / (cfg.in_channels * size[0] * size[1] * sub_pixel)
 

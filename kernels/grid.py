@@ -99,6 +99,14 @@ def prefetch_requested() -> bool:
                   "weights prefetched")
 
 
+def groups_requested() -> bool:
+    """$PIXELCNN_GRID_GROUPS: "1" asks triton-grid's pixel steps to make only the current
+    sub-pixel's colour group of columns, over the K its masks let it see
+    (kernels/sampler_pixel_grid.columns: in RGB a third of the columns, two thirds of K on
+    average); "0" or unset, every column (until a GPU run has timed it)."""
+    return switch("PIXELCNN_GRID_GROUPS", "every column", "the colour group's columns")
+
+
 # The compute capability (major) that meta tensors stand for: bench.compile records each
 # target's launches inside meta_capability(arch // 10).
 _META_CAPABILITY = [9]

@@ -37,6 +37,12 @@ l - 1's input a phase early (`_ahead`, through the composed `wres_ahead`): a gat
 finishing tile and the two look-ahead halves for layer l + 1, each a chain of two products
 (bench.roofline: `triton-grid/ahead`).
 
+PIXELCNN_GRID_GROUPS=1 (kernels/grid.groups_requested, opt-in too; every form) makes at
+sub-pixel c only colour group c's columns of every phase, over the K of groups <= c
+(`columns`): what the masks let channel c's logits see, and all that changed since sub-pixel
+c - 1 (GatedCache keeps the groups made before). Layer 0 still makes its whole base at a
+pixel's first sub-pixel, the left taps stay whole, completion makes every column.
+
 Two forms run the same per-tile code (`_phase`, tile t of phase ph):
 - one launch per phase, each program one tile, with no loop over tiles (a loop would let the
   compiler hoist every branch's addresses out of it: 168 registers against 130, bench.compile):
@@ -68,13 +74,13 @@ OUT_IMAGES: tl.constexpr = tl.constexpr(16)  # images per tile of the out phase
 
 
 @triton.jit
-def _tile(t, B, HD, BB: tl.constexpr, BN: tl.constexpr):
-    """Tile t of a layer's images x columns grid, ceil(B / BB) * ceil(HD / BN) tiles: its
-    images bb, columns n, and their masks."""
-    NN = tl.cdiv(HD, BN)
+def _tile(t, B, n0, NC, BB: tl.constexpr, BN: tl.constexpr):
+    """Tile t of a layer's images x columns grid over columns n0 .. n0 + NC - 1,
+    ceil(B / BB) * ceil(NC / BN) tiles: its images bb, columns n, and their masks."""
+    NN = tl.cdiv(NC, BN)
     bb = t // NN * BB + tl.arange(0, BB)
-    n = t % NN * BN + tl.arange(0, BN)
-    b_ok, n_ok = bb < B, n < HD
+    n = n0 + t % NN * BN + tl.arange(0, BN)
+    b_ok, n_ok = bb < B, n < n0 + NC
     return bb, n, b_ok, n_ok, b_ok[:, None] & n_ok[None, :]
 
 
@@ -103,8 +109,8 @@ def _left_taps(l, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n
 
 @triton.jit
 def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, wres_cur,
-           bres_cur, wres_ahead, bres_ahead, wres, bres, wskip, bskip, table, i, j, left, B, C,
-           HEIGHT, WIDTH, HD, L, LEVELS, E, F, P: tl.constexpr, SAMPLE: tl.constexpr,
+           bres_cur, wres_ahead, bres_ahead, wres, bres, wskip, bskip, table, i, j, left, n0,
+           NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, P: tl.constexpr, SAMPLE: tl.constexpr,
            BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, KL: tl.constexpr,
            FB: tl.constexpr, SPLIT: tl.constexpr, PREFETCH: tl.constexpr, WAIT: tl.constexpr,
            BF16: tl.constexpr, INTERPRET: tl.constexpr):
@@ -123,8 +129,16 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, w
     KL: the K tile of the gate tiles' products (BK, or with PREFETCH >= HD). PREFETCH
     (unsplit): the gate tiles of l >= 1 load their weights, all six products' K in one tile,
     before anything else; WAIT (a programmatic dependent launch):
-    only then wait for the previous phase, so that the weights' round trip overlaps it."""
-    per_layer = tl.cdiv(B, BB) * tl.cdiv(HD, BN)
+    only then wait for the previous phase, so that the weights' round trip overlaps it.
+    n0, NC, KC (GatedCache's column groups, `columns`): the tiles' output columns, n0 ..
+    n0 + NC - 1, and the K of their products on the current pixel's features, KC; the
+    left taps' tiles, and layer 0's at a pixel's first sub-pixel (its whole base), every
+    column."""
+    first, width = n0, NC
+    if l == 0:
+        if left:
+            first, width = 0, HD
+    per_layer = tl.cdiv(B, BB) * tl.cdiv(width, BN)
     parts = 1
     if SPLIT:
         if l > 0:
@@ -132,7 +146,10 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, w
             if SPLIT == 2:
                 if l + 1 < L:
                     parts = 4               # + the look-ahead's two halves, for layer l + 1
-    bb, n, b_ok, n_ok, ok = _tile(t % per_layer, B, HD, BB, BN)
+    tt = t % per_layer
+    if t >= parts * per_layer:      # the left taps' tiles: every column
+        tt, first, width = t - parts * per_layer, 0, HD
+    bb, n, b_ok, n_ok, ok = _tile(tt, B, first, width, BB, BN)
     if t >= parts * per_layer:      # left: layer l + 1's base, for the next phase
         _left_taps(l + 1, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n,
                    n_ok, ok, P, BK, BF16, INTERPRET)
@@ -149,31 +166,32 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, w
     elif t < per_layer:         # the gate (unsplit: and layer l - 1's residual and skip)
         prefetched = 0
         if PREFETCH:        # the tiles that _prefetches names
-            prefetched = _layer_weights(0, l, wh_cur, wres_cur, wres, wskip, HD, n, n_ok,
+            prefetched = _layer_weights(0, l, wh_cur, wres_cur, wres, wskip, HD, KC, n, n_ok,
                                         SAMPLE, True, True, KL)
             if WAIT:
                 gdc_wait()
         f, g = _base(base, l, B, HD, bb, n, ok)
         if SPLIT == 2:
-            f, g = _gate_ahead(f, g, l, gated, ahead, wres_cur, bres_cur, B, HD, L, bb, b_ok,
-                               n, n_ok, BK, BF16, INTERPRET)
+            f, g = _gate_ahead(f, g, l, gated, ahead, wres_cur, bres_cur, B, HD, KC, L, bb,
+                               b_ok, n, n_ok, BK, BF16, INTERPRET)
         else:
             f, g = _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur,
-                                        bres_cur, wres, bres, wskip, bskip, j, B, WIDTH, HD, L,
-                                        bb, n, b_ok, n_ok, ok, prefetched, P, SAMPLE, True,
+                                        bres_cur, wres, bres, wskip, bskip, j, B, WIDTH, HD, KC,
+                                        L, bb, n, b_ok, n_ok, ok, prefetched, P, SAMPLE, True,
                                         not SPLIT, BB, BN, KL, PREFETCH, BF16, INTERPRET)
         _store_gate(gated, f, g, l, L, HD, bb, n, ok)
     elif t < 2 * per_layer:
         if SPLIT:               # the split's other half: layer l - 1's residual and skip
             zero = tl.zeros((BB, BN), tl.float32)
             _from_previous_layer(zero, zero, l, hbuf, gated, skip, wh_cur, wres_cur,
-                                 bres_cur, wres, bres, wskip, bskip, j, B, WIDTH, HD, L, bb,
-                                 n, b_ok, n_ok, ok, 0, P, SAMPLE, False, True, BB, BN, BK,
+                                 bres_cur, wres, bres, wskip, bskip, j, B, WIDTH, HD, KC, L,
+                                 bb, n, b_ok, n_ok, ok, 0, P, SAMPLE, False, True, BB, BN, BK,
                                  False, BF16, INTERPRET)
     else:
         if SPLIT == 2:          # the look-ahead for layer l + 1, one half
             _ahead(t // per_layer - 2, l, hbuf, gated, ahead, wh_cur, wres_ahead, bres_ahead,
-                   j, B, WIDTH, HD, L, bb, b_ok, n, n_ok, ok, P, BB, BN, BK, BF16, INTERPRET)
+                   j, B, WIDTH, HD, KC, L, bb, b_ok, n, n_ok, ok, P, BB, BN, BK, BF16,
+                   INTERPRET)
 
 
 @triton.jit
@@ -184,7 +202,7 @@ def _ahead_tile(ahead, slot, half, B, HD, bb, n):
 
 
 @triton.jit
-def _gate_ahead(f, g, l, gated, ahead, wres_cur, bres_cur, B, HD, L, bb, b_ok, n, n_ok,
+def _gate_ahead(f, g, l, gated, ahead, wres_cur, bres_cur, B, HD, KC, L, bb, b_ok, n, n_ok,
                 BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """SPLIT 2: layer l's f and g = base + bres_cur + (l >= 2) both halves of its look-ahead
     (slot l % 2, from layer l - 1's phase) + a @ wres_cur[l], a = layer l - 1's gated unit."""
@@ -195,11 +213,11 @@ def _gate_ahead(f, g, l, gated, ahead, wres_cur, bres_cur, B, HD, L, bb, b_ok, n
         f += tl.load(q, mask=q_ok, other=0.0, cache_modifier=CG)
         g += tl.load(q + HD, mask=q_ok, other=0.0, cache_modifier=CG)
     return gated_matmul_rows(f, g, gated + (bb * L + l - 1) * HD, b_ok, wres_cur + l * HD * 2 * HD,
-                             HD, n, n_ok, HD, BK, BF16, INTERPRET, CG)
+                             KC, n, n_ok, HD, BK, BF16, INTERPRET, CG)
 
 
 @triton.jit
-def _ahead(half, l, hbuf, gated, ahead, wh_cur, wres_ahead, bres_ahead, j, B, WIDTH, HD, L, bb,
+def _ahead(half, l, hbuf, gated, ahead, wh_cur, wres_ahead, bres_ahead, j, B, WIDTH, HD, KC, L, bb,
            b_ok, n, n_ok, ok, P: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
            BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """SPLIT 2, in layer l's phase: half of the part of layer l + 1's gate that comes from
@@ -216,7 +234,7 @@ def _ahead(half, l, hbuf, gated, ahead, wh_cur, wres_ahead, bres_ahead, j, B, WI
     bias_ok = n_ok & (n * 0 + half == 0)
     zero = tl.zeros((BB, BN), tl.float32)
     f, g = _gate_bias(zero, zero, bres_ahead + (l + 1) * 2 * HD, HD, n, bias_ok)
-    f, g = gated_matmul_rows(f, g, rows, rows_ok, w, HD, n, n_ok, HD, BK, BF16, INTERPRET, CG)
+    f, g = gated_matmul_rows(f, g, rows, rows_ok, w, KC, n, n_ok, HD, BK, BF16, INTERPRET, CG)
     out = _ahead_tile(ahead, (l + 1) % 2, half, B, HD, bb, n)
     tl.store(out, f, mask=ok)
     tl.store(out + HD, g, mask=ok)
@@ -245,13 +263,13 @@ def _store_gate(gated, f, g, l, L, HD, bb, n, ok):
 
 
 @triton.jit
-def _layer_weights(k0, l, wh_cur, wres_cur, wres, wskip, HD, n, n_ok, SAMPLE: tl.constexpr,
+def _layer_weights(k0, l, wh_cur, wres_cur, wres, wskip, HD, KC, n, n_ok, SAMPLE: tl.constexpr,
                    GATE: tl.constexpr, FINISH: tl.constexpr, BK: tl.constexpr):
     """The weight tiles [BK, BN] of K tile k0 of _from_previous_layer's products: GATE, layer
     l's f and g on a (wres_cur) and on r (wh_cur); FINISH, layer l - 1's residual and (SAMPLE)
     skip; 0 for the products not made."""
     kk = k0 + tl.arange(0, BK)
-    w_ok = (kk < HD)[:, None] & n_ok[None, :]
+    w_ok = (kk < KC)[:, None] & n_ok[None, :]
     wcf, wcg, whf, whg, wr, ws = 0, 0, 0, 0, 0, 0
     if GATE:
         w2 = kk[:, None] * (2 * HD) + n[None, :]
@@ -271,7 +289,7 @@ def _layer_weights(k0, l, wh_cur, wres_cur, wres, wskip, HD, n, n_ok, SAMPLE: tl
 
 @triton.jit
 def _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur, wres, bres,
-                         wskip, bskip, j, B, WIDTH, HD, L, bb, n, b_ok, n_ok, ok, prefetched,
+                         wskip, bskip, j, B, WIDTH, HD, KC, L, bb, n, b_ok, n_ok, ok, prefetched,
                          P: tl.constexpr, SAMPLE: tl.constexpr, GATE: tl.constexpr,
                          FINISH: tl.constexpr, BB: tl.constexpr, BN: tl.constexpr,
                          BK: tl.constexpr, PREFETCH: tl.constexpr, BF16: tl.constexpr,
@@ -298,14 +316,15 @@ def _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
                 has_r[:, None], 0.0,
                 tl.load(bskip + n, mask=n_ok, other=0.0).to(tl.float32)[None, :])
     k = tl.arange(0, BK)
-    for k0 in range(0, HD, BK):
+    for k0 in range(0, KC, BK):
         kk = k0 + k
-        k_ok = kk < HD
+        k_ok = kk < KC
         if PREFETCH:
             wcf, wcg, whf, whg, wr, ws = prefetched
         else:
             wcf, wcg, whf, whg, wr, ws = _layer_weights(k0, l, wh_cur, wres_cur, wres, wskip,
-                                                        HD, n, n_ok, SAMPLE, GATE, FINISH, BK)
+                                                        HD, KC, n, n_ok, SAMPLE, GATE, FINISH,
+                                                        BK)
         a = tl.load(a_rows[:, None] + kk[None, :], mask=b_ok[:, None] & k_ok[None, :],
                     other=0.0, cache_modifier=CG).to(tl.float32)
         if GATE:
@@ -328,15 +347,15 @@ def _from_previous_layer(f, g, l, hbuf, gated, skip, wh_cur, wres_cur, bres_cur,
 
 
 @triton.jit
-def _hidden(t, second, gated, skip, scratch, wskip, bskip, w1, b1, B, HD, L,
+def _hidden(t, second, gated, skip, scratch, wskip, bskip, w1, b1, n0, NC, KC, B, HD, L,
             BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
             BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """Tile t of the head's two hidden activations: relu(skip sum) (second=False), relu(1x1)
-    (True)."""
-    bb, n, b_ok, n_ok, ok = _tile(t, B, HD, BB, BN)
+    (True), columns n0 .. n0 + NC - 1 over K = KC."""
+    bb, n, b_ok, n_ok, ok = _tile(t, B, n0, NC, BB, BN)
     if second:
         a = tl.zeros((BB, BN), tl.float32) + tl.load(b1 + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
-        a = matmul_rows(a, scratch + bb * 2 * HD, b_ok, w1, HD, n, n_ok, HD,
+        a = matmul_rows(a, scratch + bb * 2 * HD, b_ok, w1, KC, n, n_ok, HD,
                         BK, BF16, INTERPRET, CG)
         out = scratch + bb[:, None] * 2 * HD + HD + n[None, :]
     else:
@@ -346,18 +365,18 @@ def _hidden(t, second, gated, skip, scratch, wskip, bskip, w1, b1, B, HD, L,
         else:
             a = tl.zeros((BB, BN), tl.float32) + tl.load(bskip + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
         a = matmul_rows(a, gated + (bb * L + L - 1) * HD, b_ok, wskip + (L - 1) * HD * HD,
-                        HD, n, n_ok, HD, BK, BF16, INTERPRET, CG)
+                        KC, n, n_ok, HD, BK, BF16, INTERPRET, CG)
         out = scratch + bb[:, None] * 2 * HD + n[None, :]
     tl.store(out, tl.maximum(a, 0.0).to(scratch.dtype.element_ty), mask=ok)
 
 
 @triton.jit
-def _out(t, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD,
+def _out(t, x, u, hbuf, scratch, w2, b2, table, i, j, c, KC, B, C, HEIGHT, WIDTH, HD,
          LEVELS, E, F, temperature, P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
          BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
          BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """Image block t: the logits of channel c, softmax, sample; on the last channel the
-    pixel's embedding into layer 0's input."""
+    pixel's embedding into layer 0's input. KC: the hidden columns the logits see."""
     BB: tl.constexpr = OUT_IMAGES            # [BB, levels] logits: keep the tile small
     bb = t * BB + tl.arange(0, BB)
     b_ok = bb < B
@@ -366,7 +385,7 @@ def _out(t, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD
         v = tl.arange(0, LVP)
         v_ok = v < LEVELS
         logits = tl.zeros((BB, LVP), tl.float32) + tl.load(b2 + c * LEVELS + v, mask=v_ok, other=0.0).to(tl.float32)[None, :]
-        logits = matmul_rows(logits, scratch + bb * 2 * HD + HD, b_ok, w2 + c * LEVELS, HD,
+        logits = matmul_rows(logits, scratch + bb * 2 * HD + HD, b_ok, w2 + c * LEVELS, KC,
                              v, v_ok, C * LEVELS, BKO, BF16, INTERPRET, CG)
         uu = tl.load(u + ((bb * C + c) * HEIGHT + i) * WIDTH + j, mask=b_ok, other=0.0)
         val = inverse_cdf(logits, v_ok, uu, temperature, LEVELS)
@@ -379,10 +398,14 @@ def _out(t, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD
 
 
 @triton.jit
-def _phase_tiles(ph, left, B, HD, L, BB: tl.constexpr, BN: tl.constexpr,
+def _phase_tiles(ph, left, NC, B, HD, L, BB: tl.constexpr, BN: tl.constexpr,
                  SPLIT: tl.constexpr):
     """Tiles of phase ph, as `phase_tiles` counts them: the persistent kernel's loop bound."""
-    per_layer = tl.cdiv(B, BB) * tl.cdiv(HD, BN)
+    width = NC
+    if ph == 1:
+        if left:
+            width = HD                                  # layer 0's whole base
+    per_layer = tl.cdiv(B, BB) * tl.cdiv(width, BN)
     n = per_layer
     if ph == L + 3:
         n = tl.cdiv(B, OUT_IMAGES)
@@ -395,24 +418,24 @@ def _phase_tiles(ph, left, B, HD, L, BB: tl.constexpr, BN: tl.constexpr,
                         n += 2 * per_layer
         if left:
             if ph < L:
-                n += per_layer
+                n += tl.cdiv(B, BB) * tl.cdiv(HD, BN)         # the left taps: every column
     return n
 
 
 @triton.jit
-def _prefetches(ph, t, B, HD, L, BB: tl.constexpr, BN: tl.constexpr):
+def _prefetches(ph, t, NC, B, L, BB: tl.constexpr, BN: tl.constexpr):
     """Whether tile t of phase ph, with PREFETCH, loads its weights before it waits for the
     previous phase (then _layer waits): the gate tiles of layers l = ph - 1 >= 1 (the
     unsplit phase's first tiles); layer 0, the left taps' tiles, the head and out wait first."""
-    return (ph >= 2) & (ph <= L) & (t < tl.cdiv(B, BB) * tl.cdiv(HD, BN))
+    return (ph >= 2) & (ph <= L) & (t < tl.cdiv(B, BB) * tl.cdiv(NC, BN))
 
 
 @triton.jit
 def _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, ahead,
            wh_prev, wh_cur, wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip,
            bskip, w1, b1, w2, b2,
-           table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
-           P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
+           table, i, j, c, left, n0, NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
+           temperature, P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
            BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, KL: tl.constexpr,
            BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr, SPLIT: tl.constexpr,
            PREFETCH: tl.constexpr,
@@ -420,18 +443,18 @@ def _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, ahead,
     """Tile t of phase `ph` of the step (see the module docstring). WAIT: wait for the
     previous phase first (a programmatic dependent launch), except where _layer prefetches."""
     if WAIT:
-        if not _prefetches(ph, t, B, HD, L, BB, BN):
+        if not _prefetches(ph, t, NC, B, L, BB, BN):
             gdc_wait()
     if ph <= L:
         _layer(t, ph - 1, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur,
                wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip, bskip, table, i,
-               j, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, P, SAMPLE, BB, BN, BK, KL,
-               FB, SPLIT, PREFETCH, WAIT, BF16, INTERPRET)
+               j, left, n0, NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, P, SAMPLE, BB,
+               BN, BK, KL, FB, SPLIT, PREFETCH, WAIT, BF16, INTERPRET)
     elif ph <= L + 2:
-        _hidden(t, ph == L + 2, gated, skip, scratch, wskip, bskip, w1, b1, B, HD, L, BB, BN,
-                BK, BF16, INTERPRET)
+        _hidden(t, ph == L + 2, gated, skip, scratch, wskip, bskip, w1, b1, n0, NC, KC, B, HD,
+                L, BB, BN, BK, BF16, INTERPRET)
     else:
-        _out(t, x, u, hbuf, scratch, w2, b2, table, i, j, c, B, C, HEIGHT, WIDTH, HD, LEVELS,
+        _out(t, x, u, hbuf, scratch, w2, b2, table, i, j, c, KC, B, C, HEIGHT, WIDTH, HD, LEVELS,
              E, F, temperature, P, SAMPLE, LAST, BKO, FB, LVP, BF16, INTERPRET)
 
 
@@ -439,8 +462,8 @@ def _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, ahead,
 def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, skip,
                                 ahead, wh_prev, wh_cur, wres_cur, bres_cur, wres_ahead,
                                 bres_ahead, wres, bres, wskip, bskip,
-                                w1, b1, w2, b2, table, i, j, c, left, B, C, HEIGHT, WIDTH,
-                                HD, L, LEVELS, E, F, temperature,
+                                w1, b1, w2, b2, table, i, j, c, left, n0, NC, KC, B, C,
+                                HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
                                 P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                 BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                 KL: tl.constexpr, BKO: tl.constexpr, FB: tl.constexpr,
@@ -465,8 +488,9 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
     _phase(ph, tl.program_id(0), x, u, hbuf, row_bias, base, gated, scratch, skip, ahead,
            wh_prev, wh_cur, wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip,
            bskip, w1, b1, w2, b2, table, i, j,
-           c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature, P, SAMPLE, LAST,
-           BB, BN, BK, KL, BKO, FB, LVP, SPLIT, PREFETCH, PDL and PREFETCH, BF16, INTERPRET)
+           c, left, n0, NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature, P,
+           SAMPLE, LAST, BB, BN, BK, KL, BKO, FB, LVP, SPLIT, PREFETCH, PDL and PREFETCH, BF16,
+           INTERPRET)
     if PDL and PDL_TRIGGER == 2:
         gdc_launch_dependents()
 
@@ -475,8 +499,8 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
 def _sampler_pixel_grid_kernel(counter, x, u, hbuf, row_bias, base, gated, scratch, skip,
                                ahead, wh_prev, wh_cur, wres_cur, bres_cur, wres_ahead,
                                bres_ahead, wres, bres, wskip, bskip,
-                               w1, b1, w2, b2, table, i, j, c, left, B, C, HEIGHT, WIDTH,
-                               HD, L, LEVELS, E, F, temperature,
+                               w1, b1, w2, b2, table, i, j, c, left, n0, NC, KC, B, C,
+                               HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature,
                                P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
                                BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                KL: tl.constexpr, BKO: tl.constexpr, FB: tl.constexpr,
@@ -486,12 +510,12 @@ def _sampler_pixel_grid_kernel(counter, x, u, hbuf, row_bias, base, gated, scrat
     pid, nprog = tl.program_id(0), tl.num_programs(0)
     for ph in range(1, L + 4):
         if SAMPLE or ph <= L or ph == L + 3:
-            for t in range(pid, _phase_tiles(ph, left, B, HD, L, BB, BN, False), nprog):
+            for t in range(pid, _phase_tiles(ph, left, NC, B, HD, L, BB, BN, False), nprog):
                 _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, ahead, wh_prev,
                        wh_cur, wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip,
                        bskip, w1, b1, w2, b2,
-                       table, i, j, c, left, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
-                       temperature, P, SAMPLE, LAST, BB, BN, BK, KL, BKO, FB, LVP, False,
+                       table, i, j, c, left, n0, NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E,
+                       F, temperature, P, SAMPLE, LAST, BB, BN, BK, KL, BKO, FB, LVP, False,
                        False, False, BF16, INTERPRET)
             if ph < L + 3:
                 grid_barrier(counter, nprog, POLL)
@@ -554,18 +578,38 @@ def phases(layers: int, c) -> list:
 
 
 def phase_tiles(ph: int, layers: int, batch: int, hidden: int, dtype: torch.dtype,
-                persistent: bool = False, split: int = 0, left: bool = False) -> int:
-    """Tiles of phase ph: a layer's; split (1 or 2, l >= 1): + the finishing tiles; split 2
-    (l + 1 < L): + the look-ahead's two halves; + the next layer's base at a pixel's first
-    sub-pixel (left); the head's; out's image blocks."""
+                persistent: bool = False, split: int = 0, left: bool = False,
+                width: int | None = None) -> int:
+    """Tiles of phase ph: a layer's (over `width` of its columns: `columns`, all by default;
+    layer 0 all at a pixel's first sub-pixel, its base); split (1 or 2, l >= 1): + the
+    finishing tiles; split 2 (l + 1 < L): + the look-ahead's two halves; + the next layer's
+    base at a pixel's first sub-pixel (left, every column); the head's; out's image blocks."""
     bb, bn = tiles(batch, hidden, dtype, persistent)
-    per_layer = triton.cdiv(batch, bb) * triton.cdiv(hidden, bn)
+    blocks = triton.cdiv(batch, bb)
+    if ph == 1 and left:                # layer 0 makes its whole base there
+        width = hidden
+    per_layer = blocks * triton.cdiv(width or hidden, bn)
     if ph == layers + 3:
         return triton.cdiv(batch, OUT_IMAGES.value)
     if ph > layers:
         return per_layer
     parts = 1 + (split > 0 and ph >= 2) + 2 * (split == 2 and 2 <= ph < layers)
-    return per_layer * parts + (per_layer if left and ph < layers else 0)
+    return per_layer * parts + (blocks * triton.cdiv(hidden, bn) if left and ph < layers else 0)
+
+
+def columns(hidden: int, channels: int, c, groups: bool = False) -> tuple:
+    """(n0, NC, KC): the hidden columns n0 .. n0 + NC - 1 that sub-pixel c's products make and
+    the K they need of the current pixel's features. All of them (0, H, H) by default; with
+    `groups` (PIXELCNN_GRID_GROUPS=1, kernels/grid.groups_requested), only colour group c's,
+    which is all that changes at sub-pixel c: the masks let group c's units see groups <= c
+    of the current pixel (layers' current taps, residual, skip, head: mask B; layer 0: mask
+    A), so groups < c were final after their own sub-pixels (GatedCache keeps them) and
+    groups > c are not needed for channel c's logits: (c H/C, H/C, (c + 1) H/C), a third of
+    the columns over two thirds of K on average in RGB. Completion (c=None): all of them."""
+    if not groups or c is None:
+        return 0, hidden, hidden
+    group = hidden // channels
+    return c * group, group, (c + 1) * group
 
 
 def widest(cache) -> int:
@@ -577,10 +621,11 @@ def widest(cache) -> int:
 
 
 def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool = False,
-           prefetch: bool = False):
+           prefetch: bool = False, groups: bool = False):
     """(args, meta) of the step's phase launches (as `sampler_pixel_grid` makes them; also
     bench.phase_times, which times each phase alone). prefetch: a layer's weights in one K
-    tile (BK >= H), loaded before anything else (_layer)."""
+    tile (BK >= H), loaded before anything else (_layer); groups: colour group c's columns
+    only (`columns`)."""
     w = cache.w
     B, C, H, W = x.shape
     bk = k_tile(w.hidden, w.wv.dtype)
@@ -588,7 +633,8 @@ def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool 
     args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
             cache.skip, cache.ahead, w.wh_prev, w.wh_cur, w.wres_cur, w.bres_cur, w.wres_ahead,
             w.bres_ahead, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1, w.w2, w.b2, w.table,
-            i, j, c or 0, int(not c), B, C, H, W, w.hidden, w.layers, w.levels,
+            i, j, c or 0, int(not c), *columns(w.hidden, C, c, groups), B, C, H, W, w.hidden,
+            w.layers, w.levels,
             w.table.shape[-1], w.features, float(temperature))
     meta = dict(P=w.pad, SAMPLE=c is not None, LAST=c is None or c == C - 1, BB=bb, BN=bn,
                 BK=bk, KL=pow2(w.hidden) if prefetch else bk, BKO=out_k_tile(w.levels, bk),
@@ -605,7 +651,7 @@ def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool 
 
 def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
                        programs: int = 0, pdl: bool = False, split: int = 0,
-                       prefetch: bool = False):
+                       prefetch: bool = False, groups: bool = False):
     """Sample sub-pixel (c, i, j) of x (long [B, C, H, W]) from the uniforms u, or with
     c=None take pixel (i, j) as given (completion) and only update the caches - as the
     PyTorch step `pixelcnn.cache.pixel_step`, on the same GatedCache. programs=0: one launch
@@ -616,7 +662,9 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     programs=N: one persistent cooperative launch of N programs meeting at grid barriers
     (CUDA; at most one per SM, see kernels/grid.py). prefetch=True (one launch per phase,
     unsplit): each layer's gate tiles load their weights first, in one K tile, and with pdl
-    only then wait for the previous phase (`_layer`)."""
+    only then wait for the previous phase (`_layer`). groups=True: each sub-pixel makes only
+    its colour group's columns (`columns`); GatedCache's other groups keep what earlier
+    sub-pixels made."""
     if prefetch and (programs or split):
         raise ValueError("prefetch=True takes one launch per phase, unsplit: programs=0, "
                          f"split=0 (got programs={programs}, split={split})")
@@ -624,7 +672,7 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     check_device(x, u, w.wv)
     B, hd, L = x.shape[0], w.hidden, w.layers
     args, meta = launch(cache, x, u, temperature, i, j, c, persistent=programs > 0,
-                        prefetch=prefetch)
+                        prefetch=prefetch, groups=groups)
     if programs:
         if w.wv.dtype != torch.bfloat16:
             raise ValueError(f"the persistent pixel step takes bf16 weights (float32 spills), "
@@ -638,5 +686,6 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     if split:
         meta.update(SPLIT=int(split))
     for ph in phases(L, c):
-        programs = phase_tiles(ph, L, B, hd, w.wv.dtype, split=split, left=not c)
+        programs = phase_tiles(ph, L, B, hd, w.wv.dtype, split=split, left=not c,
+                               width=columns(hd, x.shape[1], c, groups)[1])
         _sampler_pixel_phase_kernel[(programs,)](ph, *args, **meta)

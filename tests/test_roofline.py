@@ -122,6 +122,10 @@ def test_variants_follow_the_environment_they_ran_in():
         "triton-grid/pdl/s7"
     assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_PDL": "1"},
                             roofline.LEFT_PHASE) == "triton-grid/pdl/left-phase"
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_PDL": "1",
+                                                    "PIXELCNN_GRID_PREFETCH": "1",
+                                                    "PIXELCNN_GRID_GROUPS": "1"}) == \
+        "triton-grid/pdl/prefetch/groups"
     assert roofline.grid_variant("triton-grid/bk64") == (False, 64, None, True, False, False)
     assert roofline.grid_variant("triton-grid/persistent/bk64/s7") == \
         (True, 64, 7, True, False, False)
@@ -168,6 +172,27 @@ def test_phase_products_count_each_phase_chain():
     assert roofline.phase_kinds(1, None) == ["layer0+own", "out"]
 
 
+def test_colour_groups_make_a_third_of_the_columns():
+    """triton-grid/groups (PIXELCNN_GRID_GROUPS=1): sub-pixel c makes colour group c's
+    columns over K = (c + 1) H / C. Its last channel's chain is every column's (the whole K,
+    one wave at batch 1), the others' shorter; its weights over
+    the three sub-pixels are 2/9 of the pixel path's (the logits' K 2/3, the left taps
+    whole); at batch 256 it is faster."""
+    cfg, dev = pixelcnn.preset("cifar"), roofline.DEVICES["h100"]
+    wt = roofline.weights(cfg)
+    steps = roofline.grid(cfg, dev, "bf16", 1, (32, 32), label="triton-grid/groups")
+    full = roofline.grid(cfg, dev, "bf16", 1, (32, 32))
+    assert [s.name for s in steps] == ["row", "pixel c=0", "pixel c=1", "pixel c=2"]
+    assert steps[3].chain == full[2].chain and steps[1].chain < full[1].chain
+    assert steps[2].chain < steps[3].chain      # c = 0: the next layers' left taps (whole K)
+    body = wt["pixel"] - wt["logits"] + wt["folded"]
+    assert sum(s.flops for s in steps[1:]) / 2 == pytest.approx(
+        body * 2 / 3 + wt["logits"] * 2 + wt["prev"])        # (1 + 2 + 3) / 9, / 3
+    at = lambda label: roofline.predict(cfg, "h100", "bf16", 256, (32, 32))[label][1]
+    assert at("triton-grid/groups") < at("triton-grid")
+    assert at("triton-grid/pdl/prefetch/groups") < at("triton-grid/pdl/prefetch")
+
+
 def test_a_batch_is_linear_in_the_barrier_cost():
     cfg = pixelcnn.preset("cifar")
     at = lambda t: roofline.predict(cfg, "h100", "bf16", 1, (32, 32), t)[
@@ -182,8 +207,8 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
     assert "predicted vs measured" in out and "H200" in out
-    assert out.count("target bf16") == 3 * 7  # as timed (a left phase), today, split, ahead,
-    # pdl, pdl with the weights prefetched, persistent
+    assert out.count("target bf16") == 3 * 9  # as timed (a left phase), today, split, ahead,
+    # pdl, pdl with the weights prefetched, colour groups alone and with both, persistent
     assert out.count("holds while a cross-SM sync costs") == 3          # pdl, persistent
     assert out.count("bound, bf16 batch 256") == 9    # one product a phase: a launch or
     # nothing between phases; spread: a launch, PDL or nothing; spread with today's row steps
@@ -224,21 +249,22 @@ def test_results_say_which_design_they_timed(tmp_path):
 
 
 def test_spread_floor_shares_each_phases_work_among_the_slots():
-    """However a phase's products are spread, its programs' chains share its product tiles:
-    at batch 256 (cifar, bf16) a folded layer's 6 products x 6 K tiles x 8 image blocks x 12
-    column blocks over 132 x 3 slots are 9 tiles a program, more than `floor`'s one product
-    (6 tiles), so the spread bound is lower there; at batch 1 a split K beats one product."""
+    """However a phase's products are spread, its programs' chains share its product tiles, of
+    the least work a sub-pixel needs (colour group c's 64 columns over K = 64 (c + 1)): at
+    batch 256 (cifar, bf16) a folded layer's 6 products x K tiles x 8 image blocks x 4 column
+    blocks over 132 x 3 slots are 1, 2 or 3 tiles a program; at batch 1 a split K beats
+    `floor`'s one product."""
     cfg = pixelcnn.preset("cifar")
     dev = roofline.DEVICES["h200"]
     hop = roofline.T_LAUNCH
     phase = lambda tiles: hop + roofline.T_PHASE + tiles * roofline.T_PRODUCT["bf16"]
-    # layer 0: 2 x 1 x 8 x 12 = 192 tiles -> 1; hidden: 1 x 6 x 8 x 12 = 576 -> 2;
-    # out: 1 x 6 x 8 x 16 = 768 -> 2
-    sub_pixel = phase(1) + 14 * phase(9) + 2 * phase(2) + phase(2) + roofline.T_SAMPLE
+    # layer 0: 2 x 1 x 8 x 4 = 64 tiles -> 1; layers: 6 x (2, 4, 6) x 32 = 384, 768, 1,152
+    # -> 1, 2, 3; hidden: 1 x (2, 4, 6) x 32 -> 1; out: 1 x (2, 4, 6) x 8 x 16 -> 1, 2, 2
+    sub_pixel = sum(phase(1) + 14 * phase(layer) + 2 * phase(1) + phase(out)
+                    for layer, out in ((1, 1), (2, 2), (3, 2))) / 3 + roofline.T_SAMPLE
+    assert roofline.groups_k(cfg) == [64, 128, 192]
     assert roofline.spread_floor(cfg, dev, 256, (32, 32), hop) == \
         pytest.approx(256 / (3 * 32 * 32 * sub_pixel))
-    assert roofline.spread_floor(cfg, dev, 256, (32, 32), hop) < \
-        roofline.floor(cfg, 256, (32, 32), hop)
     assert roofline.spread_floor(cfg, dev, 1, (32, 32), hop) > \
         roofline.floor(cfg, 1, (32, 32), hop)
 

@@ -155,3 +155,14 @@ def test_completion(method, name, start, record_property):
     if start < flat.shape[2]:
         assert not torch.equal(flat[:, :, start:], flat0[:, :, start:])
     check_flips(out, reference(name, start), name, record_property)
+
+
+@pytest.mark.parametrize("start", [None, 6], ids=["sampled", "completed-from-6"])
+def test_colour_groups_draw_naives_images(start, monkeypatch, record_property):
+    """triton-grid with PIXELCNN_GRID_GROUPS=1 (each sub-pixel makes only its colour group's
+    columns, the caches keep the others): naive's images, sampled and completed."""
+    monkeypatch.setenv("PIXELCNN_GRID_GROUPS", "1")
+    name = "f32-rgb-class-3x4"
+    model = model_for("triton-grid", name)
+    out, _ = draw(model, name, "triton-grid", start)
+    check_flips(out, reference(name, start), name, record_property)
