@@ -1,9 +1,10 @@
 """Where `triton-grid`'s sub-pixel step spends its time on a GPU: each phase alone, launched N
 times in a CUDA graph (µs a launch, as sampling replays them), beside an empty kernel's launch
-(the floor a dependent launch costs) and the whole step (also with PIXELCNN_GRID_SPLIT's
-split products, with PIXELCNN_GRID_PREFETCH's weights loaded first - before PDL's wait too -
-and PDL letting the next phase launch at a program's start, after its wait or at its end) and
-row step, graphed the same way; last (`--what chip`, also alone) L2 delivering the same
+(the floor a dependent launch costs) and the whole step (also with PIXELCNN_GRID_GROUPS'
+colour groups at each c, with PIXELCNN_GRID_SPLIT's split products, with
+PIXELCNN_GRID_PREFETCH's weights loaded first - before PDL's wait too - and PDL letting the
+next phase launch at a program's start, after its wait or at its end) and row step, graphed
+the same way; last (`--what chip`, also alone) L2 delivering the same
 activations to every SM, then a grid barrier alone (kernels/grid.py, both polls, 2 programs and
 one an SM): the broadcast and the on-chip sync that bench.roofline's resident design, which
 keeps the weights on chip, would pay at every phase instead of a launch.
@@ -186,6 +187,10 @@ def times(model, batch: int, n: int) -> dict:
                                max(1, n // L))
     out["step_c0_us"] = graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, 0),
                                 max(1, n // L))
+    out["step_groups_us"] = {      # PIXELCNN_GRID_GROUPS=1: colour group c's columns only
+        str(cc): graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, cc,
+                                                         groups=True), max(1, n // L))
+        for cc in range(C)}
     out["row_us"] = graphed(lambda: row.sampler_row_gemm(cache, x, i), max(1, n // 20))
     out["layer_sweep"] = layer_sweep(grid, args, meta, L, batch, w, n)
     out["row_sweep"] = row_sweep(row, cache, x, i, n)
@@ -266,7 +271,8 @@ def report(r: dict, layers: int) -> str:
               f"or at the end {r.get('step_pdl_late_us', float('nan')):.1f}, its "
               f"products split "
               f"{r['step_split_us']:.1f}, with the look-ahead {r['step_ahead_us']:.1f}); "
-              f"a c = 0 step {r['step_c0_us']:.1f} µs",
+              f"a c = 0 step {r['step_c0_us']:.1f} µs; with colour groups " + ", ".join(
+                  f"c = {cc} {us:.1f}" for cc, us in r["step_groups_us"].items()) + " µs",
               f"  empty kernel: {e[1]:.2f} µs (1 program), {e[132]:.2f} µs (132); row step "
               f"{r['row_us']:.1f} µs",
               f"  a 32x32x3 image: {(r['row_us'] * 32 + 1024 * (r['step_c0_us'] + 2 * r['step_us'])) / 1e6:.3f} s "
