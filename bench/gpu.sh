@@ -226,8 +226,8 @@ for s in $STEPS; do
         step lockstep-triton-bf16 60 $PY -m bench.lockstep --method triton --dtype bf16 --out "$R"
       fi ;;
     chip)             # first, a minute at most: L2's broadcast and a grid barrier alone,
-                      # the two rates that decide issue 12's 2,000 images/s (bench.roofline's
-                      # resident design; the roofline step prints the verdict)
+                      # the two rates that decide whether bench.roofline's resident design
+                      # is worth building (the roofline step prints the verdict)
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (CUDA launches only)"; continue; }
       step chip 60 $PY -m bench.phase_times --what chip --out "$R" ;;
     phase-times)      # each of triton-grid's phases alone in a CUDA graph, an empty launch,
