@@ -243,7 +243,7 @@ def weights(cfg) -> dict:
     L, H, k, V = cfg.layers, cfg.channels, cfg.kernel_size, cfg.levels
     p = k // 2
     pixel = L * H * 2 * H + (L - 1) * H * H + L * H * H + H * H + H * V   # cur, res, skip, head
-    return {"pixel": pixel, "logits": H * V, "prev": L * p * H * 2 * H,   # + taps left at c = 0
+    return {"pixel": pixel, "prev": L * p * H * 2 * H,                     # + taps left at c = 0
             "folded": (L - 1) * H * 2 * H,          # triton-grid: residual into the next gate
             "row": L * ((p + 1) * k * H * 2 * H + 4 * H * H)}             # vertical + link
 
@@ -478,9 +478,10 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
                row_terms["launch latency"] + row_bound[0], row_bound[1])
     folded = wt["folded"] if fused else 0
     if groups:      # sub-pixel c: group c's columns over K = (c + 1) H / C, the logits' K too
-        body = wt["pixel"] - wt["logits"] + folded
+        logits = H * cfg.levels                 # its share of the pixel path's weights
+        body = wt["pixel"] - logits + folded
         return [row] + [pixel(f"pixel c={c}", h * w, c,
-                              body * (c + 1) / C ** 2 + wt["logits"] * (c + 1) / C
+                              body * (c + 1) / C ** 2 + logits * (c + 1) / C
                               + (wt["prev"] if c == 0 else 0)) for c in range(C)]
     return [row, pixel("pixel c=0", h * w, 0, wt["pixel"] + folded + wt["prev"]),
             pixel("pixel c>0", h * w * (C - 1), 1, wt["pixel"] + folded)]

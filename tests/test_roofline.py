@@ -185,9 +185,10 @@ def test_colour_groups_make_a_third_of_the_columns():
     assert [s.name for s in steps] == ["row", "pixel c=0", "pixel c=1", "pixel c=2"]
     assert steps[3].chain == full[2].chain and steps[1].chain < full[1].chain
     assert steps[2].chain < steps[3].chain      # c = 0: the next layers' left taps (whole K)
-    body = wt["pixel"] - wt["logits"] + wt["folded"]
+    logits = cfg.channels * cfg.levels              # the head's logits: [H, V] a channel
+    body = wt["pixel"] - logits + wt["folded"]
     assert sum(s.flops for s in steps[1:]) / 2 == pytest.approx(
-        body * 2 / 3 + wt["logits"] * 2 + wt["prev"])        # (1 + 2 + 3) / 9, / 3
+        body * 2 / 3 + logits * 2 + wt["prev"])              # (1 + 2 + 3) / 9, / 3
     at = lambda label: roofline.predict(cfg, "h100", "bf16", 256, (32, 32))[label][1]
     assert at("triton-grid/groups") < at("triton-grid")
     assert at("triton-grid/pdl/prefetch/groups") < at("triton-grid/pdl/prefetch")
