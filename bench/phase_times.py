@@ -62,8 +62,8 @@ def barrier_us(device, programs: int, poll: str, n: int = 1000) -> dict:
     (its launch spread over them), graphed; or, as `timed` records it, {"error": ...}. The
     persistent step's barrier was fitted at 2.24 µs with its phases' work (bench.roofline's
     T_SYNC); this is the floor any design that syncs SMs on chip, not by launches, would pay
-    per phase (bench.roofline's resident design reaches 2,000 images/s at batch 256 while it
-    is under ~1 µs)."""
+    per phase (bench.roofline's resident design: with L2's broadcast, broadcast_tbs, it
+    decides whether that design is worth building)."""
     counter = torch.zeros(1, dtype=torch.int32, device=device)
     got = timed(lambda: _barriers[(programs,)](counter, n, programs, POLL=poll, num_warps=8,
                                                launch_cooperative_grid=True), 1)
