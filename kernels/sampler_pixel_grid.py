@@ -108,6 +108,17 @@ def _left_taps(l, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n
 
 
 @triton.jit
+def _own_columns(l, left, n0, NC, HD):
+    """(first column, width) of layer l's own tiles: n0, NC (`columns`), but every column for
+    layer 0 at a pixel's first sub-pixel (left), which makes its whole base there."""
+    first, width = n0, NC
+    if l == 0:
+        if left:
+            first, width = 0, HD
+    return first, width
+
+
+@triton.jit
 def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, wres_cur,
            bres_cur, wres_ahead, bres_ahead, wres, bres, wskip, bskip, table, i, j, left, n0,
            NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, P: tl.constexpr, SAMPLE: tl.constexpr,
@@ -134,10 +145,7 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, w
     n0 + NC - 1, and the K of their products on the current pixel's features, KC; the
     left taps' tiles, and layer 0's at a pixel's first sub-pixel (its whole base), every
     column."""
-    first, width = n0, NC
-    if l == 0:
-        if left:
-            first, width = 0, HD
+    first, width = _own_columns(l, left, n0, NC, HD)
     per_layer = tl.cdiv(B, BB) * tl.cdiv(width, BN)
     parts = 1
     if SPLIT:
@@ -401,11 +409,7 @@ def _out(t, x, u, hbuf, scratch, w2, b2, table, i, j, c, KC, B, C, HEIGHT, WIDTH
 def _phase_tiles(ph, left, NC, B, HD, L, BB: tl.constexpr, BN: tl.constexpr,
                  SPLIT: tl.constexpr):
     """Tiles of phase ph, as `phase_tiles` counts them: the persistent kernel's loop bound."""
-    width = NC
-    if ph == 1:
-        if left:
-            width = HD                                  # layer 0's whole base
-    per_layer = tl.cdiv(B, BB) * tl.cdiv(width, BN)
+    per_layer = tl.cdiv(B, BB) * tl.cdiv(_own_columns(ph - 1, left, 0, NC, HD)[1], BN)
     n = per_layer
     if ph == L + 3:
         n = tl.cdiv(B, OUT_IMAGES)
@@ -685,7 +689,7 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
         meta.update(PDL=True, launch_pdl=True)
     if split:
         meta.update(SPLIT=int(split))
+    width = columns(hd, x.shape[1], c, groups)[1]
     for ph in phases(L, c):
-        programs = phase_tiles(ph, L, B, hd, w.wv.dtype, split=split, left=not c,
-                               width=columns(hd, x.shape[1], c, groups)[1])
+        programs = phase_tiles(ph, L, B, hd, w.wv.dtype, split=split, left=not c, width=width)
         _sampler_pixel_phase_kernel[(programs,)](ph, *args, **meta)
