@@ -183,9 +183,12 @@ for s in $STEPS; do
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }
       case $s in
         grid-groups)  # each sub-pixel only its colour group's columns (a third, over two
-                      # thirds of K on average), alone and with PDL and the weights prefetched
+                      # thirds of K on average), alone and with PDL and the weights
+                      # prefetched, then with the head in out's phase too (L + 1 phases a
+                      # sub-pixel: the best design the model has)
           grid_variant grid-groups 150 64 PIXELCNN_GRID_GROUPS=1
-          grid_variant grid-groups-prefetch 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 ;;
+          grid_variant grid-groups-prefetch 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1
+          grid_variant grid-groups-head 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 PIXELCNN_GRID_HEAD=1 ;;
         grid-prefetch)  # each layer's weights loaded before PDL's wait for the previous
                       # phase (the weights' round trip overlapping it): the phase floor the
                       # model says 2,000 images/s needs cut
@@ -222,6 +225,7 @@ for s in $STEPS; do
         step lockstep-split 60 env PIXELCNN_GRID_SPLIT=1 $PY -m bench.lockstep --out "$R"
         step lockstep-prefetch 60 env PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 $PY -m bench.lockstep --dtype bf16 --out "$R"
         step lockstep-groups 60 env PIXELCNN_GRID_GROUPS=1 $PY -m bench.lockstep --out "$R"
+        step lockstep-head 60 env PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_HEAD=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 $PY -m bench.lockstep --dtype bf16 --out "$R"
         step lockstep-triton 60 $PY -m bench.lockstep --method triton --out "$R"
         step lockstep-triton-bf16 60 $PY -m bench.lockstep --method triton --dtype bf16 --out "$R"
       fi ;;

@@ -191,6 +191,11 @@ def times(model, batch: int, n: int) -> dict:
         str(cc): graphed(lambda: grid.sampler_pixel_grid(cache, x, u, 1.0, i, j, cc,
                                                          groups=True), max(1, n // L))
         for cc in range(C)}
+    out["step_best_us"] = {        # bench.roofline.BEST: colour groups, the head in out's
+        str(cc): graphed(lambda: grid.sampler_pixel_grid(      # phase, the weights prefetched
+            cache, x, u, 1.0, i, j, cc, pdl=hopper, prefetch=True, groups=True, head=True),
+            max(1, n // L))                                    # and (Hopper) PDL, at each c
+        for cc in range(C)}
     out["row_us"] = graphed(lambda: row.sampler_row_gemm(cache, x, i), max(1, n // 20))
     out["layer_sweep"] = layer_sweep(grid, args, meta, L, batch, w, n)
     out["row_sweep"] = row_sweep(row, cache, x, i, n)
@@ -272,7 +277,10 @@ def report(r: dict, layers: int) -> str:
               f"products split "
               f"{r['step_split_us']:.1f}, with the look-ahead {r['step_ahead_us']:.1f}); "
               f"a c = 0 step {r['step_c0_us']:.1f} µs; with colour groups " + ", ".join(
-                  f"c = {cc} {us:.1f}" for cc, us in r["step_groups_us"].items()) + " µs",
+                  f"c = {cc} {us:.1f}" for cc, us in r["step_groups_us"].items()) + " µs; "
+              "with colour groups, the head in out's phase, the weights prefetched and PDL "
+              "(bench.roofline's best) " + ", ".join(
+                  f"c = {cc} {us:.1f}" for cc, us in r["step_best_us"].items()) + " µs",
               f"  empty kernel: {e[1]:.2f} µs (1 program), {e[132]:.2f} µs (132); row step "
               f"{r['row_us']:.1f} µs",
               f"  a 32x32x3 image: {(r['row_us'] * 32 + 1024 * (r['step_c0_us'] + 2 * r['step_us'])) / 1e6:.3f} s "

@@ -132,6 +132,21 @@ model's arithmetic took the row step's 64 columns for the pixel tile's 16 (a clo
 `bn` after the row step's code reassigned it, as the look-ahead's waves once did): the
 pixel tiles' width is `pbn` now, and pdl/prefetch's batch-256 prediction rose from 885 to
 1,005 images/s.
+
+The head in out's phase (triton-grid/.../head: PIXELCNN_GRID_HEAD=1, not yet timed): out's
+programs make their images' two hidden activations first, so a sampling step is L + 1
+phases, not L + 3 (phase kind "head": both hidden products in blocks of columns, then the
+logits, in one chain). With prefetch the left taps' tiles of a pixel's first sub-pixel load
+their weights before PDL's wait too, and are charged their arithmetic, as the gate tiles.
+H100, bf16, batch 256: groups + PDL + prefetch 1,421 images/s (1,262 before the left taps'
+prefetch), with the head 1,506 (BEST); the bounds in L + 1 phases: spread with PDL 2,743
+with the row steps free, 2,015 with today's row steps. What stands between BEST and 2,000 is
+mostly the phase floor: 16 phases a sub-pixel at T_PHASE (1.36 us, fitted on launches
+without PDL) are ~67 ms of a batch's 170 modelled. BEST reaches 2,000 while a phase's floor is
+<= 0.51 us (`needed_phase_floor`; 0.95 with row steps at the dense rate). With PDL and the
+weights prefetched, a program's prologue and weight loads overlap the previous phase, so
+what is left of T_PHASE is a question for the GPU: bench.phase_times' step_best_us times
+BEST's steps at each c.
 """
 from __future__ import annotations
 
@@ -146,7 +161,7 @@ import torch
 import pixelcnn
 from pixelcnn.cli import Parser, at_least
 from pixelcnn.kernels.common import pow2
-from pixelcnn.kernels.sampler_pixel_grid import GRID_PHASES
+from pixelcnn.kernels.sampler_pixel_grid import GRID_PHASES, head_block
 from pixelcnn.kernels.sampler_pixel_grid import tiles as pixel_tiles
 from pixelcnn.kernels.sampler_row_gemm import tiles as row_tiles
 
@@ -306,24 +321,27 @@ def today(cfg, dev: Device, dtype: str, batch: int, size) -> list:
             step("pixel c>0", h * w * (C - 1), programs, 2 * L + 2, wt["pixel"], other)]
 
 
-def phase_kinds(L: int, c, fused: bool = True, left_phase: bool = False) -> list:
+def phase_kinds(L: int, c, fused: bool = True, left_phase: bool = False,
+                head: bool = False) -> list:
     """The phases of a triton-grid pixel step for sub-pixel c (None: completion), by kind:
     today's (kernels/sampler_pixel_grid.py: one phase per layer, the residual folded into the
     next layer's gate; at a pixel's first sub-pixel, c = 0 or completion, layer 0 computes its
     base itself and every layer's phase but the last computes the next one's beside its
     tiles: "+left"), left_phase=True the design the H200 timed before (a phase of its own for
     every layer's left taps at c = 0), or, fused=False, the two-phase design the H200 timed
-    first (gate, then residual + skip, per layer; a left phase too)."""
+    first (gate, then residual + skip, per layer; a left phase too). head=True (.../head,
+    PIXELCNN_GRID_HEAD=1): the head's hidden activations in out's phase, "head"."""
     layers = ["layer0"] + (["layer"] * (L - 1) if fused else ["res", "gate"] * (L - 1))
     if not c and not left_phase and fused:
         layers = [kind + "+left" for kind in layers[:-1]] + \
             [("layer0+own" if L == 1 else layers[-1])]
-    return (["left"] if not c and (left_phase or not fused) else []) + layers + \
+    tail = ["head"] if head and c is not None else \
         (["hidden", "hidden"] if c is not None else []) + ["out"]
+    return (["left"] if not c and (left_phase or not fused) else []) + layers + tail
 
 
 def phase_products(kind: str, H: int, p: int, F: int, sample: bool, fused: bool = True,
-                   kc: int | None = None) -> float:
+                   kc: int | None = None, blocks: int = 1) -> float:
     """Products x K tiles of 32 in the chain of one program of a pixel phase (phase_kinds):
     left, the taps f and g over K = p H; layer 0, f and g over its F embedded features (one
     block of >= 16: half a tile); a layer, f and g from the previous layer's gated unit and
@@ -334,13 +352,15 @@ def phase_products(kind: str, H: int, p: int, F: int, sample: bool, fused: bool 
     "+left": the next layer's left taps in tiles beside (the longer chain counts), layer 0's
     own left taps in its chain first (K = F a tap: a tile of 32 each); "layer0+own": those only
     (one layer: nothing beside). kc: the K of the products on the current pixel's features
-    (.../groups: the colour groups <= c, (c + 1) H / C; H by default); the left taps' is p H."""
+    (.../groups: the colour groups <= c, (c + 1) H / C; H by default); the left taps' is p H.
+    "head" (.../head): out's program makes its images' two hidden activations first, each in
+    `blocks` blocks of columns (kernels/sampler_pixel_grid.head_block), then the logits."""
     k = (kc or H) / 32
     base, _, beside = kind.partition("+")
     chain = {"left": 2 * p * k, "layer0": 2 * max(0.5, F / 32),
              "layer": (5 + sample) * k, "gate": 4 * k if fused else 2 * k, "ahead": 2 * k,
              "res": (1 + sample) * k,
-             "hidden": k, "out": k if sample else 0.5}[base]
+             "hidden": k, "out": k if sample else 0.5, "head": (2 * blocks + 1) * k}[base]
     if base == "layer0" and beside:
         chain += 2 * p * math.ceil(F / 32)                    # its own taps, in its chain
     return max(chain, 2 * p * H / 32) if beside == "left" else chain
@@ -354,17 +374,18 @@ def phase_inputs(kind: str, H: int, p: int, F: int, fused: bool = True,
     embedded pixel (F); a layer, the previous layer's gated unit a and input r (2H: the gate
     takes both, the residual and skip reuse a); .../split's "gate", 2H for the gate's tiles
     and H (a) for the finishing ones; .../ahead's four kinds of tile H each; two-phase: the
-    gate r, the residual and skip a; the head, H; "+left", the next layer's taps beside. kc
+    gate r, the residual and skip a; the head, H (.../head's one phase: 3H, its hidden
+    activations' and its logits'); "+left", the next layer's taps beside. kc
     (.../groups): K = (c + 1) H / C of the current pixel's, not H."""
     base, _, beside = kind.partition("+")
     K = kc or H
     inputs = {"left": p * H, "layer0": F, "layer": 2 * K, "gate": 3 * K if fused else K,
-              "ahead": 4 * K, "res": K, "hidden": K, "out": K}[base]
+              "ahead": 4 * K, "res": K, "hidden": K, "out": K, "head": 3 * K}[base]
     return inputs + (p * H if beside == "left" else 0)
 
 
 def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
-         label: str = "triton-grid") -> list:
+         label: str = "triton-grid", t_phase: float = T_PHASE) -> list:
     """method="triton-grid" as its launchers configure it (kernels/sampler_row_gemm.py,
     sampler_pixel_grid.py), or the variant `label` names (GRID_VARIANTS): per row, L + 2
     launches of tiles (BM positions x BN columns), each program a K loop over the taps; per
@@ -390,6 +411,7 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     ahead = "ahead" in label.split("/") and not persistent      # PIXELCNN_GRID_AHEAD=1
     split = ("split" in label.split("/") or ahead) and not persistent   # ..._SPLIT=1
     groups = "groups" in label.split("/")                         # PIXELCNN_GRID_GROUPS=1
+    head = "head" in label.split("/")                             # PIXELCNN_GRID_HEAD=1
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
     bb, pbn = pixel_tiles(batch, H, torch_dtype, persistent and fused)  # as launched (2-phase: 32)
     nb, ncb = math.ceil(batch / bb), math.ceil(H / pbn)
@@ -409,30 +431,34 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
 
     def waves(kind, c):
         base, _, beside = kind.partition("+")
-        tiles = {"left": L * per, "out": math.ceil(batch / 16)}.get(base, nb * blocks(kind, c)) \
+        tiles = {"left": L * per, "out": math.ceil(batch / 16),
+                 "head": math.ceil(batch / 16)}.get(base, nb * blocks(kind, c)) \
             * {"gate": 2, "ahead": 4}.get(base, 1) + (per if beside == "left" else 0)
         return math.ceil(tiles / (programs if persistent else slots))
 
     def pixel(name, count, c, elements):
         gate = "ahead" if ahead else "gate"         # split: the gate's tiles, the longer chain
         todo = [kind.replace("layer", gate) if split and kind.partition("+")[0] == "layer"
-                else kind for kind in phase_kinds(L, c, fused, left_phase)]
+                else kind for kind in phase_kinds(L, c, fused, left_phase, head)]
         sample = c is not None
         kc = (c + 1) * (H // C) if groups and sample else H     # K on the current pixel's
-        chain = sum(waves(kind, c) * phase_products(kind, H, p, F, sample, fused, kc)
+        hb = math.ceil((H // C if groups else H) / head_block(H // C if groups else H))
+        chain = sum(waves(kind, c) * phase_products(kind, H, p, F, sample, fused, kc, hb)
                     for kind in todo)
 
         def latency(kind):
             """A program's: T_PHASE and its chain of products; prefetched (a layer's gate
             tiles, their weights loaded before the wait), T_PHASE and its arithmetic only,
-            beside the next layer's left taps' chain where they run (c = 0)."""
-            products = phase_products(kind, H, p, F, sample, fused, kc) * T_PRODUCT[dtype]
+            as for the next layer's left taps beside them where they run (c = 0: their
+            weights, the p taps' K in one tile, loaded before the wait too)."""
+            products = phase_products(kind, H, p, F, sample, fused, kc, hb) * T_PRODUCT[dtype]
             base, _, beside = kind.partition("+")
             if prefetch and base == "layer":
                 flops = 2.0 * (5 + sample) * bb * kc * pbn          # its six products (five)
-                products = max(flops * dev.sms / (rate(dev, dtype) * EFFICIENCY),
-                               2 * p * H / 32 * T_PRODUCT[dtype] if beside else 0.0)
-            return T_PHASE + products
+                if beside:                                          # f and g over p H
+                    flops = max(flops, 2.0 * 2 * bb * p * H * pbn)
+                products = flops * dev.sms / (rate(dev, dtype) * EFFICIENCY)
+            return t_phase + products
         latency = sum(waves(kind, c) * latency(kind) for kind in todo) + T_SAMPLE * sample
         hops = len(todo) - 1 if persistent else len(todo)
         useful = 2.0 * elements * batch
@@ -440,7 +466,7 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
         def reads(kind):
             """Elements per image its tiles read as K inputs: each block of columns its own."""
             base, _, beside = kind.partition("+")
-            own = 1 if base == "out" else L * ncb if base == "left" else blocks(kind, c)
+            own = 1 if base in ("out", "head") else L * ncb if base == "left" else blocks(kind, c)
             return own * phase_inputs(base, H, p, F, fused, kc) + \
                 (ncb * p * H if beside == "left" else 0)
         inputs = sum(reads(kind) for kind in todo)
@@ -497,8 +523,10 @@ def naive(cfg, dev: Device, dtype: str, batch: int, size) -> list:
                  sum(terms.values()), bounded(terms)[1])]
 
 
-def predict(cfg, device: str, dtype: str, batch: int, size=(32, 32), t_sync: float = T_SYNC):
-    """{method: (steps, seconds per batch)}."""
+def predict(cfg, device: str, dtype: str, batch: int, size=(32, 32), t_sync: float = T_SYNC,
+            t_phase: float = T_PHASE):
+    """{method: (steps, seconds per batch)}; t_sync, t_phase: T_SYNC's and T_PHASE's stand-ins
+    (a batch's time is linear in each)."""
     dev = DEVICES[device]
     out = {}
     methods = [("naive", naive(cfg, dev, dtype, batch, size)),
@@ -506,7 +534,7 @@ def predict(cfg, device: str, dtype: str, batch: int, size=(32, 32), t_sync: flo
     labels = GRID_VARIANTS + MEASURED_DESIGNS if dtype == "bf16" else \
         ["triton-grid", "triton-grid/left-phase"]
     for label in labels:
-        methods.append((label, grid(cfg, dev, dtype, batch, size, t_sync, label)))
+        methods.append((label, grid(cfg, dev, dtype, batch, size, t_sync, label, t_phase)))
     for method, steps in methods:
         out[method] = (steps, sum(s.count * s.seconds for s in steps))
     return out
@@ -522,7 +550,8 @@ LOG_LINES = {"machine": re.compile(r"^machine: cuda \((.*?)\) \|.*\| (\w+)$"),
 
 GRID_VARIANTS = ["triton-grid", "triton-grid/split", "triton-grid/ahead", "triton-grid/pdl",
                  "triton-grid/pdl/prefetch", "triton-grid/groups",
-                 "triton-grid/pdl/prefetch/groups", "triton-grid/persistent",
+                 "triton-grid/pdl/prefetch/groups", "triton-grid/head",
+                 "triton-grid/pdl/prefetch/groups/head", "triton-grid/persistent",
                  "triton-grid/bk128", "triton-grid/s7"]
 MEASURED_DESIGNS = [  # the designs GPU runs timed, modelled as they ran (bench/results/)
     "triton-grid/left-phase", "triton-grid/persistent/left-phase",       # h200-20261126-fold
@@ -555,6 +584,7 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
     it off); its PIXELCNN_GRID_POLL=load, .../poll-load; else PIXELCNN_GRID_AHEAD=1,
     .../ahead (or PIXELCNN_GRID_SPLIT=1, .../split), and PIXELCNN_GRID_PDL=1, .../pdl,
     PIXELCNN_GRID_PREFETCH=1, .../prefetch; PIXELCNN_GRID_GROUPS=1, .../groups;
+    PIXELCNN_GRID_HEAD=1, .../head;
     PIXELCNN_GRID_BK=N, .../bkN;
     PIXELCNN_GRID_STAGES=S, .../sS; measured on the design before the fold (design
     TWO_PHASE: results that do not say), .../2-phase; on the fold with a left phase (design
@@ -572,6 +602,7 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
         method += "/pdl" if env.get("PIXELCNN_GRID_PDL") == "1" else ""
         method += "/prefetch" if env.get("PIXELCNN_GRID_PREFETCH") == "1" else ""
     method += "/groups" if env.get("PIXELCNN_GRID_GROUPS") == "1" else ""
+    method += "/head" if env.get("PIXELCNN_GRID_HEAD") == "1" else ""
     method += f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else ""
     method += f"/s{env['PIXELCNN_GRID_STAGES']}" if env.get("PIXELCNN_GRID_STAGES") else ""
     return method + {TWO_PHASE: "/2-phase", LEFT_PHASE: "/left-phase"}.get(design, "")
@@ -744,6 +775,7 @@ def targets(cfg, device, size, meas, barrier: float | None = None,
     for label in ("triton-grid/left-phase", "triton-grid", "triton-grid/split",
                   "triton-grid/ahead", "triton-grid/pdl", "triton-grid/pdl/prefetch",
                   "triton-grid/groups", "triton-grid/pdl/prefetch/groups",
+                  "triton-grid/head", "triton-grid/pdl/prefetch/groups/head",
                   "triton-grid/persistent"):
         for batch, need, what in ((1, 50, "x naive"), (256, 500, "x naive"),
                                   (256, 2000, "images/s")):
@@ -758,31 +790,85 @@ def targets(cfg, device, size, meas, barrier: float | None = None,
                          f"{got:,.0f} ({'met' if t1 <= limit else 'MISSED'})" + (
                              f"; holds while a cross-SM sync costs <= {tolerated * 1e6:.2f} us "
                              f"(fitted {T_SYNC * 1e6:.2f})" if t1 > t0 else ""))
+    both = "L + 3 phases a sub-pixel / L + 1 (the head in one phase)"
     for hop, how in ((T_LAUNCH, "a launch"), (0.0, "nothing")):
-        lines.append(f"bound, bf16 batch 256: {floor(cfg, 256, size, hop):,.0f} images/s for "
-                     f"any design of L + 3 phases a sub-pixel, each phase one product over "
-                     f"the least K ((c + 1) H / C at sub-pixel c) in one wave, {how} between "
-                     f"phases, the row steps free")
+        lines.append(f"bound, bf16 batch 256: {floor(cfg, 256, size, hop):,.0f} / "
+                     f"{floor(cfg, 256, size, hop, head=True):,.0f} images/s for any design "
+                     f"of {both}, each product over the least K ((c + 1) H / C at sub-pixel "
+                     f"c) in one wave, {how} between phases, the row steps free")
     dev = DEVICES[device]
-    spread = {hop: spread_floor(cfg, dev, 256, size, hop) for hop in (T_LAUNCH, T_PDL, 0.0)}
+    spread = {(hop, head): spread_floor(cfg, dev, 256, size, hop, head)
+              for hop in (T_LAUNCH, T_PDL, 0.0) for head in (False, True)}
     for hop, how in ((T_LAUNCH, "a launch"), (T_PDL, "a programmatic dependent launch"),
                      (0.0, "nothing")):
-        lines.append(f"bound, bf16 batch 256: {spread[hop]:,.0f} "
-                     f"images/s however each phase's products are spread over the SMs (in K "
-                     f"or in columns; one wave, {SLOTS_BF16} programs an SM; the least work: "
-                     f"colour groups), {how} between phases, the row steps free")
+        lines.append(f"bound, bf16 batch 256: {spread[hop, False]:,.0f} / "
+                     f"{spread[hop, True]:,.0f} images/s for {both}, however each phase's "
+                     f"products are spread over the SMs (in K or in columns; one wave, "
+                     f"{SLOTS_BF16} programs an SM; the least work: colour groups), {how} "
+                     f"between phases, the row steps free")
     row = grid(cfg, dev, "bf16", 256, size)[0]                  # today's row step, modelled
-    best = 256 / (256 / spread[0.0] + row.count * row.seconds)
-    lines.append(f"bound, bf16 batch 256: {best:,.0f} images/s with nothing between phases "
-                 f"and today's row steps ({row.count} x {row.seconds * 1e3:.2f} ms, modelled)")
     peak = row.flops / dev.matmul                  # a row step at the dense bf16 matmul rate
-    best = 256 / (256 / spread[0.0] + row.count * peak)
-    lines.append(f"bound, bf16 batch 256: {best:,.0f} images/s with nothing between phases "
-                 f"and row steps at the measured dense bf16 rate ({row.count} x "
-                 f"{peak * 1e3:.2f} ms); more needs a phase floor under T_PHASE "
-                 f"({T_PHASE * 1e6:.2f} us, fitted)")
+    for hop, how in ((T_PDL, "a programmatic dependent launch"), (0.0, "nothing")):
+        for row_s, rows in ((row.seconds, f"today's row steps ({row.count} x "
+                                          f"{row.seconds * 1e3:.2f} ms, modelled)"),
+                            (peak, f"row steps at the measured dense bf16 rate ({row.count} x "
+                                   f"{peak * 1e3:.2f} ms)")):
+            best = [256 / (256 / spread[hop, head] + row.count * row_s) for head in (False, True)]
+            lines.append(f"bound, bf16 batch 256: {best[0]:,.0f} / {best[1]:,.0f} images/s "
+                         f"for {both}, spread, {how} between phases and {rows}")
+    lines.append(f"more than these needs a phase floor under T_PHASE ({T_PHASE * 1e6:.2f} us, "
+                 f"fitted) or fewer phases")
+    lines.append(phase_floor_line(cfg, device, size, row.count * (row.seconds - peak)))
+    lines.append(f"not built: {BEST} at batch 256 as k independent sub-batches side by side "
+                 f"(CUDA streams; sub_batches): " + ", ".join(
+                     f"k = {k} {sub_batches(cfg, device, size, k):,.0f}" for k in (1, 2, 4, 8))
+                 + " images/s (one sub-batch's row steps beside another's latency-bound pixel "
+                 "steps; their SM time summed)")
     lines += resident_lines(cfg, dev, size, row.seconds, barrier, broadcast)
     return lines
+
+
+BEST = "triton-grid/pdl/prefetch/groups/head"      # the best built design the model has
+
+
+def sub_batches(cfg, device: str, size, k: int, batch: int = 256) -> float:
+    """Images/s of BEST (bf16) when a batch runs as k independent sub-batches of batch / k
+    side by side (CUDA streams; not built). Each sub-batch's chain is a batch of batch / k's
+    (`predict`), and the sub-batches share the SMs: a batch takes at least the sum of their
+    SM time, each step's seconds times the share of the SMs' program slots its programs fill
+    (at most all; the row step's 8-warp tiles one an SM, the pixel phases' SLOTS_BF16). The
+    latency-bound pixel phases fill a third of the slots at most, so one sub-batch's row
+    steps can run beside another's pixel steps. Images are independent: the same images."""
+    dev = DEVICES[device]
+    steps, chain = predict(cfg, device, "bf16", batch // k, size)[BEST]
+    row_slots = dev.sms * (1 if row_tiles(batch // k * size[1], torch.bfloat16,
+                                          cfg.channels)[2] == 8 else OCCUPANCY)
+    busy = sum(s.count * s.seconds * min(1.0, s.programs / (
+        row_slots if s.name == "row" else dev.sms * SLOTS_BF16)) for s in steps)
+    return batch / max(chain, k * busy)
+
+
+def needed_phase_floor(cfg, device: str, size, saving: float = 0.0) -> float:
+    """The phase floor (T_PHASE's stand-in) under which BEST reaches 2,000 images/s at batch
+    256 (bf16), with the row steps `saving` seconds a batch faster than modelled (a batch's
+    time is linear in it)."""
+    at = lambda t: predict(cfg, device, "bf16", 256, size, t_phase=t)[BEST][1]
+    t0, t1 = at(0.0), at(T_PHASE)
+    return (256 / 2000 + saving - t0) / (t1 - t0) * T_PHASE
+
+
+def phase_floor_line(cfg, device: str, size, dense_saving: float) -> str:
+    """needed_phase_floor with today's row steps and with row steps `dense_saving` seconds a
+    batch faster (at the dense matmul rate). T_PHASE was fitted without PDL (the programs'
+    prologue, first loads and stores); with PDL and the weights prefetched the prologue and
+    the weights' loads overlap the previous phase: bench.phase_times' step_best_us times BEST's
+    steps, what is left."""
+    need = [needed_phase_floor(cfg, device, size, saved) for saved in (0.0, dense_saving)]
+    say = lambda t: f"<= {t * 1e6:.2f} us" if t > 0 else "at no phase floor"
+    return (f"target bf16 batch 256: >= 2,000 images/s: {BEST} reaches it while a phase's "
+            f"floor is {say(need[0])} with today's row steps (modelled), {say(need[1])} with "
+            f"row steps at the dense bf16 rate (T_PHASE {T_PHASE * 1e6:.2f} us, fitted without "
+            f"PDL's overlap; bench.phase_times' step_best_us times this design's steps)")
 
 
 def resident_bytes(cfg, dtype: str) -> float:
@@ -895,7 +981,7 @@ def resident_lines(cfg, dev: Device, size, row_s: float, barrier: float | None =
 SLOTS_BF16 = 3      # programs an SM of today's bf16 phase kernel (124-138 registers, 4 warps)
 
 
-def spread_floor(cfg, dev: Device, batch: int, size, hop: float) -> float:
+def spread_floor(cfg, dev: Device, batch: int, size, hop: float, head: bool = False) -> float:
     """Images/s no design of L + 3 dependent phases a sub-pixel beats at this model's phase
     latency, however it spreads each phase's products over the SMs (split in K, in columns,
     by product): a phase's product tiles (K tiles of 32 x BB images x 16 columns; a folded
@@ -906,17 +992,27 @@ def spread_floor(cfg, dev: Device, batch: int, size, hop: float) -> float:
     T_PRODUCT a phase, T_SAMPLE once, the row steps free. The least work a sub-pixel needs:
     sub-pixel c's colour group of columns over K = (c + 1) H / C (`groups_k`), averaged over
     c. Tighter than `floor` where a phase's work exceeds the slots (batch 256), looser where
-    it does not (chains under K = H: split K)."""
+    it does not (chains under K = H: split K). head=True: L + 1 phases, the head's three
+    products (hidden, hidden, logits) in one phase, their chains in sequence
+    (triton-grid/.../head)."""
     L, H, C, V = cfg.layers, cfg.channels, cfg.in_channels, cfg.levels
     F = C * (cfg.embedding_dim or 1)
     bb, bn = pixel_tiles(batch, H, torch.bfloat16)
     slots = dev.sms * SLOTS_BF16
 
-    def phase(products, k, columns):
+    def chain(products, k, columns):
         work = products * math.ceil(k / 32) * math.ceil(batch / bb) * math.ceil(columns / bn)
-        return hop + T_PHASE + max(1, math.ceil(work / slots)) * T_PRODUCT["bf16"]
-    sub_pixel = sum(phase(2, F, H // C) + (L - 1) * phase(6, k, H // C) + 2 * phase(1, k, H // C)
-                    + phase(1, k, V) for k in groups_k(cfg)) / C + T_SAMPLE
+        return max(1, math.ceil(work / slots)) * T_PRODUCT["bf16"]
+
+    def phase(products, k, columns):
+        return hop + T_PHASE + chain(products, k, columns)
+
+    def tail(k):
+        """The head: two hidden layers and the logits, in three phases or (head) one."""
+        chains = 2 * chain(1, k, H // C) + chain(1, k, V)
+        return (1 if head else 3) * (hop + T_PHASE) + chains
+    sub_pixel = sum(phase(2, F, H // C) + (L - 1) * phase(6, k, H // C) + tail(k)
+                    for k in groups_k(cfg)) / C + T_SAMPLE
     return batch / (C * size[0] * size[1] * sub_pixel)
 
 
@@ -927,16 +1023,18 @@ def groups_k(cfg) -> list:
     return [(c + 1) * (cfg.channels // C) for c in range(C)]
 
 
-def floor(cfg, batch: int, size, hop: float) -> float:
+def floor(cfg, batch: int, size, hop: float, head: bool = False) -> float:
     """Images/s no design of L + 3 dependent phases a sub-pixel can beat at this model's phase
     latency: every phase a single product over the least K (`groups_k`: (c + 1) H / C at
     sub-pixel c; T_PHASE + K/32 T_PRODUCT, bf16), all of its tiles in one wave, `hop` between
     phases (T_LAUNCH: a launch; 0: a free on-chip barrier), T_SAMPLE once, and the row steps
     free. The L + 3 are the layers, which depend on each other, and the head's two hidden
-    layers and logits: inherent to the network."""
+    layers and logits: inherent to the network; head=True, L + 1 phases: the head's three
+    products in one phase, their chains in sequence (triton-grid/.../head)."""
     ks = groups_k(cfg)
-    phase = T_PHASE + sum(ks) / len(ks) / 32 * T_PRODUCT["bf16"] + hop
-    sub_pixel = (cfg.layers + 3) * phase + T_SAMPLE
+    phases = cfg.layers + (1 if head else 3)
+    sub_pixel = phases * (T_PHASE + hop) + \
+        (cfg.layers + 3) * sum(ks) / len(ks) / 32 * T_PRODUCT["bf16"] + T_SAMPLE
     return batch / (cfg.in_channels * size[0] * size[1] * sub_pixel)
 
 

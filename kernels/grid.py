@@ -107,6 +107,14 @@ def groups_requested() -> bool:
     return switch("PIXELCNN_GRID_GROUPS", "every column", "the colour group's columns")
 
 
+def head_requested() -> bool:
+    """$PIXELCNN_GRID_HEAD: "1" asks triton-grid's pixel steps to make the head's two hidden
+    activations in the out phase's programs (kernels/sampler_pixel_grid._head: L + 1 phases a
+    sub-pixel, not L + 3); "0" or unset, in phases of their own (until a GPU run has timed
+    it)."""
+    return switch("PIXELCNN_GRID_HEAD", "the head in three phases", "the head in out's phase")
+
+
 # The compute capability (major) that meta tensors stand for: bench.compile records each
 # target's launches inside meta_capability(arch // 10).
 _META_CAPABILITY = [9]

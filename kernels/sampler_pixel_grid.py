@@ -27,6 +27,10 @@ Phases of one step (a phase reads only what earlier phases wrote), L + 3 at ever
                      its embedded value (rows of the packed table) becomes layer 0's input at
                      column j
 Completion (c=None) runs the layers only (left), then out's last-channel write.
+PIXELCNN_GRID_HEAD=1 (kernels/grid.head_requested, opt-in too; every form) runs L + 1: out's
+programs, one per 16 images, make their images' two hidden activations first (`_head`), so
+that a sub-pixel waits for two phases fewer (a launch and a phase's floor each: bench.roofline,
+`triton-grid/.../head`) at the price of a longer chain in one phase.
 
 PIXELCNN_GRID_SPLIT=1 (kernels/grid.split_requested, opt-in until a GPU has timed it) runs
 each layer phase l >= 2 in twice the tiles: the gate's four products in one half, layer
@@ -86,25 +90,47 @@ def _tile(t, B, n0, NC, BB: tl.constexpr, BN: tl.constexpr):
 
 @triton.jit
 def _left_taps(l, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n, n_ok, ok,
-               P: tl.constexpr, BK: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+               prefetched, P: tl.constexpr, BK: tl.constexpr, KP: tl.constexpr,
+               PREFETCH: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """Layer l's base[l] = row_bias[l, j] + its taps j-p..j-1 @ wh_prev[l] (f and g, stored and
     returned): everything of the pixel's pre-activation but its current tap. Layer 0's taps
-    hold F embedded features (wh_prev's rows past F are zero): K = F a tap, not H."""
+    hold F embedded features (wh_prev's rows past F are zero): K = F a tap, not H. A later
+    layer's p taps are p H features in a row, in hbuf as in wh_prev: one K loop over p H, or
+    (PREFETCH, l >= 1) one K tile of KP against the weights `prefetched` (_left_weights)."""
     rb = row_bias + ((l * B + bb[:, None]) * WIDTH + j) * 2 * HD + n[None, :]
     f = tl.load(rb, mask=ok, other=0.0).to(tl.float32)
     g = tl.load(rb + HD, mask=ok, other=0.0).to(tl.float32)
-    K = HD
-    if l == 0:
-        K = F
     rows = hbuf + ((l * B + bb) * (P + WIDTH) + j) * HD
-    for t in tl.static_range(P):
-        f, g = gated_matmul_rows(f, g, rows + t * HD, b_ok, wh_prev + (l * P + t) * HD * 2 * HD,
-                                 K, n, n_ok, HD, BK, BF16, INTERPRET, CG)
+    if l == 0:
+        for t in tl.static_range(P):
+            f, g = gated_matmul_rows(f, g, rows + t * HD, b_ok,
+                                     wh_prev + (l * P + t) * HD * 2 * HD, F, n, n_ok, HD, BK,
+                                     BF16, INTERPRET, CG)
+    elif PREFETCH:
+        wf, wg = prefetched
+        kk = tl.arange(0, KP)
+        a = tl.load(rows[:, None] + kk[None, :], mask=b_ok[:, None] & (kk < P * HD)[None, :],
+                    other=0.0, cache_modifier=CG).to(tl.float32)
+        f = mm(a, wf, f, BF16, INTERPRET)
+        g = mm(a, wg, g, BF16, INTERPRET)
+    else:
+        f, g = gated_matmul_rows(f, g, rows, b_ok, wh_prev + l * P * HD * 2 * HD, P * HD, n,
+                                 n_ok, HD, BK, BF16, INTERPRET, CG)
     f, g = f.to(base.dtype.element_ty), g.to(base.dtype.element_ty)    # as stored: the same
     out = base + (l * B + bb[:, None]) * 2 * HD + n[None, :]          # base at every c
     tl.store(out, f, mask=ok)
     tl.store(out + HD, g, mask=ok)
     return f.to(tl.float32), g.to(tl.float32)
+
+
+@triton.jit
+def _left_weights(l, wh_prev, HD, n, n_ok, P: tl.constexpr, KP: tl.constexpr):
+    """PREFETCH: the f and g halves [KP, BN] of layer l's p left taps' weights, rows of
+    wh_prev[l] as one K of p H (_left_taps)."""
+    kk = tl.arange(0, KP)
+    w = wh_prev + l * P * HD * 2 * HD + kk[:, None] * (2 * HD) + n[None, :]
+    w_ok = (kk < P * HD)[:, None] & n_ok[None, :]
+    return tl.load(w, mask=w_ok, other=0.0), tl.load(w + HD, mask=w_ok, other=0.0)
 
 
 @triton.jit
@@ -123,8 +149,8 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, w
            bres_cur, wres_ahead, bres_ahead, wres, bres, wskip, bskip, table, i, j, left, n0,
            NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, P: tl.constexpr, SAMPLE: tl.constexpr,
            BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, KL: tl.constexpr,
-           FB: tl.constexpr, SPLIT: tl.constexpr, PREFETCH: tl.constexpr, WAIT: tl.constexpr,
-           BF16: tl.constexpr, INTERPRET: tl.constexpr):
+           KP: tl.constexpr, FB: tl.constexpr, SPLIT: tl.constexpr, PREFETCH: tl.constexpr,
+           WAIT: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """Tile t of layer l's phase: layer l's gated unit at the current sub-pixel. Layer 0: from
     the embedded pixel. Layer l >= 1: from layer l - 1's gated unit a and input r (r = 0 for
     l = 1), in one K loop that also finishes layer l - 1 (its residual r + a @ wres + bres,
@@ -139,7 +165,8 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, w
     computes its base first; the tiles past the layer's (_phase_tiles) compute layer l + 1's.
     KL: the K tile of the gate tiles' products (BK, or with PREFETCH >= HD). PREFETCH
     (unsplit): the gate tiles of l >= 1 load their weights, all six products' K in one tile,
-    before anything else; WAIT (a programmatic dependent launch):
+    before anything else, as the left taps' tiles load theirs (K = p H in one tile of KP);
+    WAIT (a programmatic dependent launch):
     only then wait for the previous phase, so that the weights' round trip overlaps it.
     n0, NC, KC (GatedCache's column groups, `columns`): the tiles' output columns, n0 ..
     n0 + NC - 1, and the K of their products on the current pixel's features, KC; the
@@ -159,12 +186,17 @@ def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, w
         tt, first, width = t - parts * per_layer, 0, HD
     bb, n, b_ok, n_ok, ok = _tile(tt, B, first, width, BB, BN)
     if t >= parts * per_layer:      # left: layer l + 1's base, for the next phase
+        prefetched = 0
+        if PREFETCH:                # the tiles that _prefetches names
+            prefetched = _left_weights(l + 1, wh_prev, HD, n, n_ok, P, KP)
+            if WAIT:
+                gdc_wait()
         _left_taps(l + 1, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok, n,
-                   n_ok, ok, P, BK, BF16, INTERPRET)
+                   n_ok, ok, prefetched, P, BK, KP, PREFETCH, BF16, INTERPRET)
     elif l == 0:        # the current pixel, embedded; channels not yet sampled meet mask A
         if left:
             f, g = _left_taps(l, hbuf, row_bias, base, wh_prev, j, B, WIDTH, HD, F, bb, b_ok,
-                              n, n_ok, ok, P, BK, BF16, INTERPRET)
+                              n, n_ok, ok, 0, P, BK, KP, False, BF16, INTERPRET)
         else:
             f, g = _base(base, l, B, HD, bb, n, ok)
         f, g = gated_matmul_embedded(f, g, x, bb * C * HEIGHT * WIDTH + i * WIDTH + j, b_ok,
@@ -361,6 +393,15 @@ def _hidden(t, second, gated, skip, scratch, wskip, bskip, w1, b1, n0, NC, KC, B
     """Tile t of the head's two hidden activations: relu(skip sum) (second=False), relu(1x1)
     (True), columns n0 .. n0 + NC - 1 over K = KC."""
     bb, n, b_ok, n_ok, ok = _tile(t, B, n0, NC, BB, BN)
+    _hidden_tile(second, bb, n, b_ok, n_ok, ok, gated, skip, scratch, wskip, bskip, w1, b1,
+                 KC, HD, L, BB, BN, BK, BF16, INTERPRET)
+
+
+@triton.jit
+def _hidden_tile(second, bb, n, b_ok, n_ok, ok, gated, skip, scratch, wskip, bskip, w1, b1,
+                 KC, HD, L, BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+                 BF16: tl.constexpr, INTERPRET: tl.constexpr):
+    """Images bb x columns n of one of the head's hidden activations (see _hidden)."""
     if second:
         a = tl.zeros((BB, BN), tl.float32) + tl.load(b1 + n, mask=n_ok, other=0.0).to(tl.float32)[None, :]
         a = matmul_rows(a, scratch + bb * 2 * HD, b_ok, w1, KC, n, n_ok, HD,
@@ -379,17 +420,39 @@ def _hidden(t, second, gated, skip, scratch, wskip, bskip, w1, b1, n0, NC, KC, B
 
 
 @triton.jit
-def _out(t, x, u, hbuf, scratch, w2, b2, table, i, j, c, KC, B, C, HEIGHT, WIDTH, HD,
-         LEVELS, E, F, temperature, P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
-         BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
+def _head(bb, b_ok, gated, skip, scratch, wskip, bskip, w1, b1, n0, NC, KC, HD, L,
+          BB: tl.constexpr, HN: tl.constexpr, BK: tl.constexpr, BF16: tl.constexpr,
+          INTERPRET: tl.constexpr):
+    """HEAD: both hidden activations of images bb, columns n0 .. n0 + NC - 1 in blocks of
+    HN, in the out phase's program (not two phases of their own): each activation waits for
+    the program's stores of the one before (a block barrier), as the logits wait for it."""
+    for second in tl.static_range(2):
+        for m0 in range(n0, n0 + NC, HN):
+            n = m0 + tl.arange(0, HN)
+            n_ok = n < n0 + NC
+            _hidden_tile(second, bb, n, b_ok, n_ok, b_ok[:, None] & n_ok[None, :], gated,
+                         skip, scratch, wskip, bskip, w1, b1, KC, HD, L, BB, HN, BK, BF16,
+                         INTERPRET)
+        tl.debug_barrier()
+
+
+@triton.jit
+def _out(t, x, u, hbuf, gated, skip, scratch, wskip, bskip, w1, b1, w2, b2, table, i, j, c,
+         n0, NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature, P: tl.constexpr,
+         SAMPLE: tl.constexpr, LAST: tl.constexpr, BK: tl.constexpr, BKO: tl.constexpr,
+         FB: tl.constexpr, LVP: tl.constexpr, HEAD: tl.constexpr, HN: tl.constexpr,
          BF16: tl.constexpr, INTERPRET: tl.constexpr):
-    """Image block t: the logits of channel c, softmax, sample; on the last channel the
-    pixel's embedding into layer 0's input. KC: the hidden columns the logits see."""
+    """Image block t: (HEAD) the head's hidden activations (_head), the logits of channel c,
+    softmax, sample; on the last channel the pixel's embedding into layer 0's input. KC: the
+    hidden columns the logits see."""
     BB: tl.constexpr = OUT_IMAGES            # [BB, levels] logits: keep the tile small
     bb = t * BB + tl.arange(0, BB)
     b_ok = bb < B
     val = 0                                  # completion: no sampled value
     if SAMPLE:
+        if HEAD:
+            _head(bb, b_ok, gated, skip, scratch, wskip, bskip, w1, b1, n0, NC, KC, HD, L, BB,
+                  HN, BK, BF16, INTERPRET)
         v = tl.arange(0, LVP)
         v_ok = v < LEVELS
         logits = tl.zeros((BB, LVP), tl.float32) + tl.load(b2 + c * LEVELS + v, mask=v_ok, other=0.0).to(tl.float32)[None, :]
@@ -427,11 +490,16 @@ def _phase_tiles(ph, left, NC, B, HD, L, BB: tl.constexpr, BN: tl.constexpr,
 
 
 @triton.jit
-def _prefetches(ph, t, NC, B, L, BB: tl.constexpr, BN: tl.constexpr):
+def _prefetches(ph, t, left, NC, B, HD, L, BB: tl.constexpr, BN: tl.constexpr):
     """Whether tile t of phase ph, with PREFETCH, loads its weights before it waits for the
     previous phase (then _layer waits): the gate tiles of layers l = ph - 1 >= 1 (the
-    unsplit phase's first tiles); layer 0, the left taps' tiles, the head and out wait first."""
-    return (ph >= 2) & (ph <= L) & (t < tl.cdiv(B, BB) * tl.cdiv(NC, BN))
+    unsplit phase's first tiles) and, at a pixel's first sub-pixel (left), the next layer's
+    left taps' tiles (after the phase's own); layer 0's own tiles, the head and out wait
+    first."""
+    own = tl.cdiv(B, BB) * tl.cdiv(_own_columns(ph - 1, left, 0, NC, HD)[1], BN)
+    gate = (ph >= 2) & (t < own)
+    beside = (left != 0) & (ph < L) & (t >= own)
+    return (ph <= L) & (gate | beside)
 
 
 @triton.jit
@@ -441,25 +509,28 @@ def _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, ahead,
            table, i, j, c, left, n0, NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F,
            temperature, P: tl.constexpr, SAMPLE: tl.constexpr, LAST: tl.constexpr,
            BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, KL: tl.constexpr,
-           BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr, SPLIT: tl.constexpr,
-           PREFETCH: tl.constexpr,
-           WAIT: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr):
+           KP: tl.constexpr, BKO: tl.constexpr, FB: tl.constexpr, LVP: tl.constexpr,
+           SPLIT: tl.constexpr,
+           PREFETCH: tl.constexpr, WAIT: tl.constexpr, HEAD: tl.constexpr, HN: tl.constexpr,
+           BF16: tl.constexpr, INTERPRET: tl.constexpr):
     """Tile t of phase `ph` of the step (see the module docstring). WAIT: wait for the
-    previous phase first (a programmatic dependent launch), except where _layer prefetches."""
+    previous phase first (a programmatic dependent launch), except where _layer prefetches.
+    HEAD: out makes the head's hidden activations too (_head; `phases` skips theirs)."""
     if WAIT:
-        if not _prefetches(ph, t, NC, B, L, BB, BN):
+        if not _prefetches(ph, t, left, NC, B, HD, L, BB, BN):
             gdc_wait()
     if ph <= L:
         _layer(t, ph - 1, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur,
                wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip, bskip, table, i,
                j, left, n0, NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, P, SAMPLE, BB,
-               BN, BK, KL, FB, SPLIT, PREFETCH, WAIT, BF16, INTERPRET)
+               BN, BK, KL, KP, FB, SPLIT, PREFETCH, WAIT, BF16, INTERPRET)
     elif ph <= L + 2:
         _hidden(t, ph == L + 2, gated, skip, scratch, wskip, bskip, w1, b1, n0, NC, KC, B, HD,
                 L, BB, BN, BK, BF16, INTERPRET)
     else:
-        _out(t, x, u, hbuf, scratch, w2, b2, table, i, j, c, KC, B, C, HEIGHT, WIDTH, HD, LEVELS,
-             E, F, temperature, P, SAMPLE, LAST, BKO, FB, LVP, BF16, INTERPRET)
+        _out(t, x, u, hbuf, gated, skip, scratch, wskip, bskip, w1, b1, w2, b2, table, i, j, c,
+             n0, NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature, P, SAMPLE, LAST,
+             BK, BKO, FB, LVP, HEAD, HN, BF16, INTERPRET)
 
 
 @triton.jit(do_not_specialize=["ph", "i", "j", "c", "left"])
@@ -472,8 +543,9 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
                                 BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                 KL: tl.constexpr, BKO: tl.constexpr, FB: tl.constexpr,
                                 LVP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr,
-                                PDL: tl.constexpr = False, SPLIT: tl.constexpr = False,
-                                PDL_TRIGGER: tl.constexpr = 0, PREFETCH: tl.constexpr = False):
+                                KP: tl.constexpr = 16, PDL: tl.constexpr = False, SPLIT: tl.constexpr = False,
+                                PDL_TRIGGER: tl.constexpr = 0, PREFETCH: tl.constexpr = False,
+                                HEAD: tl.constexpr = False, HN: tl.constexpr = 16):
     """Phase ph, one tile a program (launched with the phase's tiles: no loop over tiles, out
     of which the compiler would hoist every branch's addresses: bf16 cifar 168 registers
     with one, 130 without, bench.compile). PDL: launched as a programmatic dependent, it
@@ -481,7 +553,8 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
     (PDL_TRIGGER) 0: at once, so every later phase may launch early, as far as the SMs hold
     their programs; 1: after its wait, one phase ahead at most; 2: once its work is done
     (bench.phase_times times all three: PDL's early launches cost at batch 256). PREFETCH:
-    see _layer (with PDL, its gate tiles wait after loading their weights: trigger 0 or 2)."""
+    see _layer (with PDL, its gate tiles wait after loading their weights: trigger 0 or 2).
+    HEAD: the out phase makes the head's hidden activations too, in blocks of HN columns."""
     if PDL:
         if PDL_TRIGGER == 0:
             gdc_launch_dependents()
@@ -493,8 +566,8 @@ def _sampler_pixel_phase_kernel(ph, x, u, hbuf, row_bias, base, gated, scratch, 
            wh_prev, wh_cur, wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip,
            bskip, w1, b1, w2, b2, table, i, j,
            c, left, n0, NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, temperature, P,
-           SAMPLE, LAST, BB, BN, BK, KL, BKO, FB, LVP, SPLIT, PREFETCH, PDL and PREFETCH, BF16,
-           INTERPRET)
+           SAMPLE, LAST, BB, BN, BK, KL, KP, BKO, FB, LVP, SPLIT, PREFETCH, PDL and PREFETCH,
+           HEAD, HN, BF16, INTERPRET)
     if PDL and PDL_TRIGGER == 2:
         gdc_launch_dependents()
 
@@ -509,18 +582,19 @@ def _sampler_pixel_grid_kernel(counter, x, u, hbuf, row_bias, base, gated, scrat
                                BB: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
                                KL: tl.constexpr, BKO: tl.constexpr, FB: tl.constexpr,
                                LVP: tl.constexpr, BF16: tl.constexpr, INTERPRET: tl.constexpr,
-                               POLL: tl.constexpr):
+                               POLL: tl.constexpr, HEAD: tl.constexpr = False,
+                               HN: tl.constexpr = 16):
     """Every phase of the step: the programs loop over each phase's tiles, then meet."""
     pid, nprog = tl.program_id(0), tl.num_programs(0)
     for ph in range(1, L + 4):
-        if SAMPLE or ph <= L or ph == L + 3:
+        if ph <= L or ph == L + 3 or (SAMPLE and not HEAD):
             for t in range(pid, _phase_tiles(ph, left, NC, B, HD, L, BB, BN, False), nprog):
                 _phase(ph, t, x, u, hbuf, row_bias, base, gated, scratch, skip, ahead, wh_prev,
                        wh_cur, wres_cur, bres_cur, wres_ahead, bres_ahead, wres, bres, wskip,
                        bskip, w1, b1, w2, b2,
                        table, i, j, c, left, n0, NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E,
-                       F, temperature, P, SAMPLE, LAST, BB, BN, BK, KL, BKO, FB, LVP, False,
-                       False, False, BF16, INTERPRET)
+                       F, temperature, P, SAMPLE, LAST, BB, BN, BK, KL, BK, BKO, FB, LVP,
+                       False, False, False, HEAD, HN, BF16, INTERPRET)
             if ph < L + 3:
                 grid_barrier(counter, nprog, POLL)
 
@@ -575,10 +649,18 @@ def out_k_tile(levels: int, bk: int) -> int:
     return 16 if bk <= 32 else max(16, min(bk, 8192 // pow2(levels)))
 
 
-def phases(layers: int, c) -> list:
-    """The phases a step runs for sub-pixel channel c (None: completion, no sample)."""
+def head_block(width: int) -> int:
+    """HEAD's block of hidden columns for a sampling step's `width` of them: all in one, up to
+    64 ([16 images, 64] float32 accumulators; 128 threads hold 8 values each)."""
+    return min(64, max(16, pow2(width)))
+
+
+def phases(layers: int, c, head: bool = False) -> list:
+    """The phases a step runs for sub-pixel channel c (None: completion, no sample); head:
+    the head's hidden activations in out's phase (HEAD), not in two of their own."""
     L = layers
-    return list(range(1, L + 1)) + ([L + 1, L + 2] if c is not None else []) + [L + 3]
+    return list(range(1, L + 1)) + ([L + 1, L + 2] if c is not None and not head else []) + \
+        [L + 3]
 
 
 def phase_tiles(ph: int, layers: int, batch: int, hidden: int, dtype: torch.dtype,
@@ -625,11 +707,12 @@ def widest(cache) -> int:
 
 
 def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool = False,
-           prefetch: bool = False, groups: bool = False):
+           prefetch: bool = False, groups: bool = False, head: bool = False):
     """(args, meta) of the step's phase launches (as `sampler_pixel_grid` makes them; also
     bench.phase_times, which times each phase alone). prefetch: a layer's weights in one K
     tile (BK >= H), loaded before anything else (_layer); groups: colour group c's columns
-    only (`columns`)."""
+    only (`columns`); head: the head's hidden activations in the out phase (_head), in
+    blocks of a sampling step's columns (at most 64: [16, 64] tiles)."""
     w = cache.w
     B, C, H, W = x.shape
     bk = k_tile(w.hidden, w.wv.dtype)
@@ -649,13 +732,15 @@ def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool 
                 **launch_flags(w.wv.dtype))       # maxnreg: ptxas otherwise aims at more
                                                   # programs per SM than there are, and spills
     if prefetch:
-        meta.update(PREFETCH=True)
+        meta.update(PREFETCH=True, KP=pow2(w.pad * w.hidden))
+    if head:
+        meta.update(HEAD=True, HN=head_block(columns(w.hidden, C, 0, groups)[1]))
     return args, meta
 
 
 def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
                        programs: int = 0, pdl: bool = False, split: int = 0,
-                       prefetch: bool = False, groups: bool = False):
+                       prefetch: bool = False, groups: bool = False, head: bool = False):
     """Sample sub-pixel (c, i, j) of x (long [B, C, H, W]) from the uniforms u, or with
     c=None take pixel (i, j) as given (completion) and only update the caches - as the
     PyTorch step `pixelcnn.cache.pixel_step`, on the same GatedCache. programs=0: one launch
@@ -668,7 +753,8 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     unsplit): each layer's gate tiles load their weights first, in one K tile, and with pdl
     only then wait for the previous phase (`_layer`). groups=True: each sub-pixel makes only
     its colour group's columns (`columns`); GatedCache's other groups keep what earlier
-    sub-pixels made."""
+    sub-pixels made. head=True: the out phase makes the head's hidden activations too, for
+    its block of images, so that a sub-pixel runs L + 1 phases, not L + 3 (`_head`)."""
     if prefetch and (programs or split):
         raise ValueError("prefetch=True takes one launch per phase, unsplit: programs=0, "
                          f"split=0 (got programs={programs}, split={split})")
@@ -676,7 +762,7 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     check_device(x, u, w.wv)
     B, hd, L = x.shape[0], w.hidden, w.layers
     args, meta = launch(cache, x, u, temperature, i, j, c, persistent=programs > 0,
-                        prefetch=prefetch, groups=groups)
+                        prefetch=prefetch, groups=groups, head=head)
     if programs:
         if w.wv.dtype != torch.bfloat16:
             raise ValueError(f"the persistent pixel step takes bf16 weights (float32 spills), "
@@ -690,6 +776,6 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     if split:
         meta.update(SPLIT=int(split))
     width = columns(hd, x.shape[1], c, groups)[1]
-    for ph in phases(L, c):
+    for ph in phases(L, c, head):
         programs = phase_tiles(ph, L, B, hd, w.wv.dtype, split=split, left=not c, width=width)
         _sampler_pixel_phase_kernel[(programs,)](ph, *args, **meta)

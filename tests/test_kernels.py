@@ -171,6 +171,14 @@ STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes,
     "grid-groups-prefetch": (sampler_row_gemm,
                              functools.partial(sampler_pixel_grid, prefetch=True, groups=True),
                              ["base", "gated"], {}),
+    # the head's hidden activations in out's programs (PIXELCNN_GRID_HEAD=1), in blocks of
+    # 16 columns (three for the F36 map model's 36), and with colour groups and prefetch (one
+    # block of 12)
+    "grid-head": (sampler_row_gemm, functools.partial(sampler_pixel_grid, head=True),
+                  ["base", "gated"], {(pixel_grid, "head_block"): lambda width: 16}),
+    "grid-groups-head": (sampler_row_gemm,
+                         functools.partial(sampler_pixel_grid, prefetch=True, groups=True,
+                                           head=True), ["base", "gated"], {}),
     # every product's whole K in one tile (as PIXELCNN_GRID_BK=256 on the cifar preset)
     "grid-whole-k": (sampler_row_gemm, sampler_pixel_grid, ["base", "gated"],
                      {(pixel_grid, "k_tile"): lambda hidden, dtype: max(16, pow2(hidden))}),
@@ -318,6 +326,22 @@ def test_grid_prefetch_is_opt_in(monkeypatch):
         prefetch_requested()
 
 
+def test_grid_head_is_opt_in(monkeypatch):
+    """PIXELCNN_GRID_HEAD=1 asks for the head's hidden activations in out's phase: a sampling
+    step's phases skip their two (completion has none); anything but 0 or 1 is refused."""
+    from pixelcnn.kernels.grid import head_requested
+    monkeypatch.delenv("PIXELCNN_GRID_HEAD", raising=False)
+    assert not head_requested()
+    monkeypatch.setenv("PIXELCNN_GRID_HEAD", "1")
+    assert head_requested()
+    assert pixel_grid.phases(3, 1) == [1, 2, 3, 4, 5, 6]
+    assert pixel_grid.phases(3, 1, head=True) == [1, 2, 3, 6]
+    assert pixel_grid.phases(3, None, head=True) == pixel_grid.phases(3, None) == [1, 2, 3, 6]
+    monkeypatch.setenv("PIXELCNN_GRID_HEAD", "yes")
+    with pytest.raises(ValueError, match="PIXELCNN_GRID_HEAD must be '0' .* or '1' .*"):
+        head_requested()
+
+
 def test_grid_dependent_launch_is_opt_in(monkeypatch):
     """PIXELCNN_GRID_PDL=1 asks for programmatic dependent launches of the phases: on CUDA
     devices of compute capability >= 9 and on meta tensors (the compile check) standing for
@@ -350,17 +374,27 @@ def test_sampler_steps_match_reference(fields, size, steps, monkeypatch):
     row_kernel, pixel_kernel, pixel_writes, tiles = STEPS[steps]
     if steps == "grid-whole-k" and fields["channels"] <= 32:
         pytest.skip("one K tile either way below 33 channels: the c36 model tests it")
+    if steps == "grid-wide-tiles" and not (fields.get("num_classes") == 3
+                                           or fields.get("embedding_dim") == 12):
+        pytest.skip("tiles wider than the model, partly masked: the class models and the F36 "
+                    "map model (36 channels, F = 36)")
     if steps == "grid-split" and not (fields.get("num_classes") == 3 and fields["channels"] == 15
                                       or fields.get("embedding_dim") == 12):
         pytest.skip("the split tiles meet the same buffers: the class and F36 map models test it")
-    if steps == "grid-ahead" and fields.get("num_classes") != 3:
-        pytest.skip("the look-ahead meets the same buffers as the split: the class model")
+    if steps == "grid-ahead" and fields.get("embedding_dim") != 4:
+        pytest.skip("the look-ahead meets the same buffers as the split: the codes model (the "
+                    "RGB class model takes it with colour groups)")
     if steps == "grid-groups-ahead" and (fields.get("num_classes") != 3
                                          or fields["in_channels"] != 3):
         pytest.skip("colour groups with the look-ahead: the RGB class model (5 columns a "
                     "group; one channel has one group, every column)")
     if steps == "grid-groups-prefetch" and fields.get("embedding_dim") != 12:
         pytest.skip("colour groups with the weights prefetched: the F36 map model (12 a group)")
+    if steps == "grid-head" and fields.get("embedding_dim") != 12:
+        pytest.skip("the head in out's programs: the F36 map model (36 columns in 3 blocks)")
+    if steps == "grid-groups-head" and fields.get("embedding_dim") != 12:
+        pytest.skip("the head in out's programs, with colour groups and the weights "
+                    "prefetched: the F36 map model")
     if steps == "grid-prefetch" and not (fields.get("num_classes") == 3
                                          or fields.get("embedding_dim") == 12):
         pytest.skip("the gate tiles' K in one tile: the class model (15 channels) and the F36 "

@@ -94,6 +94,8 @@ def test_phase_times_cover_every_phase(monkeypatch):
     assert "layer 1 (c = 0)" in text
     assert r["step_groups_us"] == {"0": 2.0, "1": 2.0, "2": 2.0}      # one step per channel
     assert "with colour groups c = 0 2.0, c = 1 2.0, c = 2 2.0 µs" in text
+    assert r["step_best_us"] == {"0": 2.0, "1": 2.0, "2": 2.0}       # groups, head, prefetch
+    assert "(bench.roofline's best) c = 0 2.0, c = 1 2.0, c = 2 2.0 µs" in text
     assert "the layers' weights prefetched 2.0, before PDL's wait nan" in text
     assert "PREFETCH=True 2.00 µs" in text
     assert "the row step: as launched 2.00 µs, num_stages=4 2.00 µs" in text

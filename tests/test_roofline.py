@@ -1,5 +1,6 @@
 """bench.roofline (issue 12, item 4): the performance model of the sampler's steps, as a
 command; it predicts from the launchers' own tiles and prints predicted beside measured."""
+import functools
 import json
 
 import pytest
@@ -126,6 +127,11 @@ def test_variants_follow_the_environment_they_ran_in():
                                                     "PIXELCNN_GRID_PREFETCH": "1",
                                                     "PIXELCNN_GRID_GROUPS": "1"}) == \
         "triton-grid/pdl/prefetch/groups"
+    assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_PDL": "1",
+                                                    "PIXELCNN_GRID_PREFETCH": "1",
+                                                    "PIXELCNN_GRID_GROUPS": "1",
+                                                    "PIXELCNN_GRID_HEAD": "1"}) == \
+        "triton-grid/pdl/prefetch/groups/head"
     assert roofline.grid_variant("triton-grid/bk64") == (False, 64, None, True, False, False)
     assert roofline.grid_variant("triton-grid/persistent/bk64/s7") == \
         (True, 64, 7, True, False, False)
@@ -172,6 +178,29 @@ def test_phase_products_count_each_phase_chain():
     assert roofline.phase_kinds(1, None) == ["layer0+own", "out"]
 
 
+def test_head_in_one_phase_saves_two_phases_a_sub_pixel():
+    """triton-grid/.../head (PIXELCNN_GRID_HEAD=1): out's programs make the head's hidden
+    activations first, L + 1 phases a sampling step (completion's are unchanged); its chain
+    is both hidden products in blocks of columns, then the logits. The bounds lose two
+    phases' floor a sub-pixel."""
+    H, p = 192, 2
+    assert roofline.phase_kinds(3, 1, head=True) == ["layer0", "layer", "layer", "head"]
+    assert roofline.phase_kinds(3, None, head=True) == roofline.phase_kinds(3, None)
+    assert roofline.phase_products("head", H, p, 3, True, blocks=3) == (2 * 3 + 1) * 6
+    assert roofline.phase_inputs("head", H, p, 3) == 3 * H
+    cfg, dev = pixelcnn.preset("cifar"), roofline.DEVICES["h100"]
+    steps = roofline.grid(cfg, dev, "bf16", 1, (32, 32), label="triton-grid/groups/head")
+    assert [s.launches for s in steps[1:]] == [cfg.layers + 1] * 3
+    at = lambda label: roofline.predict(cfg, "h100", "bf16", 256, (32, 32))[label][1]
+    assert at("triton-grid/pdl/prefetch/groups/head") < at("triton-grid/pdl/prefetch/groups")
+    hop, size = roofline.T_PDL, (32, 32)
+    per = lambda rate: 256 / (3 * 32 * 32 * rate)                   # s a sub-pixel
+    for bound in (roofline.floor, functools.partial(roofline.spread_floor, dev=dev)):
+        saved = per(bound(cfg, batch=256, size=size, hop=hop)) - \
+            per(bound(cfg, batch=256, size=size, hop=hop, head=True))
+        assert saved == pytest.approx(2 * (hop + roofline.T_PHASE))
+
+
 def test_colour_groups_make_a_third_of_the_columns():
     """triton-grid/groups (PIXELCNN_GRID_GROUPS=1): sub-pixel c makes colour group c's
     columns over K = (c + 1) H / C. Its last channel's chain is every column's (the whole K,
@@ -194,6 +223,33 @@ def test_colour_groups_make_a_third_of_the_columns():
     assert at("triton-grid/pdl/prefetch/groups") < at("triton-grid/pdl/prefetch")
 
 
+def test_the_phase_floor_the_target_needs():
+    """The best built design (BEST) reaches 2,000 images/s at batch 256 at the phase floor
+    needed_phase_floor states (a batch is linear in it), a higher one with faster row steps;
+    the command prints both."""
+    cfg = pixelcnn.preset("cifar")
+    need = roofline.needed_phase_floor(cfg, "h100", (32, 32))
+    assert 0 < need < roofline.T_PHASE
+    at = lambda t: roofline.predict(cfg, "h100", "bf16", 256, (32, 32), t_phase=t)[
+        roofline.BEST][1]
+    assert at(need) == pytest.approx(256 / 2000)
+    assert roofline.needed_phase_floor(cfg, "h100", (32, 32), 0.01) > need
+    line = roofline.phase_floor_line(cfg, "h100", (32, 32), 0.01)
+    assert line.startswith(f"target bf16 batch 256: >= 2,000 images/s: {roofline.BEST} reaches "
+                           f"it while a phase's floor is <= {need * 1e6:.2f} us")
+
+
+def test_sub_batches_share_the_sms():
+    """k sub-batches side by side (not built): one is BEST's batch; two of 128 on the cifar
+    preset beat it (the row steps beside the other's pixel steps); none beats the busier of a
+    sub-batch's chain and the SM time of all of them."""
+    cfg = pixelcnn.preset("cifar")
+    pred = lambda b: roofline.predict(cfg, "h100", "bf16", b, (32, 32))[roofline.BEST][1]
+    assert roofline.sub_batches(cfg, "h100", (32, 32), 1) == pytest.approx(256 / pred(256))
+    two = roofline.sub_batches(cfg, "h100", (32, 32), 2)
+    assert 256 / pred(256) < two <= 256 / pred(128)
+
+
 def test_a_batch_is_linear_in_the_barrier_cost():
     cfg = pixelcnn.preset("cifar")
     at = lambda t: roofline.predict(cfg, "h100", "bf16", 1, (32, 32), t)[
@@ -208,12 +264,14 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
     assert "predicted vs measured" in out and "H200" in out
-    assert out.count("target bf16") == 3 * 9  # as timed (a left phase), today, split, ahead,
-    # pdl, pdl with the weights prefetched, colour groups alone and with both, persistent
+    assert out.count("target bf16") == 3 * 11 + 1  # as timed (a left phase), today, split, ahead,
+    # pdl, pdl with the weights prefetched, colour groups alone and with both, the head in
+    # one phase alone and with all three, persistent; the phase floor the best one needs
     assert out.count("holds while a cross-SM sync costs") == 3          # pdl, persistent
-    assert out.count("bound, bf16 batch 256") == 9    # one product a phase: a launch or
-    # nothing between phases; spread: a launch, PDL or nothing; spread with today's row steps
-    # and with row steps at the dense matmul rate; the resident design's, and multicast
+    assert out.count("bound, bf16 batch 256") == 11    # one product a phase: a launch or
+    # nothing between phases; spread: a launch, PDL or nothing; spread, PDL or nothing, with
+    # today's row steps and with row steps at the dense matmul rate; the resident design's,
+    # and multicast
     assert "for a persistent design with the pixel path's weights resident on chip" in out
     for method in ("naive", "triton", "triton-grid"):
         assert f"  {method} " in out

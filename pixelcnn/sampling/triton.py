@@ -59,11 +59,12 @@ def grid_launch(cache, x, persistent: bool = True) -> dict:
     PIXELCNN_GRID_PREFETCH=1 does), or, where `persistent` allows, persistent where
     PIXELCNN_GRID_PERSISTENT=1 asks for it (bf16 on a CUDA device whose Triton launches
     cooperative grids, one program per SM at most); in every form, only the current
-    sub-pixel's colour group of columns where PIXELCNN_GRID_GROUPS=1 asks for it.
+    sub-pixel's colour group of columns where PIXELCNN_GRID_GROUPS=1 asks for it, and the
+    head's hidden activations in the out phase where PIXELCNN_GRID_HEAD=1 does.
     bench.lockstep takes persistent=False."""
     from ..kernels.grid import (ahead_requested, cooperative_launch, dependent_launch,
-                                groups_requested, persistent_requested, prefetch_requested,
-                                sm_count, split_requested)
+                                groups_requested, head_requested, persistent_requested,
+                                prefetch_requested, sm_count, split_requested)
     from ..kernels.sampler_pixel_grid import widest
     programs = 0
     if (persistent and persistent_requested() and x.is_cuda
@@ -75,7 +76,7 @@ def grid_launch(cache, x, persistent: bool = True) -> dict:
         raise ValueError("PIXELCNN_GRID_PREFETCH=1 takes the unsplit launch per phase: unset "
                          "PIXELCNN_GRID_PERSISTENT, PIXELCNN_GRID_SPLIT and PIXELCNN_GRID_AHEAD")
     return dict(programs=programs, pdl=not programs and dependent_launch(x), split=split,
-                prefetch=prefetch, groups=groups_requested())
+                prefetch=prefetch, groups=groups_requested(), head=head_requested())
 
 
 def _grid_steps(cache, x):
