@@ -185,10 +185,12 @@ for s in $STEPS; do
         grid-groups)  # each sub-pixel only its colour group's columns (a third, over two
                       # thirds of K on average), alone and with PDL and the weights
                       # prefetched, then with the head in out's phase too (L + 1 phases a
-                      # sub-pixel: the best design the model has)
+                      # sub-pixel: the best design the model has), and that in two
+                      # sub-batches side by side (a CUDA stream each in the row graphs)
           grid_variant grid-groups 150 64 PIXELCNN_GRID_GROUPS=1
           grid_variant grid-groups-prefetch 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1
-          grid_variant grid-groups-head 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 PIXELCNN_GRID_HEAD=1 ;;
+          grid_variant grid-groups-head 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 PIXELCNN_GRID_HEAD=1
+          grid_variant grid-sub-batches 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 PIXELCNN_GRID_HEAD=1 PIXELCNN_GRID_SUB_BATCHES=2 ;;
         grid-prefetch)  # each layer's weights loaded before PDL's wait for the previous
                       # phase (the weights' round trip overlapping it): the phase floor the
                       # model says 2,000 images/s needs cut

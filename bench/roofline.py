@@ -537,6 +537,8 @@ def predict(cfg, device: str, dtype: str, batch: int, size=(32, 32), t_sync: flo
         methods.append((label, grid(cfg, dev, dtype, batch, size, t_sync, label, t_phase)))
     for method, steps in methods:
         out[method] = (steps, sum(s.count * s.seconds for s in steps))
+    if dtype == "bf16" and batch >= 2:          # two sub-batches side by side: no steps of
+        out[f"{BEST}/sub2"] = ([], batch / sub_batches(cfg, device, size, 2, batch))  # its own
     return out
 
 
@@ -584,7 +586,7 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
     it off); its PIXELCNN_GRID_POLL=load, .../poll-load; else PIXELCNN_GRID_AHEAD=1,
     .../ahead (or PIXELCNN_GRID_SPLIT=1, .../split), and PIXELCNN_GRID_PDL=1, .../pdl,
     PIXELCNN_GRID_PREFETCH=1, .../prefetch; PIXELCNN_GRID_GROUPS=1, .../groups;
-    PIXELCNN_GRID_HEAD=1, .../head;
+    PIXELCNN_GRID_HEAD=1, .../head; PIXELCNN_GRID_SUB_BATCHES=k > 1, .../subk;
     PIXELCNN_GRID_BK=N, .../bkN;
     PIXELCNN_GRID_STAGES=S, .../sS; measured on the design before the fold (design
     TWO_PHASE: results that do not say), .../2-phase; on the fold with a left phase (design
@@ -603,6 +605,8 @@ def variant(method: str, dtype: str, env: dict, design: str = GRID_PHASES) -> st
         method += "/prefetch" if env.get("PIXELCNN_GRID_PREFETCH") == "1" else ""
     method += "/groups" if env.get("PIXELCNN_GRID_GROUPS") == "1" else ""
     method += "/head" if env.get("PIXELCNN_GRID_HEAD") == "1" else ""
+    k = env.get("PIXELCNN_GRID_SUB_BATCHES", "1")
+    method += f"/sub{k}" if k != "1" else ""
     method += f"/bk{env['PIXELCNN_GRID_BK']}" if env.get("PIXELCNN_GRID_BK") else ""
     method += f"/s{env['PIXELCNN_GRID_STAGES']}" if env.get("PIXELCNN_GRID_STAGES") else ""
     return method + {TWO_PHASE: "/2-phase", LEFT_PHASE: "/left-phase"}.get(design, "")
@@ -819,8 +823,8 @@ def targets(cfg, device, size, meas, barrier: float | None = None,
     lines.append(f"more than these needs a phase floor under T_PHASE ({T_PHASE * 1e6:.2f} us, "
                  f"fitted) or fewer phases")
     lines.append(phase_floor_line(cfg, device, size, row.count * (row.seconds - peak)))
-    lines.append(f"not built: {BEST} at batch 256 as k independent sub-batches side by side "
-                 f"(CUDA streams; sub_batches): " + ", ".join(
+    lines.append(f"target bf16 batch 256: >= 2,000 images/s: {BEST} as k sub-batches side by "
+                 f"side (PIXELCNN_GRID_SUB_BATCHES=k; sub_batches): " + ", ".join(
                      f"k = {k} {sub_batches(cfg, device, size, k):,.0f}" for k in (1, 2, 4, 8))
                  + " images/s (one sub-batch's row steps beside another's latency-bound pixel "
                  "steps; their SM time summed)")
@@ -833,14 +837,16 @@ BEST = "triton-grid/pdl/prefetch/groups/head"      # the best built design the m
 
 def sub_batches(cfg, device: str, size, k: int, batch: int = 256) -> float:
     """Images/s of BEST (bf16) when a batch runs as k independent sub-batches of batch / k
-    side by side (CUDA streams; not built). Each sub-batch's chain is a batch of batch / k's
-    (`predict`), and the sub-batches share the SMs: a batch takes at least the sum of their
+    side by side (PIXELCNN_GRID_SUB_BATCHES=k: pixelcnn/sampling/triton.schedule, a CUDA
+    stream each, lagging W / k pixels behind each other). Each sub-batch's chain is a batch of
+    batch / k's, and the sub-batches share the SMs: a batch takes at least the sum of their
     SM time, each step's seconds times the share of the SMs' program slots its programs fill
     (at most all; the row step's 8-warp tiles one an SM, the pixel phases' SLOTS_BF16). The
     latency-bound pixel phases fill a third of the slots at most, so one sub-batch's row
     steps can run beside another's pixel steps. Images are independent: the same images."""
     dev = DEVICES[device]
-    steps, chain = predict(cfg, device, "bf16", batch // k, size)[BEST]
+    steps = grid(cfg, dev, "bf16", batch // k, size, label=BEST)
+    chain = sum(s.count * s.seconds for s in steps)
     row_slots = dev.sms * (1 if row_tiles(batch // k * size[1], torch.bfloat16,
                                           cfg.channels)[2] == 8 else OCCUPANCY)
     busy = sum(s.count * s.seconds * min(1.0, s.programs / (

@@ -107,6 +107,17 @@ def groups_requested() -> bool:
     return switch("PIXELCNN_GRID_GROUPS", "every column", "the colour group's columns")
 
 
+def sub_batches_requested() -> int:
+    """$PIXELCNN_GRID_SUB_BATCHES: k >= 1 sub-batches that triton-grid's sampling loop runs
+    side by side, each a lag of W / k pixels behind the one before, so that one's row steps
+    run beside another's latency-bound pixel steps (pixelcnn/sampling/triton.py: CUDA streams
+    in its graphs); 1 or unset: one batch (until a GPU run has timed it)."""
+    value = os.environ.get("PIXELCNN_GRID_SUB_BATCHES", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"PIXELCNN_GRID_SUB_BATCHES must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
 def head_requested() -> bool:
     """$PIXELCNN_GRID_HEAD: "1" asks triton-grid's pixel steps to make the head's two hidden
     activations in the out phase's programs (kernels/sampler_pixel_grid._head: L + 1 phases a

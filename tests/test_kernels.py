@@ -491,10 +491,9 @@ def test_graph_runner_refreshes_map_and_table():
     """method='triton''s CUDA-graph runner copies every call's inputs into its static buffers:
     the conditioning map and the embedding table too. Its steps run eagerly here (no CUDA
     graphs on a CPU): a second call with another map and another table draws cached's
-    images of that call, not the first's."""
-    from pixelcnn.sampling.cached import sample_rows
+    images of that call, not the first's; in two sub-batches, each with its images' map."""
     from pixelcnn.sampling.common import prepare
-    from pixelcnn.sampling.triton import _GraphRunner
+    from pixelcnn.sampling.triton import _GraphRunner, run_segment
     model = make_model(dtype=torch.float32, layers=2, in_channels=1, levels=8, embedding_dim=3,
                        cond_channels=2)
     n, size = 2, (3, 4)
@@ -505,10 +504,10 @@ def test_graph_runner_refreshes_map_and_table():
         model.embedding.normal_(generator=g)                 # new weights: re-packed, copied
         cond_map = torch.randn(n, 2, *size, generator=g)
         job = prepare(model, n, size, uniforms=u, cond_map=cond_map)
-        runner = runner or _GraphRunner(job, lambda cache, x: (sampler_row, sampler_pixel))
+        runner = runner or _GraphRunner(job, lambda cache, x: (sampler_row, sampler_pixel), 2)
         runner.load(job)
-        for i in range(size[0]):
-            sample_rows(runner.job, runner.cache, [i], *runner.steps)
+        for segment in runner.segments:
+            run_segment(runner.lanes, segment)
         ref = pixelcnn.sample(model, n, size, method="cached", uniforms=u, cond_map=cond_map)
         assert torch.equal(runner.job.x, ref), call
         drawn.append(ref)

@@ -97,6 +97,16 @@ class StandInGraphs:
         finally:
             self.capturing = None
 
+    def stream(self):
+        """A stand-in stream: it records the streams it was made to wait for."""
+        class Stream:
+            def __init__(self):
+                self.waited = []
+
+            def wait_stream(self, other):
+                self.waited.append(other)
+        return Stream
+
     def step(self, fn):
         def run(*args):
             if self.capturing is not None:
@@ -106,16 +116,41 @@ class StandInGraphs:
         return run
 
 
+@pytest.mark.parametrize("height,width,lanes", [(4, 3, 1), (4, 3, 2), (3, 5, 3), (2, 1, 2)])
+def test_schedule_staggers_the_sub_batches(height, width, lanes):
+    """Each sub-batch meets every pixel of the image once, in order, the row step with a row's
+    first span; sub-batch s runs s W / k pixels behind the first (one sub-batch: a segment a
+    row); the progress count reaches every sub-pixel."""
+    segments = triton.schedule(height, width, lanes)
+    assert len(segments) == height + (lanes > 1 and width // lanes > 0)
+    for s in range(lanes):
+        flat = [i * width + j for seg in segments for i, cols in seg[s] for j in cols]
+        assert flat == list(range(height * width))
+        first = next(g for g, seg in enumerate(segments) if seg[s])
+        lag = s * width // lanes
+        assert segments[first][s][0] == (0, range(0, width - lag if first == 0 else width))
+    assert triton.done((1, 3, height, width), 2, lanes, len(segments) - 1) == \
+        3 * (height * width - 2)
+
+
+@pytest.mark.parametrize("sub_batches", [1, 2])
 @torch.no_grad()
-def test_graph_runner_refreshes_static_buffers_on_every_call(monkeypatch):
+def test_graph_runner_refreshes_static_buffers_on_every_call(monkeypatch, sub_batches):
     """The triton runner's logic with the PyTorch steps and a stand-in for capture and replay:
     the first call runs eagerly and captures; later calls replay, and each draws what cached
-    draws from that call's weights, uniforms, y, h and x0 (float64: exactly)."""
+    draws from that call's weights, uniforms, y, h and x0 (float64: exactly). With two
+    sub-batches (PIXELCNN_GRID_SUB_BATCHES=2) each graph forks a stream per sub-batch from the
+    capturing stream and joins them back; each sub-batch's conditioning is its images'."""
     graphs = StandInGraphs()
     monkeypatch.setattr(torch.cuda, "CUDAGraph", graphs.Graph)
     monkeypatch.setattr(torch.cuda, "graph", graphs.capture)
+    Stream = graphs.stream()
+    main = Stream()
+    monkeypatch.setattr(torch.cuda, "Stream", Stream)
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: main)
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
     model = make_model(dtype=torch.float64, num_classes=3, cond_dim=2)
-    n, size, start = 2, (4, 3), 5
+    n, size, start = 3, (4, 3), 5
     runner = None
     for call in range(3):
         g = torch.Generator().manual_seed(call)
@@ -130,9 +165,16 @@ def test_graph_runner_refreshes_static_buffers_on_every_call(monkeypatch):
         job = prepare(model, n, size, **kw)
         if runner is None:
             runner = triton._GraphRunner(job, lambda cache, x: (graphs.step(row_step),
-                                                                graphs.step(pixel_step)))
+                                                                graphs.step(pixel_step)),
+                                         sub_batches)
         runner.load(job)
         with progress_bar(job, False) as bar:
             out = runner.run(bar)
         assert torch.equal(out, pixelcnn.sample(model, n, size, method="cached", **kw)), call
-        assert graphs.replays == size[0] * call            # captured once, then replayed
+        segments = size[0] + (sub_batches > 1)           # the second lags by half a row
+        assert graphs.replays == segments * call          # captured once, then replayed
+    assert [lane.part for lane in runner.lanes] == \
+        ([slice(0, 3)] if sub_batches == 1 else [slice(0, 2), slice(2, 3)])
+    if sub_batches > 1:                                   # forked and joined in every graph
+        assert main.waited == runner.streams * segments
+        assert all(stream.waited == [main] * segments for stream in runner.streams)

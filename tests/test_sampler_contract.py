@@ -162,9 +162,12 @@ def test_colour_groups_draw_naives_images(start, monkeypatch, record_property):
     """triton-grid with PIXELCNN_GRID_GROUPS=1 (each sub-pixel makes only its colour group's
     columns, the caches keep the others), with the best modelled design's other switches
     (PDL aside: CUDA only): the weights prefetched (PIXELCNN_GRID_PREFETCH=1) and the head in
-    out's phase (PIXELCNN_GRID_HEAD=1): naive's images, sampled and completed."""
+    out's phase (PIXELCNN_GRID_HEAD=1), in two sub-batches side by side
+    (PIXELCNN_GRID_SUB_BATCHES=2, each with its images' classes): naive's images, sampled and
+    completed."""
     for switch in ("GROUPS", "PREFETCH", "HEAD"):
         monkeypatch.setenv(f"PIXELCNN_GRID_{switch}", "1")
+    monkeypatch.setenv("PIXELCNN_GRID_SUB_BATCHES", "2")
     name = "f32-rgb-class-3x4"
     model = model_for("triton-grid", name)
     out, _ = draw(model, name, "triton-grid", start)

@@ -16,18 +16,26 @@ from .common import Job, Method, gated_only, progress_bar
 
 def sample_rows(job: Job, cache, rows, row_step=row_step, pixel_step=pixel_step):
     """Run the incremental sampler over image rows `rows` (all of them in order, over calls)."""
+    for i in rows:
+        sample_span(job, cache, i, range(job.x.shape[3]), row_step, pixel_step)
+
+
+def sample_span(job: Job, cache, i: int, columns: range, row_step=row_step,
+                pixel_step=pixel_step):
+    """Row i's pixels `columns` (every span of a row in order, over calls), the row step first
+    where the span starts the row."""
     x, u = job.x, job.uniforms
     _, C, _, W = x.shape
-    for i in rows:
+    if columns.start == 0:
         row_step(cache, x, i)
-        for j in range(W):
-            pos = i * W + j
-            if pos < job.start:
-                if pos >= job.start - job.start % W:                # the start row: prime
-                    pixel_step(cache, x, u, job.temperature, i, j, None)
-                continue
-            for c in range(C):
-                pixel_step(cache, x, u, job.temperature, i, j, c)
+    for j in columns:
+        pos = i * W + j
+        if pos < job.start:
+            if pos >= job.start - job.start % W:                    # the start row: prime
+                pixel_step(cache, x, u, job.temperature, i, j, None)
+            continue
+        for c in range(C):
+            pixel_step(cache, x, u, job.temperature, i, j, c)
 
 
 @torch.no_grad()

@@ -23,18 +23,25 @@ shown) the first time a (model, shape, start, temperature) is sampled, and repla
 calls with the new weights, conditioning (the map included), uniforms and x0 copied into the
 static buffers. On a CPU the kernels run only in Triton's interpreter (TRITON_INTERPRET=1),
 eagerly.
+
+PIXELCNN_GRID_SUB_BATCHES=k (triton-grid, opt-in, not yet timed) splits the batch into k
+sub-batches, each with its own caches, lagging W / k pixels behind one another (`schedule`),
+each captured on a stream of its own in every graph: a sub-batch's row step, a wide GEMM, then
+runs beside the others' pixel steps, which are latency-bound and fill a third of the SMs at
+most (bench.roofline.sub_batches). Images are independent, so they are the same images.
 """
 from __future__ import annotations
 
 import functools
 import weakref
+from dataclasses import dataclass, replace
 
 import torch
 
 from ..kernels import check_triton
 from ..packing import layer_biases, packed
 from ..cache import GatedCache
-from .cached import sample_rows
+from .cached import sample_span
 from .common import Job, Method, gated_only, progress_bar
 
 # The CUDA-graph runners, per model and sampling configuration: {model: {key: _GraphRunner}}.
@@ -112,81 +119,159 @@ def check(model, name="triton"):
     check_triton(f"method={name!r}", model.device, model.dtype, "method='cached' (or 'auto')")
 
 
-class _GraphRunner:
-    """Static buffers and the per-row CUDA graphs of one sampling configuration."""
+@dataclass
+class _Lane:
+    """One sub-batch of a sampling loop: its images (`part`), its views of the job, its
+    cache and its (row step, pixel step)."""
+    part: slice
+    job: Job
+    cache: GatedCache
+    steps: tuple
 
-    def __init__(self, job: Job, steps):
+
+def _lanes(job: Job, w, k: int, steps, cond) -> list:
+    """job's images in k sub-batches (as even as they go): each a view of job, a GatedCache
+    on the packed weights w and conditioning cond(part) (per image, or None), its steps."""
+    n, C, H, W = job.shape
+    lanes = []
+    for part in torch.arange(n).tensor_split(min(k, n)):
+        part = slice(int(part[0]), int(part[-1]) + 1)
+        sub = replace(job, x=job.x[part], uniforms=job.uniforms[part],
+                      cond_map=None if job.cond_map is None else job.cond_map[part])
+        cache = GatedCache(w, cond(part), sub.cond_map).setup(part.stop - part.start, H, W)
+        lanes.append(_Lane(part, sub, cache, steps(cache, sub.x)))
+    return lanes
+
+
+def schedule(height: int, width: int, lanes: int) -> list:
+    """The staggered loop of `lanes` sub-batches: segments (one CUDA graph each), in each a
+    list per lane of (row, columns) spans. Lane s runs s W / lanes pixels behind lane 0, so
+    that its row steps fall among the others' pixel steps; one lane, one segment per row.
+    Segment g holds lane s's flat pixel positions [g W - lag, (g + 1) W - lag) of the image."""
+    lags = [s * width // lanes for s in range(lanes)]
+    total = height * width
+    segments = []
+    for g in range(height + (1 if lags[-1] else 0)):
+        segment = []
+        for lag in lags:
+            spans, pos, end = [], max(0, g * width - lag), min(total, (g + 1) * width - lag)
+            while pos < end:
+                i, j = divmod(pos, width)
+                stop = min(end, (i + 1) * width)
+                spans.append((i, range(j, stop - i * width)))
+                pos = stop
+            segment.append(spans)
+        segments.append(segment)
+    return segments
+
+
+def run_segment(lanes: list, segment: list):
+    """Each lane's spans of a segment, in order (eagerly, or as captured)."""
+    for lane, spans in zip(lanes, segment):
+        for i, columns in spans:
+            sample_span(lane.job, lane.cache, i, columns, *lane.steps)
+
+
+def done(shape, start: int, lanes: int, g: int) -> int:
+    """Sub-pixels every lane has sampled after segment g (the progress bar's count)."""
+    _, C, H, W = shape
+    return C * max(0, min(H * W, (g + 1) * W - (lanes - 1) * W // lanes) - start)
+
+
+class _GraphRunner:
+    """Static buffers and the CUDA graphs of one sampling configuration: one graph per
+    segment of the loop (`schedule`: a row, with one sub-batch), its sub-batches' spans
+    captured on a stream each, forked from and joined to the capturing stream."""
+
+    def __init__(self, job: Job, steps, sub_batches: int = 1):
         """steps(cache, x) -> (row step, pixel step) on this runner's static buffers."""
         n, C, H, W = job.shape
         self.job = Job(None, job.x.clone(), job.uniforms.clone(), None, None,  # no model:
-                       job.temperature, job.start)                  # freed with it (_RUNNERS)
-        static = packed(job.model).apply(torch.clone)
-        cond_map = None if job.cond_map is None else job.cond_map.clone()
-        self.cache = GatedCache(static, None, cond_map).setup(n, H, W)
-        self.steps = steps(self.cache, self.job.x)
+                       job.temperature, job.start,                  # freed with it (_RUNNERS)
+                       None if job.cond_map is None else job.cond_map.clone())
+        self.lanes = _lanes(self.job, packed(job.model).apply(torch.clone), sub_batches, steps,
+                            lambda part: None)
+        self.segments = schedule(H, W, len(self.lanes))
+        self.streams = None
         self.graphs = None
 
     def load(self, job: Job):
         """Copy this call's inputs into the static buffers."""
-        model, cache = job.model, self.cache
+        model, w = job.model, self.lanes[0].cache.w                 # the lanes share w
         for name, t in packed(model).tensors().items():
-            getattr(cache.w, name).copy_(t)
-        bias_v, bias_h = layer_biases(cache.w, model.condition(job.y, job.h), job.shape[0])
-        cache.bias_v.copy_(bias_v)
-        cache.bias_h.copy_(bias_h)
-        if cache.cond_map is not None:
-            cache.cond_map.copy_(job.cond_map)
+            getattr(w, name).copy_(t)
+        for lane in self.lanes:
+            cond = model.condition(*(None if t is None else t[lane.part] for t in (job.y, job.h)))
+            bias_v, bias_h = layer_biases(w, cond, lane.part.stop - lane.part.start)
+            lane.cache.bias_v.copy_(bias_v)
+            lane.cache.bias_h.copy_(bias_h)
+            lane.cache.reset()
+        if self.job.cond_map is not None:
+            self.job.cond_map.copy_(job.cond_map)
         self.job.x.copy_(job.x)
         self.job.uniforms.copy_(job.uniforms)
-        cache.reset()
 
     def run(self, bar):
-        H = self.job.shape[2]
+        count = functools.partial(done, self.job.shape, self.job.start, len(self.lanes))
         if self.graphs is None:        # first call: run eagerly (compiles), then capture
-            for i in range(H):
-                sample_rows(self.job, self.cache, [i], *self.steps)
-                bar.update(self._count(i))
+            for g, segment in enumerate(self.segments):
+                run_segment(self.lanes, segment)
+                bar.update(count(g) - count(g - 1))
             result = self.job.x.clone()
-            self.graphs = []
-            for i in range(H):
-                g = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(g):
-                    sample_rows(self.job, self.cache, [i], *self.steps)
-                self.graphs.append(g)
+            self.graphs = [self.capture(segment) for segment in self.segments]
             return result
-        for i, g in enumerate(self.graphs):
-            g.replay()
+        for g, graph in enumerate(self.graphs):
+            graph.replay()
             if not bar.disable:
                 torch.cuda.synchronize()
-                bar.update(self._count(i))
+                bar.update(count(g) - count(g - 1))
         return self.job.x.clone()
 
-    def _count(self, i):
-        _, C, _, W = self.job.shape
-        return C * max(0, min(W, (i + 1) * W - self.job.start))
+    def capture(self, segment: list):
+        """One segment as a CUDA graph; with sub-batches each lane's spans on a stream of its
+        own (forked from the capturing stream, joined back), so that they may run side by
+        side on replay."""
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            if len(self.lanes) == 1:
+                run_segment(self.lanes, segment)
+            else:
+                main = torch.cuda.current_stream()
+                self.streams = self.streams or [torch.cuda.Stream() for _ in self.lanes]
+                for lane, stream, spans in zip(self.lanes, self.streams, segment):
+                    stream.wait_stream(main)
+                    with torch.cuda.stream(stream):
+                        run_segment([lane], [spans])
+                for stream in self.streams:
+                    main.wait_stream(stream)
+        return graph
 
 
 @torch.no_grad()
 def sample_triton(job: Job, progress: bool = False, grid: bool = False) -> torch.Tensor:
-    """Draw job's images on the fused kernels: today's (grid=False) or the grid-wide steps."""
+    """Draw job's images on the fused kernels: today's (grid=False) or the grid-wide steps
+    (in PIXELCNN_GRID_SUB_BATCHES=k sub-batches side by side: `schedule`)."""
+    from ..kernels.grid import sub_batches_requested
     check_device, launch_flags, sampler_row, sampler_pixel = _kernels()
     steps = _grid_steps if grid else lambda cache, x: (sampler_row, sampler_pixel)
+    k = sub_batches_requested() if grid else 1
     model = job.model
     launch_flags(model.dtype)                  # float32 / bf16 only: a clear error otherwise
     check_device(job.x)
     n, C, H, W = job.shape
     with progress_bar(job, progress) as bar:
         if not job.x.is_cuda:                  # Triton's interpreter on the CPU: eagerly
-            cache = GatedCache(packed(model), model.condition(job.y, job.h),
-                               job.cond_map).setup(n, H, W)
-            for i in range(H):
-                sample_rows(job, cache, [i], *steps(cache, job.x))
-                bar.update(C * max(0, min(W, (i + 1) * W - job.start)))
+            lanes = _lanes(job, packed(model), k, steps, lambda part: model.condition(
+                *(None if t is None else t[part] for t in (job.y, job.h))))
+            count = functools.partial(done, job.shape, job.start, len(lanes))
+            for g, segment in enumerate(schedule(H, W, len(lanes))):
+                run_segment(lanes, segment)
+                bar.update(count(g) - count(g - 1))
             return job.x
-        key = (grid, job.shape, job.start, job.temperature, model.dtype, job.x.device)
+        key = (grid, job.shape, job.start, job.temperature, model.dtype, job.x.device, k)
         runners = _RUNNERS.setdefault(model, {})
         if key not in runners:
-            runners[key] = _GraphRunner(job, steps)
+            runners[key] = _GraphRunner(job, steps, k)
         runner = runners[key]
         runner.load(job)
         return runner.run(bar)
