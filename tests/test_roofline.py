@@ -2,6 +2,7 @@
 command; it predicts from the launchers' own tiles and prints predicted beside measured."""
 import functools
 import json
+import re
 
 import pytest
 
@@ -237,6 +238,9 @@ def test_the_phase_floor_the_target_needs():
     line = roofline.phase_floor_line(cfg, "h100", (32, 32), 0.01)
     assert line.startswith(f"target bf16 batch 256: >= 2,000 images/s: {roofline.BEST} reaches "
                            f"it while a phase's floor is <= {need * 1e6:.2f} us")
+    two = float(re.search(r"<= ([\d.]+) us in two sub-batches side by side", line).group(1))
+    assert roofline.sub_batches(cfg, "h100", (32, 32), 2, t_phase=two * 1e-6) == \
+        pytest.approx(2000, rel=0.01)
 
 
 def test_sub_batches_share_the_sms():
