@@ -143,6 +143,11 @@ def _lanes(job: Job, w, k: int, steps, cond) -> list:
     return lanes
 
 
+def condition(model, job: Job, part: slice):
+    """model's per-layer conditioning of job's images `part` (their y and h), or None."""
+    return model.condition(*(None if t is None else t[part] for t in (job.y, job.h)))
+
+
 def schedule(height: int, width: int, lanes: int) -> list:
     """The staggered loop of `lanes` sub-batches: segments (one CUDA graph each), in each a
     list per lane of (row, columns) spans. Lane s runs s W / lanes pixels behind lane 0, so
@@ -201,8 +206,8 @@ class _GraphRunner:
         for name, t in packed(model).tensors().items():
             getattr(w, name).copy_(t)
         for lane in self.lanes:
-            cond = model.condition(*(None if t is None else t[lane.part] for t in (job.y, job.h)))
-            bias_v, bias_h = layer_biases(w, cond, lane.part.stop - lane.part.start)
+            bias_v, bias_h = layer_biases(w, condition(model, job, lane.part),
+                                          lane.part.stop - lane.part.start)
             lane.cache.bias_v.copy_(bias_v)
             lane.cache.bias_h.copy_(bias_h)
             lane.cache.reset()
@@ -218,6 +223,8 @@ class _GraphRunner:
                 run_segment(self.lanes, segment)
                 bar.update(count(g) - count(g - 1))
             result = self.job.x.clone()
+            if len(self.lanes) > 1:    # a stream a sub-batch, made before any capture
+                self.streams = [torch.cuda.Stream() for _ in self.lanes]
             self.graphs = [self.capture(segment) for segment in self.segments]
             return result
         for g, graph in enumerate(self.graphs):
@@ -237,7 +244,6 @@ class _GraphRunner:
                 run_segment(self.lanes, segment)
             else:
                 main = torch.cuda.current_stream()
-                self.streams = self.streams or [torch.cuda.Stream() for _ in self.lanes]
                 for lane, stream, spans in zip(self.lanes, self.streams, segment):
                     stream.wait_stream(main)
                     with torch.cuda.stream(stream):
@@ -261,8 +267,8 @@ def sample_triton(job: Job, progress: bool = False, grid: bool = False) -> torch
     n, C, H, W = job.shape
     with progress_bar(job, progress) as bar:
         if not job.x.is_cuda:                  # Triton's interpreter on the CPU: eagerly
-            lanes = _lanes(job, packed(model), k, steps, lambda part: model.condition(
-                *(None if t is None else t[part] for t in (job.y, job.h))))
+            lanes = _lanes(job, packed(model), k, steps,
+                           functools.partial(condition, model, job))
             count = functools.partial(done, job.shape, job.start, len(lanes))
             for g, segment in enumerate(schedule(H, W, len(lanes))):
                 run_segment(lanes, segment)
