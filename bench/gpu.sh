@@ -18,7 +18,7 @@
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: chip lockstep phase-times compile kernels sample-bf16 grid-groups
+# Steps, in order: chip lockstep phase-times grid-groups compile kernels sample-bf16
 # grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll
 # grid-bk128 sample-fp32 cached train-throughput roofline train-ship (data is built first when
 # a step needs it).
@@ -33,7 +33,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="chip lockstep phase-times compile kernels sample-bf16 grid-groups grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
+ALL="chip lockstep phase-times grid-groups compile kernels sample-bf16 grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
 SAMPLE_STEPS=" sample-bf16 grid-groups grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached "
 DATA_STEPS="$SAMPLE_STEPS train-throughput train-ship "
 DRY=${DRY_RUN:-0}
@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="chip lockstep phase-times sample-bf16 grid-groups grid-prefetch grid-split grid-ahead gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="chip lockstep phase-times grid-groups sample-bf16 grid-prefetch grid-split grid-ahead gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
   2) DEFAULT="sample-fp32 compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
@@ -182,15 +182,15 @@ for s in $STEPS; do
     grid-*)           # bench.sample times triton-grid on CUDA only
       [ "$DRY" = 1 ] && { say "=== $s: skipped in a dry run (bench.sample times triton-grid on CUDA only)"; continue; }
       case $s in
-        grid-groups)  # each sub-pixel only its colour group's columns (a third, over two
-                      # thirds of K on average), alone and with PDL and the weights
-                      # prefetched, then with the head in out's phase too (L + 1 phases a
-                      # sub-pixel: the best design the model has), and that in two
-                      # sub-batches side by side (a CUDA stream each in the row graphs)
-          grid_variant grid-groups 150 64 PIXELCNN_GRID_GROUPS=1
-          grid_variant grid-groups-prefetch 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1
+        grid-groups)  # the best design the model has first: colour groups (each sub-pixel
+                      # its group's columns), PDL, the weights prefetched, the head in out's
+                      # phase (L + 1 phases a sub-pixel), in two sub-batches side by side (a
+                      # CUDA stream each in the graphs); then without the sub-batches, without
+                      # the head, and colour groups alone: what each adds
+          grid_variant grid-sub-batches 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 PIXELCNN_GRID_HEAD=1 PIXELCNN_GRID_SUB_BATCHES=2
           grid_variant grid-groups-head 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 PIXELCNN_GRID_HEAD=1
-          grid_variant grid-sub-batches 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 PIXELCNN_GRID_HEAD=1 PIXELCNN_GRID_SUB_BATCHES=2 ;;
+          grid_variant grid-groups-prefetch 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1
+          grid_variant grid-groups 150 64 PIXELCNN_GRID_GROUPS=1 ;;
         grid-prefetch)  # each layer's weights loaded before PDL's wait for the previous
                       # phase (the weights' round trip overlapping it): the phase floor the
                       # model says 2,000 images/s needs cut
