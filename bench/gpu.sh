@@ -224,10 +224,10 @@ for s in $STEPS; do
       else
         step lockstep 120 $PY -m bench.lockstep --out "$R"
         step lockstep-bf16 90 $PY -m bench.lockstep --dtype bf16 --out "$R"
+        step lockstep-head 60 env PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_HEAD=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 $PY -m bench.lockstep --dtype bf16 --out "$R"
         step lockstep-split 60 env PIXELCNN_GRID_SPLIT=1 $PY -m bench.lockstep --out "$R"
         step lockstep-prefetch 60 env PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 $PY -m bench.lockstep --dtype bf16 --out "$R"
         step lockstep-groups 60 env PIXELCNN_GRID_GROUPS=1 $PY -m bench.lockstep --out "$R"
-        step lockstep-head 60 env PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_HEAD=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 $PY -m bench.lockstep --dtype bf16 --out "$R"
         step lockstep-triton 60 $PY -m bench.lockstep --method triton --out "$R"
         step lockstep-triton-bf16 60 $PY -m bench.lockstep --method triton --dtype bf16 --out "$R"
       fi ;;
