@@ -690,6 +690,35 @@ def measured_broadcast(results: Path, device: str) -> float | None:
     return max(rates, default=None)
 
 
+def measured_phase_floor(results: Path, device: str, preset: str, cfg, size) -> dict:
+    """{batch: the phase floor (T_PHASE's stand-in, seconds) that BEST's steps as
+    bench.phase_times timed them (step_best_us, c = 0 .. C - 1, the preset's model) imply},
+    from the newest run on the device: the model's pixel steps are linear in it, so the floor
+    is where their sum meets the measured sum."""
+    dev, found = DEVICES[device], {}
+    for data in chip_results(results, device):
+        if data.get("preset") != preset:
+            continue
+        for record in data.get("batches", []):
+            got = record.get("step_best_us")
+            if not got:
+                continue
+            at = lambda t: sum(s.seconds for s in grid(cfg, dev, "bf16", record["batch"], size,
+                                                       label=BEST, t_phase=t)[1:])
+            measured = sum(got.values()) * 1e-6
+            found[record["batch"]] = (measured - at(0.0)) / (at(T_PHASE) - at(0.0)) * T_PHASE
+    return found
+
+
+def measured_floor_line(cfg, device: str, size, batch: int, floor_s: float) -> str:
+    """What BEST predicts at the phase floor its timed steps imply (measured_phase_floor)."""
+    rate = lambda k: sub_batches(cfg, device, size, k, t_phase=max(floor_s, 0.0))
+    return (f"measured, {BEST}'s steps at batch {batch} (bench.phase_times step_best_us): a "
+            f"phase floor of {floor_s * 1e6:.2f} us (T_PHASE {T_PHASE * 1e6:.2f} fitted); at "
+            f"it, batch 256: {rate(1):,.0f} images/s, {rate(2):,.0f} in two sub-batches "
+            f"(target 2,000)")
+
+
 # ---------------------------------------------------------------------------- report
 
 def fmt(x: float) -> str:
@@ -762,6 +791,9 @@ def main(argv=None) -> dict:
         print("\n" + "\n".join(targets(cfg, args.device, size, meas,
                                          measured_barrier(results, args.device),
                                          measured_broadcast(results, args.device))))
+        for batch, floor_s in measured_phase_floor(results, args.device, args.preset, cfg,
+                                                   size).items():
+            print(measured_floor_line(cfg, args.device, size, batch, floor_s))
     return result
 
 

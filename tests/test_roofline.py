@@ -243,6 +243,28 @@ def test_the_phase_floor_the_target_needs():
         pytest.approx(2000, rel=0.01)
 
 
+def test_measured_steps_imply_the_phase_floor(tmp_path, capsys):
+    """bench.phase_times' step_best_us (BEST's steps at each c) imply a phase floor: steps
+    made by the model at 0.8 us give 0.8 us back, and the command prints what BEST predicts
+    there, alone and in two sub-batches."""
+    cfg, dev = pixelcnn.preset("small"), roofline.DEVICES["h200"]
+    steps = roofline.grid(cfg, dev, "bf16", 256, (32, 32), label=roofline.BEST, t_phase=0.8e-6)
+    record = {"batch": 256, "step_best_us": {str(c): s.seconds * 1e6
+                                             for c, s in enumerate(steps[1:])}}
+    data = {"machine": {"device_name": "NVIDIA H200"}, "preset": "small", "batches": [record]}
+    (tmp_path / "x-cuda-phase-times.json").write_text(json.dumps(data))
+    got = roofline.measured_phase_floor(tmp_path, "h200", "small", cfg, (32, 32))
+    assert got == {256: pytest.approx(0.8e-6)}
+    assert roofline.measured_phase_floor(tmp_path, "h200", "cifar", cfg, (32, 32)) == {}
+    roofline.main(["--preset", "small", "--device", "h200", "--dtypes", "bf16", "--batches",
+                   "256", "--results", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert f"measured, {roofline.BEST}'s steps at batch 256 (bench.phase_times " \
+           "step_best_us): a phase floor of 0.80 us" in out
+    assert f"{roofline.sub_batches(cfg, 'h200', (32, 32), 2, t_phase=0.8e-6):,.0f} in two " \
+           "sub-batches" in out
+
+
 def test_sub_batches_share_the_sms():
     """k sub-batches side by side (PIXELCNN_GRID_SUB_BATCHES=k): one is BEST's batch; two of
     128 on the cifar preset beat it (the row steps beside the other's pixel steps); none
