@@ -116,6 +116,20 @@ class StandInGraphs:
         return run
 
 
+def test_sub_batches_are_refused_bad_values_and_persistent_grids(monkeypatch):
+    """PIXELCNN_GRID_SUB_BATCHES must be an integer >= 1, and above 1 refuses the persistent
+    kernel (grids side by side that could wait on each other's SMs), before any work."""
+    model = tiny()
+    monkeypatch.setenv("PIXELCNN_GRID_SUB_BATCHES", "0")
+    with pytest.raises(ValueError, match="PIXELCNN_GRID_SUB_BATCHES must be an integer >= 1, "
+                                         "got '0'"):
+        pixelcnn.sample(model, 2, (2, 2), method="triton-grid")
+    monkeypatch.setenv("PIXELCNN_GRID_SUB_BATCHES", "2")
+    monkeypatch.setenv("PIXELCNN_GRID_PERSISTENT", "1")
+    with pytest.raises(ValueError, match="unset PIXELCNN_GRID_PERSISTENT"):
+        pixelcnn.sample(model, 2, (2, 2), method="triton-grid")
+
+
 @pytest.mark.parametrize("height,width,lanes", [(4, 3, 1), (4, 3, 2), (3, 5, 3), (2, 1, 2)])
 def test_schedule_staggers_the_sub_batches(height, width, lanes):
     """Each sub-batch meets every pixel of the image once, in order, the row step with a row's

@@ -257,10 +257,14 @@ class _GraphRunner:
 def sample_triton(job: Job, progress: bool = False, grid: bool = False) -> torch.Tensor:
     """Draw job's images on the fused kernels: today's (grid=False) or the grid-wide steps
     (in PIXELCNN_GRID_SUB_BATCHES=k sub-batches side by side: `schedule`)."""
-    from ..kernels.grid import sub_batches_requested
+    from ..kernels.grid import persistent_requested, sub_batches_requested
     check_device, launch_flags, sampler_row, sampler_pixel = _kernels()
     steps = _grid_steps if grid else lambda cache, x: (sampler_row, sampler_pixel)
     k = sub_batches_requested() if grid else 1
+    if k > 1 and persistent_requested():
+        raise ValueError("PIXELCNN_GRID_SUB_BATCHES > 1 takes triton-grid's launches per "
+                         "phase: unset PIXELCNN_GRID_PERSISTENT (persistent grids side by "
+                         "side could each wait for SMs the other holds)")
     model = job.model
     launch_flags(model.dtype)                  # float32 / bf16 only: a clear error otherwise
     check_device(job.x)
