@@ -378,13 +378,12 @@ def test_sampler_steps_match_reference(fields, size, steps, monkeypatch):
         pytest.skip("tiles wider than the model, partly masked: the class models")
     if steps == "grid-split" and fields.get("embedding_dim") != 12:
         pytest.skip("the split tiles meet the same buffers: the F36 map model tests it (the "
-                    "RGB class model takes the split's finishing tiles with the look-ahead)")
+                    "look-ahead's cases take its finishing tiles too)")
     if steps == "grid-ahead" and fields.get("embedding_dim") != 4:
         pytest.skip("the look-ahead meets the same buffers as the split: the codes model (the "
-                    "RGB class model takes it with colour groups)")
-    if steps == "grid-groups-ahead" and (fields.get("num_classes") != 3
-                                         or fields["in_channels"] != 3):
-        pytest.skip("colour groups with the look-ahead: the RGB class model (5 columns a "
+                    "F36 map model takes it with colour groups)")
+    if steps == "grid-groups-ahead" and fields.get("embedding_dim") != 12:
+        pytest.skip("colour groups with the look-ahead: the F36 map model (12 columns a "
                     "group; one channel has one group, every column)")
     if steps == "grid-groups-prefetch" and fields.get("embedding_dim") != 12:
         pytest.skip("colour groups with the weights prefetched: the F36 map model (12 a group)")
