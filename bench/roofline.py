@@ -493,7 +493,7 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
                                                        # taps per column block, the outputs
     per_sm = compute / dev.sms * (1 if warps == 8 else OCCUPANCY)
     per_iter = max(T_ITER, 2 * 2 * bm * BK * bn / per_sm)          # f and g, one K tile
-    row_waves = lambda tiles: math.ceil(tiles / (dev.sms * (1 if warps == 8 else OCCUPANCY)))
+    row_waves = lambda tiles: math.ceil(tiles / row_slots(dev, warps))
     layer_iters = (p + 1) * k * math.ceil(H / BK)                  # the taps' K loop
     iters = L * row_waves(nm * nn) * layer_iters + row_waves(L * nm * nn) * math.ceil(2 * H / BK)
     row_terms = {"launch latency": (L + 2) * T_LAUNCH, "K-loop latency": iters * per_iter,
@@ -511,6 +511,11 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
                               + (wt["prev"] if c == 0 else 0)) for c in range(C)]
     return [row, pixel("pixel c=0", h * w, 0, wt["pixel"] + folded + wt["prev"]),
             pixel("pixel c>0", h * w * (C - 1), 1, wt["pixel"] + folded)]
+
+
+def row_slots(dev: Device, warps: int) -> int:
+    """Row-step programs resident at once: one an SM at 8 warps, OCCUPANCY at 4."""
+    return dev.sms * (1 if warps == 8 else OCCUPANCY)
 
 
 def naive(cfg, dev: Device, dtype: str, batch: int, size) -> list:
@@ -703,10 +708,9 @@ def measured_phase_floor(results: Path, device: str, preset: str, cfg, size) -> 
             got = record.get("step_best_us")
             if not got:
                 continue
-            at = lambda t: sum(s.seconds for s in grid(cfg, dev, "bf16", record["batch"], size,
-                                                       label=BEST, t_phase=t)[1:])
-            measured = sum(got.values()) * 1e-6
-            found[record["batch"]] = (measured - at(0.0)) / (at(T_PHASE) - at(0.0)) * T_PHASE
+            steps = lambda t: sum(s.seconds for s in grid(cfg, dev, "bf16", record["batch"],
+                                                          size, label=BEST, t_phase=t)[1:])
+            found[record["batch"]] = phase_floor_at(steps, sum(got.values()) * 1e-6)
     return found
 
 
@@ -880,20 +884,24 @@ def sub_batches(cfg, device: str, size, k: int, batch: int = 256,
     dev = DEVICES[device]
     steps = grid(cfg, dev, "bf16", batch // k, size, label=BEST, t_phase=t_phase)
     chain = sum(s.count * s.seconds for s in steps)
-    row_slots = dev.sms * (1 if row_tiles(batch // k * size[1], torch.bfloat16,
-                                          cfg.channels)[2] == 8 else OCCUPANCY)
+    rows = row_slots(dev, row_tiles(batch // k * size[1], torch.bfloat16, cfg.channels)[2])
     busy = sum(s.count * s.seconds * min(1.0, s.programs / (
-        row_slots if s.name == "row" else dev.sms * SLOTS_BF16)) for s in steps)
+        rows if s.name == "row" else dev.sms * SLOTS_BF16)) for s in steps)
     return batch / max(chain, k * busy)
+
+
+def phase_floor_at(seconds, target: float) -> float:
+    """The phase floor t at which seconds(t), linear in t, is `target`."""
+    t0, t1 = seconds(0.0), seconds(T_PHASE)
+    return (target - t0) / (t1 - t0) * T_PHASE
 
 
 def needed_phase_floor(cfg, device: str, size, saving: float = 0.0) -> float:
     """The phase floor (T_PHASE's stand-in) under which BEST reaches 2,000 images/s at batch
     256 (bf16), with the row steps `saving` seconds a batch faster than modelled (a batch's
     time is linear in it)."""
-    at = lambda t: predict(cfg, device, "bf16", 256, size, t_phase=t)[BEST][1]
-    t0, t1 = at(0.0), at(T_PHASE)
-    return (256 / 2000 + saving - t0) / (t1 - t0) * T_PHASE
+    return phase_floor_at(lambda t: predict(cfg, device, "bf16", 256, size, t_phase=t)[BEST][1],
+                          256 / 2000 + saving)
 
 
 def phase_floor_line(cfg, device: str, size, dense_saving: float) -> str:

@@ -145,6 +145,13 @@ def _own_columns(l, left, n0, NC, HD):
 
 
 @triton.jit
+def _own_tiles(l, left, NC, B, HD, BB: tl.constexpr, BN: tl.constexpr):
+    """How many tiles layer l's own columns (_own_columns) make: the first tiles of its
+    phase, before the split's, the look-ahead's and the left taps' (_layer)."""
+    return tl.cdiv(B, BB) * tl.cdiv(_own_columns(l, left, 0, NC, HD)[1], BN)
+
+
+@triton.jit
 def _layer(t, l, x, hbuf, row_bias, base, gated, skip, ahead, wh_prev, wh_cur, wres_cur,
            bres_cur, wres_ahead, bres_ahead, wres, bres, wskip, bskip, table, i, j, left, n0,
            NC, KC, B, C, HEIGHT, WIDTH, HD, L, LEVELS, E, F, P: tl.constexpr, SAMPLE: tl.constexpr,
@@ -472,7 +479,7 @@ def _out(t, x, u, hbuf, gated, skip, scratch, wskip, bskip, w1, b1, w2, b2, tabl
 def _phase_tiles(ph, left, NC, B, HD, L, BB: tl.constexpr, BN: tl.constexpr,
                  SPLIT: tl.constexpr):
     """Tiles of phase ph, as `phase_tiles` counts them: the persistent kernel's loop bound."""
-    per_layer = tl.cdiv(B, BB) * tl.cdiv(_own_columns(ph - 1, left, 0, NC, HD)[1], BN)
+    per_layer = _own_tiles(ph - 1, left, NC, B, HD, BB, BN)
     n = per_layer
     if ph == L + 3:
         n = tl.cdiv(B, OUT_IMAGES)
@@ -496,7 +503,7 @@ def _prefetches(ph, t, left, NC, B, HD, L, BB: tl.constexpr, BN: tl.constexpr):
     unsplit phase's first tiles) and, at a pixel's first sub-pixel (left), the next layer's
     left taps' tiles (after the phase's own); layer 0's own tiles, the head and out wait
     first."""
-    own = tl.cdiv(B, BB) * tl.cdiv(_own_columns(ph - 1, left, 0, NC, HD)[1], BN)
+    own = _own_tiles(ph - 1, left, NC, B, HD, BB, BN)
     gate = (ph >= 2) & (t < own)
     beside = (left != 0) & (ph < L) & (t >= own)
     return (ph <= L) & (gate | beside)

@@ -148,17 +148,23 @@ def condition(model, job: Job, part: slice):
     return model.condition(*(None if t is None else t[part] for t in (job.y, job.h)))
 
 
+def lags(width: int, lanes: int) -> list:
+    """Pixels each of `lanes` sub-batches runs behind the first: s W / lanes for lane s, so
+    that its row steps fall among the others' pixel steps."""
+    return [s * width // lanes for s in range(lanes)]
+
+
 def schedule(height: int, width: int, lanes: int) -> list:
     """The staggered loop of `lanes` sub-batches: segments (one CUDA graph each), in each a
-    list per lane of (row, columns) spans. Lane s runs s W / lanes pixels behind lane 0, so
-    that its row steps fall among the others' pixel steps; one lane, one segment per row.
-    Segment g holds lane s's flat pixel positions [g W - lag, (g + 1) W - lag) of the image."""
-    lags = [s * width // lanes for s in range(lanes)]
+    list per lane of (row, columns) spans, each lane its `lags` behind the first; one lane,
+    one segment per row. Segment g holds a lane's flat pixel positions [g W - lag,
+    (g + 1) W - lag) of the image."""
+    behind = lags(width, lanes)
     total = height * width
     segments = []
-    for g in range(height + (1 if lags[-1] else 0)):
+    for g in range(height + (1 if behind[-1] else 0)):
         segment = []
-        for lag in lags:
+        for lag in behind:
             spans, pos, end = [], max(0, g * width - lag), min(total, (g + 1) * width - lag)
             while pos < end:
                 i, j = divmod(pos, width)
@@ -180,7 +186,15 @@ def run_segment(lanes: list, segment: list):
 def done(shape, start: int, lanes: int, g: int) -> int:
     """Sub-pixels every lane has sampled after segment g (the progress bar's count)."""
     _, C, H, W = shape
-    return C * max(0, min(H * W, (g + 1) * W - (lanes - 1) * W // lanes) - start)
+    return C * max(0, min(H * W, (g + 1) * W - lags(W, lanes)[-1]) - start)
+
+
+def sample_segments(lanes: list, segments: list, job: Job, bar):
+    """Every segment eagerly, in order, the progress bar moved after each."""
+    count = functools.partial(done, job.shape, job.start, len(lanes))
+    for g, segment in enumerate(segments):
+        run_segment(lanes, segment)
+        bar.update(count(g) - count(g - 1))
 
 
 class _GraphRunner:
@@ -217,16 +231,14 @@ class _GraphRunner:
         self.job.uniforms.copy_(job.uniforms)
 
     def run(self, bar):
-        count = functools.partial(done, self.job.shape, self.job.start, len(self.lanes))
         if self.graphs is None:        # first call: run eagerly (compiles), then capture
-            for g, segment in enumerate(self.segments):
-                run_segment(self.lanes, segment)
-                bar.update(count(g) - count(g - 1))
+            sample_segments(self.lanes, self.segments, self.job, bar)
             result = self.job.x.clone()
             if len(self.lanes) > 1:    # a stream a sub-batch, made before any capture
                 self.streams = [torch.cuda.Stream() for _ in self.lanes]
             self.graphs = [self.capture(segment) for segment in self.segments]
             return result
+        count = functools.partial(done, self.job.shape, self.job.start, len(self.lanes))
         for g, graph in enumerate(self.graphs):
             graph.replay()
             if not bar.disable:
@@ -273,10 +285,7 @@ def sample_triton(job: Job, progress: bool = False, grid: bool = False) -> torch
         if not job.x.is_cuda:                  # Triton's interpreter on the CPU: eagerly
             lanes = _lanes(job, packed(model), k, steps,
                            functools.partial(condition, model, job))
-            count = functools.partial(done, job.shape, job.start, len(lanes))
-            for g, segment in enumerate(schedule(H, W, len(lanes))):
-                run_segment(lanes, segment)
-                bar.update(count(g) - count(g - 1))
+            sample_segments(lanes, schedule(H, W, len(lanes)), job, bar)
             return job.x
         key = (grid, job.shape, job.start, job.temperature, model.dtype, job.x.device, k)
         runners = _RUNNERS.setdefault(model, {})
