@@ -184,10 +184,12 @@ for s in $STEPS; do
       case $s in
         grid-groups)  # the best design the model has first: colour groups (each sub-pixel
                       # its group's columns), PDL, the weights prefetched, the head in out's
-                      # phase (L + 1 phases a sub-pixel), in two sub-batches side by side (a
-                      # CUDA stream each in the graphs); then without the sub-batches, without
-                      # the head, and colour groups alone: what each adds
-          grid_variant grid-sub-batches 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 PIXELCNN_GRID_HEAD=1 PIXELCNN_GRID_SUB_BATCHES=2
+                      # phase (L + 1 phases a sub-pixel), in eight sub-batches side by side (a
+                      # CUDA stream each in the graphs, their sub-batch tiles), then in two;
+                      # then without the sub-batches, without the head, and colour groups
+                      # alone: what each adds
+          grid_variant grid-sub-batches 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 PIXELCNN_GRID_HEAD=1 PIXELCNN_GRID_SUB_BATCHES=8
+          grid_variant grid-sub-batches-2 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 PIXELCNN_GRID_HEAD=1 PIXELCNN_GRID_SUB_BATCHES=2
           grid_variant grid-groups-head 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1 PIXELCNN_GRID_HEAD=1
           grid_variant grid-groups-prefetch 150 16 PIXELCNN_GRID_GROUPS=1 PIXELCNN_GRID_PDL=1 PIXELCNN_GRID_PREFETCH=1
           grid_variant grid-groups 150 64 PIXELCNN_GRID_GROUPS=1 ;;

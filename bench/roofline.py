@@ -385,7 +385,7 @@ def phase_inputs(kind: str, H: int, p: int, F: int, fused: bool = True,
 
 
 def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
-         label: str = "triton-grid", t_phase: float = T_PHASE) -> list:
+         label: str = "triton-grid", t_phase: float = T_PHASE, sub_batch: bool = False) -> list:
     """method="triton-grid" as its launchers configure it (kernels/sampler_row_gemm.py,
     sampler_pixel_grid.py), or the variant `label` names (GRID_VARIANTS): per row, L + 2
     launches of tiles (BM positions x BN columns), each program a K loop over the taps; per
@@ -399,7 +399,8 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     per product per K tile of 32: phase_products; T_SAMPLE; a wave: as many programs as fit
     the SMs by their registers, `slots`), its arithmetic at EFFICIENCY of the matmul rate and
     its traffic from L2: every image block reads its columns' weights (not resident), every
-    block of columns its images' K inputs (phase_inputs)."""
+    block of columns its images' K inputs (phase_inputs). sub_batch: the batch is one of
+    several side by side (`sub_batches`), whose steps take the launchers' sub-batch tiles."""
     L, H, k, C = cfg.layers, cfg.channels, cfg.kernel_size, cfg.in_channels
     p, (h, w), eb = k // 2, size, DTYPE_BYTES[dtype]
     F = C * (cfg.embedding_dim or 1)
@@ -413,7 +414,8 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     groups = "groups" in label.split("/")                         # PIXELCNN_GRID_GROUPS=1
     head = "head" in label.split("/")                             # PIXELCNN_GRID_HEAD=1
     torch_dtype = torch.bfloat16 if dtype == "bf16" else torch.float32
-    bb, pbn = pixel_tiles(batch, H, torch_dtype, persistent and fused)  # as launched (2-phase: 32)
+    bb, pbn = pixel_tiles(batch, H, torch_dtype, persistent and fused,   # as launched
+                          sub_batch)                                      # (2-phase: 32)
     nb, ncb = math.ceil(batch / bb), math.ceil(H / pbn)
     per = nb * ncb                              # a layer's tiles (the row step's are its own)
     programs = min(dev.sms, (L if left_phase or not fused else 2) * per)   # the widest
@@ -482,7 +484,7 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
                     sum(terms.values()), bounded(terms)[1])
 
     positions = batch * w
-    bm, bn, warps = row_tiles(positions, torch_dtype, H)
+    bm, bn, warps = row_tiles(positions, torch_dtype, H, sub_batch)
     if not fused and bn == 64:          # the 2-phase design ran 128 x 32 there (H200)
         bn = 32
     nm, nn = math.ceil(positions / bm), math.ceil(H / bn)
@@ -491,7 +493,7 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     row_data = (nm * wt["row"] + nn * positions * L * taps
                 + 2 * L * positions * 2 * H) * eb      # weights per position block, the
                                                        # taps per column block, the outputs
-    per_sm = compute / dev.sms * (1 if warps == 8 else OCCUPANCY)
+    per_sm = compute / dev.sms / (1 if warps == 8 else OCCUPANCY)   # a program's share
     per_iter = max(T_ITER, 2 * 2 * bm * BK * bn / per_sm)          # f and g, one K tile
     row_waves = lambda tiles: math.ceil(tiles / row_slots(dev, warps))
     layer_iters = (p + 1) * k * math.ceil(H / BK)                  # the taps' K loop
@@ -542,8 +544,9 @@ def predict(cfg, device: str, dtype: str, batch: int, size=(32, 32), t_sync: flo
         methods.append((label, grid(cfg, dev, dtype, batch, size, t_sync, label, t_phase)))
     for method, steps in methods:
         out[method] = (steps, sum(s.count * s.seconds for s in steps))
-    if dtype == "bf16" and batch >= 2:          # two sub-batches side by side: no steps of
-        out[f"{BEST}/sub2"] = ([], batch / sub_batches(cfg, device, size, 2, batch))  # its own
+    for k in SUB_BATCHES if dtype == "bf16" else ():      # sub-batches side by side: no
+        if batch >= k:                                       # steps of their own
+            out[f"{BEST}/sub{k}"] = ([], batch / sub_batches(cfg, device, size, k, batch))
     return out
 
 
@@ -719,8 +722,8 @@ def measured_floor_line(cfg, device: str, size, batch: int, floor_s: float) -> s
     rate = lambda k: sub_batches(cfg, device, size, k, t_phase=max(floor_s, 0.0))
     return (f"measured, {BEST}'s steps at batch {batch} (bench.phase_times step_best_us): a "
             f"phase floor of {floor_s * 1e6:.2f} us (T_PHASE {T_PHASE * 1e6:.2f} fitted); at "
-            f"it, batch 256: {rate(1):,.0f} images/s, {rate(2):,.0f} in two sub-batches "
-            f"(target 2,000)")
+            f"it, batch 256: {rate(1):,.0f} images/s, {rate(2):,.0f} in two sub-batches, "
+            f"{rate(8):,.0f} in eight (target 2,000)")
 
 
 # ---------------------------------------------------------------------------- report
@@ -859,11 +862,14 @@ def targets(cfg, device, size, meas, barrier: float | None = None,
     lines.append(f"more than these needs a phase floor under T_PHASE ({T_PHASE * 1e6:.2f} us, "
                  f"fitted) or fewer phases")
     lines.append(phase_floor_line(cfg, device, size, row.count * (row.seconds - peak)))
+    rates = {k: sub_batches(cfg, device, size, k) for k in (1, *SUB_BATCHES, 16)}
+    met = [k for k, r in rates.items() if r >= 2000]
     lines.append(f"target bf16 batch 256: >= 2,000 images/s: {BEST} as k sub-batches side by "
                  f"side (PIXELCNN_GRID_SUB_BATCHES=k; sub_batches): " + ", ".join(
-                     f"k = {k} {sub_batches(cfg, device, size, k):,.0f}" for k in (1, 2, 4, 8))
+                     f"k = {k} {r:,.0f}" for k, r in rates.items())
                  + " images/s (one sub-batch's row steps beside another's latency-bound pixel "
-                 "steps; their SM time summed)")
+                 "steps, on the sub-batch tiles; their SM time summed; their launches one at a "
+                 "time) " + (f"(met at k = {', '.join(map(str, met))})" if met else "(MISSED)"))
     lines += resident_lines(cfg, dev, size, row.seconds, barrier, broadcast)
     return lines
 
@@ -871,23 +877,33 @@ def targets(cfg, device, size, meas, barrier: float | None = None,
 BEST = "triton-grid/pdl/prefetch/groups/head"      # the best built design the model has
 
 
+SUB_BATCHES = (2, 4, 8)     # the sub-batch counts `predict` models (.../subk)
+
+
 def sub_batches(cfg, device: str, size, k: int, batch: int = 256,
                 t_phase: float = T_PHASE) -> float:
     """Images/s of BEST (bf16) when a batch runs as k independent sub-batches of batch / k
     side by side (PIXELCNN_GRID_SUB_BATCHES=k: pixelcnn/sampling/triton.schedule, a CUDA
     stream each, lagging W / k pixels behind each other). Each sub-batch's chain is a batch of
-    batch / k's, and the sub-batches share the SMs: a batch takes at least the sum of their
-    SM time, each step's seconds times the share of the SMs' program slots its programs fill
-    (at most all; the row step's 8-warp tiles one an SM, the pixel phases' SLOTS_BF16). The
-    latency-bound pixel phases fill a third of the slots at most, so one sub-batch's row
-    steps can run beside another's pixel steps. Images are independent: the same images."""
+    batch / k's, on the launchers' sub-batch tiles (kernels/sampler_pixel_grid.tiles,
+    sampler_row_gemm.tiles: fewer, larger ones, at the same latency here), and the sub-batches
+    share the SMs: a batch takes at least the sum of their SM time, each step's seconds times
+    the share of the SMs' program slots its programs fill (at most all; the row step's 8-warp
+    tiles one an SM, the pixel phases' SLOTS_BF16). The latency-bound pixel phases fill a
+    third of the slots at most, so one sub-batch's row steps can run beside another's pixel
+    steps. And the GPU's front end starts one kernel at a time: a batch takes at least its
+    launches times T_PDL (assumed: the hop a dependent launch was measured to cost), which
+    bounds k above 8. Images are independent: the same images."""
     dev = DEVICES[device]
-    steps = grid(cfg, dev, "bf16", batch // k, size, label=BEST, t_phase=t_phase)
+    steps = grid(cfg, dev, "bf16", batch // k, size, label=BEST, t_phase=t_phase,
+                 sub_batch=k > 1)
     chain = sum(s.count * s.seconds for s in steps)
-    rows = row_slots(dev, row_tiles(batch // k * size[1], torch.bfloat16, cfg.channels)[2])
+    rows = row_slots(dev, row_tiles(batch // k * size[1], torch.bfloat16, cfg.channels,
+                                    k > 1)[2])
     busy = sum(s.count * s.seconds * min(1.0, s.programs / (
         rows if s.name == "row" else dev.sms * SLOTS_BF16)) for s in steps)
-    return batch / max(chain, k * busy)
+    launches = sum(s.count * s.launches for s in steps) * T_PDL
+    return batch / max(chain, k * busy, k * launches)
 
 
 def phase_floor_at(seconds, target: float) -> float:
@@ -912,16 +928,24 @@ def phase_floor_line(cfg, device: str, size, dense_saving: float) -> str:
     steps, what is left."""
     need = [needed_phase_floor(cfg, device, size, saved) for saved in (0.0, dense_saving)]
     say = lambda t: f"<= {t * 1e6:.2f} us" if t > 0 else "at no phase floor"
-    lo, hi = 0.0, 4 * T_PHASE                 # two sub-batches: bisect (a max of two lines)
-    for _ in range(40):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if sub_batches(cfg, device, size, 2, t_phase=mid) >= 2000 else \
-            (lo, mid)
+    sub = {k: sub_batch_floor(cfg, device, size, k) for k in (2, 8)}
     return (f"target bf16 batch 256: >= 2,000 images/s: {BEST} reaches it while a phase's "
             f"floor is {say(need[0])} with today's row steps (modelled), {say(need[1])} with "
-            f"row steps at the dense bf16 rate, {say(lo)} in two sub-batches side by side "
+            f"row steps at the dense bf16 rate, {say(sub[2])} in two sub-batches side by side, "
+            f"{say(sub[8])} in eight "
             f"(T_PHASE {T_PHASE * 1e6:.2f} us, fitted without PDL's overlap; "
             f"bench.phase_times' step_best_us times this design's steps)")
+
+
+def sub_batch_floor(cfg, device: str, size, k: int) -> float:
+    """The phase floor under which BEST in k sub-batches reaches 2,000 images/s at batch 256:
+    bisected (`sub_batches` is a max of lines in it)."""
+    lo, hi = 0.0, 4 * T_PHASE
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if sub_batches(cfg, device, size, k, t_phase=mid) >= 2000 else \
+            (lo, mid)
+    return lo
 
 
 def resident_bytes(cfg, dtype: str) -> float:

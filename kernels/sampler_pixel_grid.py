@@ -606,13 +606,17 @@ def _sampler_pixel_grid_kernel(counter, x, u, hbuf, row_bias, base, gated, scrat
                 grid_barrier(counter, nprog, POLL)
 
 
-def tiles(batch: int, hidden: int, dtype: torch.dtype, persistent: bool = False) -> tuple:
+def tiles(batch: int, hidden: int, dtype: torch.dtype, persistent: bool = False,
+          sub_batch: bool = False) -> tuple:
     """(BB images, BN columns) per tile: 16 x 16 (tl.dot's smallest); for bf16 above batch 128
-    phase by phase 32 images (each image block re-reads the weights: half the L2 traffic).
-    Not in float32 (its exact products spill there) nor in the persistent kernel, which holds
-    every phase's code in one loop and spills at 32 (bench.compile, tiny bf16 sm_90: 8 bytes;
-    254 registers at 16). A phase has ceil(batch / BB) * ceil(hidden / BN) tiles to spread."""
-    wide = batch > 128 and dtype == torch.bfloat16 and not persistent
+    phase by phase 32 images (each image block re-reads the weights: half the L2 traffic),
+    and above 16 in a sub-batch (one of PIXELCNN_GRID_SUB_BATCHES side by side: half the
+    programs for the same latency, so that the SMs it leaves run the others' steps:
+    bench.roofline.sub_batches). Not in float32 (its exact products spill there) nor in the
+    persistent kernel, which holds every phase's code in one loop and spills at 32
+    (bench.compile, tiny bf16 sm_90: 8 bytes; 254 registers at 16). A phase has
+    ceil(batch / BB) * ceil(hidden / BN) tiles to spread."""
+    wide = batch > (16 if sub_batch else 128) and dtype == torch.bfloat16 and not persistent
     return (32 if wide else 16), 16
 
 
@@ -672,12 +676,13 @@ def phases(layers: int, c, head: bool = False) -> list:
 
 def phase_tiles(ph: int, layers: int, batch: int, hidden: int, dtype: torch.dtype,
                 persistent: bool = False, split: int = 0, left: bool = False,
-                width: int | None = None) -> int:
+                width: int | None = None, sub_batch: bool = False) -> int:
     """Tiles of phase ph: a layer's (over `width` of its columns: `columns`, all by default;
     layer 0 all at a pixel's first sub-pixel, its base); split (1 or 2, l >= 1): + the
     finishing tiles; split 2 (l + 1 < L): + the look-ahead's two halves; + the next layer's
-    base at a pixel's first sub-pixel (left, every column); the head's; out's image blocks."""
-    bb, bn = tiles(batch, hidden, dtype, persistent)
+    base at a pixel's first sub-pixel (left, every column); the head's; out's image blocks
+    (sub_batch: `tiles`)."""
+    bb, bn = tiles(batch, hidden, dtype, persistent, sub_batch)
     blocks = triton.cdiv(batch, bb)
     if ph == 1 and left:                # layer 0 makes its whole base there
         width = hidden
@@ -714,16 +719,17 @@ def widest(cache) -> int:
 
 
 def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool = False,
-           prefetch: bool = False, groups: bool = False, head: bool = False):
+           prefetch: bool = False, groups: bool = False, head: bool = False,
+           sub_batch: bool = False):
     """(args, meta) of the step's phase launches (as `sampler_pixel_grid` makes them; also
     bench.phase_times, which times each phase alone). prefetch: a layer's weights in one K
     tile (BK >= H), loaded before anything else (_layer); groups: colour group c's columns
     only (`columns`); head: the head's hidden activations in the out phase (_head), in
-    blocks of a sampling step's columns (at most 64: [16, 64] tiles)."""
+    blocks of a sampling step's columns (at most 64: [16, 64] tiles); sub_batch: `tiles`."""
     w = cache.w
     B, C, H, W = x.shape
     bk = k_tile(w.hidden, w.wv.dtype)
-    bb, bn = tiles(B, w.hidden, w.wv.dtype, persistent)
+    bb, bn = tiles(B, w.hidden, w.wv.dtype, persistent, sub_batch)
     args = (x, u, cache.hbuf, cache.row_bias, cache.base, cache.gated, cache.scratch,
             cache.skip, cache.ahead, w.wh_prev, w.wh_cur, w.wres_cur, w.bres_cur, w.wres_ahead,
             w.bres_ahead, w.wres, w.bres, w.wskip, w.bskip, w.w1, w.b1, w.w2, w.b2, w.table,
@@ -747,7 +753,8 @@ def launch(cache, x, u, temperature: float, i: int, j: int, c, persistent: bool 
 
 def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
                        programs: int = 0, pdl: bool = False, split: int = 0,
-                       prefetch: bool = False, groups: bool = False, head: bool = False):
+                       prefetch: bool = False, groups: bool = False, head: bool = False,
+                       sub_batch: bool = False):
     """Sample sub-pixel (c, i, j) of x (long [B, C, H, W]) from the uniforms u, or with
     c=None take pixel (i, j) as given (completion) and only update the caches - as the
     PyTorch step `pixelcnn.cache.pixel_step`, on the same GatedCache. programs=0: one launch
@@ -761,7 +768,8 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     only then wait for the previous phase (`_layer`). groups=True: each sub-pixel makes only
     its colour group's columns (`columns`); GatedCache's other groups keep what earlier
     sub-pixels made. head=True: the out phase makes the head's hidden activations too, for
-    its block of images, so that a sub-pixel runs L + 1 phases, not L + 3 (`_head`)."""
+    its block of images, so that a sub-pixel runs L + 1 phases, not L + 3 (`_head`).
+    sub_batch=True: x is one of several sub-batches sampled side by side (`tiles`)."""
     if prefetch and (programs or split):
         raise ValueError("prefetch=True takes one launch per phase, unsplit: programs=0, "
                          f"split=0 (got programs={programs}, split={split})")
@@ -769,7 +777,7 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
     check_device(x, u, w.wv)
     B, hd, L = x.shape[0], w.hidden, w.layers
     args, meta = launch(cache, x, u, temperature, i, j, c, persistent=programs > 0,
-                        prefetch=prefetch, groups=groups, head=head)
+                        prefetch=prefetch, groups=groups, head=head, sub_batch=sub_batch)
     if programs:
         if w.wv.dtype != torch.bfloat16:
             raise ValueError(f"the persistent pixel step takes bf16 weights (float32 spills), "
@@ -784,5 +792,6 @@ def sampler_pixel_grid(cache, x, u, temperature: float, i: int, j: int, c,
         meta.update(SPLIT=int(split))
     width = columns(hd, x.shape[1], c, groups)[1]
     for ph in phases(L, c, head):
-        programs = phase_tiles(ph, L, B, hd, w.wv.dtype, split=split, left=not c, width=width)
+        programs = phase_tiles(ph, L, B, hd, w.wv.dtype, split=split, left=not c, width=width,
+                               sub_batch=sub_batch)
         _sampler_pixel_phase_kernel[(programs,)](ph, *args, **meta)

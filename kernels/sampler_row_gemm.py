@@ -101,7 +101,7 @@ def _sampler_row_gemm_kernel(ph, x, vbuf, v_pre, row_bias, wv, bias_v, wlink, bi
         _link(v_pre, row_bias, wlink, bias_h, B, WIDTH, HD, BM, BN, BK, BF16, INTERPRET)
 
 
-def tiles(positions: int, dtype: torch.dtype, hidden: int) -> tuple:
+def tiles(positions: int, dtype: torch.dtype, hidden: int, sub_batch: bool = False) -> tuple:
     """(BM positions, BN columns, warps) per tile: small tiles while there are few positions
     (more programs share the weights); for bf16 64 x 32 from 1,024 positions (a batch of 32 at
     width 32) and 128 x 32 from 4,096, 128 x 64 for 64 hidden channels or more: each block of
@@ -109,22 +109,24 @@ def tiles(positions: int, dtype: torch.dtype, hidden: int) -> tuple:
     (bench.roofline, cifar preset at batch 256: 2.2 ms a row step with 128 x 32, 1.8 with
     128 x 64; bench.compile: 168-247 registers, no spills; narrower models spill at 64 on
     sm_80, and would mostly multiply padding). float32's exact products spill in tiles that
-    large."""
+    large. sub_batch (one of PIXELCNN_GRID_SUB_BATCHES side by side): the large tiles from
+    1,024 positions, a quarter of the programs for the same chain of K iterations, so that
+    the SMs it leaves run the other sub-batches' steps (bench.roofline.sub_batches)."""
     if dtype != torch.bfloat16:
         return 32, 16, 8
-    if positions < 4096:
+    if positions < (1024 if sub_batch else 4096):
         return (32, 16, 4) if positions < 1024 else (64, 32, 4)
     return 128, (64 if hidden >= 64 else 32), 8
 
 
-def launches(cache, x, i: int, map_v=None) -> tuple:
+def launches(cache, x, i: int, map_v=None, sub_batch: bool = False) -> tuple:
     """(args, meta, [(phase, programs)]) of row i's launches (i >= 1; map_v: row_maps' vertical
-    half, with a conditioning map), as `sampler_row_gemm` makes them (also bench.phase_times,
-    which times them under other launch parameters)."""
+    half, with a conditioning map; sub_batch: `tiles`), as `sampler_row_gemm` makes them (also
+    bench.phase_times, which times them under other launch parameters)."""
     w = cache.w
     B, C, H, W = x.shape
     hd, L = w.hidden, w.layers
-    bm, bn, warps = tiles(B * W, w.wv.dtype, hd)
+    bm, bn, warps = tiles(B * W, w.wv.dtype, hd, sub_batch)
     nm, nn = triton.cdiv(B * W, bm), triton.cdiv(hd, bn)
     args = (x, cache.vbuf, cache.v_pre, cache.row_bias, w.wv, cache.bias_v, w.wlink,
             cache.bias_h, w.table, cache.v_pre if map_v is None else map_v,  # (no map: unread)
@@ -136,10 +138,11 @@ def launches(cache, x, i: int, map_v=None) -> tuple:
     return args, meta, [(0, nm)] + [(1 + l, nm * nn) for l in range(L)] + [(L + 1, L * nm * nn)]
 
 
-def sampler_row_gemm(cache, x, i: int):
-    """Row step i of the incremental sampler (`common.start_row`), as batched GEMMs."""
+def sampler_row_gemm(cache, x, i: int, sub_batch: bool = False):
+    """Row step i of the incremental sampler (`common.start_row`), as batched GEMMs (in one
+    of several sub-batches side by side: sub_batch, see `tiles`)."""
     def launch(map_v):
-        args, meta, todo = launches(cache, x, i, map_v)
+        args, meta, todo = launches(cache, x, i, map_v, sub_batch)
         for ph, programs in todo:
             _sampler_row_gemm_kernel[(programs,)](ph, *args, **meta)
     start_row(cache, x, i, launch)

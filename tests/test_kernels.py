@@ -185,6 +185,26 @@ STEPS = {   # name -> (row kernel, pixel kernel, what the pixel kernel writes,
 }
 
 
+def test_sub_batch_tiles_are_fewer_and_larger():
+    """One of several sub-batches side by side (sub_batch=True) takes bf16 tiles of 32 images
+    above 16 (alone: above 128) and the row step's 128 x 64 from 1,024 positions (alone:
+    4,096): fewer programs at the same latency, the SMs left to the others' steps. float32
+    keeps its tiles (its exact products spill in larger ones); the persistent kernel too."""
+    bf16, f32 = torch.bfloat16, torch.float32
+    assert [pixel_grid.tiles(b, 192, bf16, sub_batch=True) for b in (16, 17, 64)] == \
+        [(16, 16), (32, 16), (32, 16)]
+    assert pixel_grid.tiles(64, 192, bf16) == (16, 16) and pixel_grid.tiles(129, 192, bf16) \
+        == (32, 16)
+    assert pixel_grid.tiles(64, 192, f32, sub_batch=True) == (16, 16)
+    assert pixel_grid.tiles(64, 192, bf16, persistent=True, sub_batch=True) == (16, 16)
+    assert pixel_grid.phase_tiles(2, 15, 64, 192, bf16, sub_batch=True) == \
+        pixel_grid.phase_tiles(2, 15, 64, 192, bf16) // 2
+    assert [row_gemm.tiles(p, bf16, 192, sub_batch=True) for p in (512, 1024, 4096)] == \
+        [(32, 16, 4), (128, 64, 8), (128, 64, 8)]
+    assert row_gemm.tiles(1024, bf16, 192) == (64, 32, 4)
+    assert row_gemm.tiles(1024, f32, 192, sub_batch=True) == (32, 16, 8)
+
+
 def test_grid_k_tile_from_the_environment(monkeypatch):
     """PIXELCNN_GRID_BK sets triton-grid's K tile (to time one against another); anything but
     a power of two >= 16 is refused, saying what it must be. Unset: 32 in bf16, 16 in

@@ -130,6 +130,26 @@ def test_sub_batches_are_refused_bad_values_and_persistent_grids(monkeypatch):
         pixelcnn.sample(model, 2, (2, 2), method="triton-grid")
 
 
+@pytest.mark.parametrize("sub_batches", [1, 3])
+@torch.no_grad()
+def test_sub_batches_ask_for_the_sub_batch_tiles(monkeypatch, sub_batches):
+    """triton-grid's steps for each of k > 1 sub-batches are asked for the sub-batch tiles
+    (sub_batch=True: fewer, larger tiles, which leave SMs to the others), one batch's are not;
+    with the PyTorch steps standing in for the kernels, the images are cached's."""
+    asked = []
+
+    def steps(cache, x, sub_batch=False):
+        asked.append((cache.batch, sub_batch))
+        return row_step, pixel_step
+    monkeypatch.setattr(triton, "_grid_steps", steps)
+    monkeypatch.setenv("PIXELCNN_GRID_SUB_BATCHES", str(sub_batches))
+    model = tiny()
+    u = torch.rand(4, 1, 2, 3, generator=torch.Generator().manual_seed(0))
+    got = pixelcnn.sample(model, 4, (2, 3), method="triton-grid", uniforms=u)
+    assert torch.equal(got, pixelcnn.sample(model, 4, (2, 3), method="cached", uniforms=u))
+    assert asked == ([(4, False)] if sub_batches == 1 else [(2, True), (1, True), (1, True)])
+
+
 @pytest.mark.parametrize("height,width,lanes", [(4, 3, 1), (4, 3, 2), (3, 5, 3), (2, 1, 2)])
 def test_schedule_staggers_the_sub_batches(height, width, lanes):
     """Each sub-batch meets every pixel of the image once, in order, the row step with a row's

@@ -268,15 +268,28 @@ def test_measured_steps_imply_the_phase_floor(tmp_path, capsys):
 def test_sub_batches_share_the_sms():
     """k sub-batches side by side (PIXELCNN_GRID_SUB_BATCHES=k): one is BEST's batch; two of
     128 on the cifar preset beat it (the row steps beside the other's pixel steps); none
-    beats the busier of a sub-batch's chain and the SM time of all of them. A timing under
-    the switch is filed as .../sub2, which `predict` models."""
-    cfg = pixelcnn.preset("cifar")
-    pred = roofline.predict(cfg, "h100", "bf16", 256, (32, 32))
-    one = lambda b: roofline.predict(cfg, "h100", "bf16", b, (32, 32))[roofline.BEST][1]
-    assert roofline.sub_batches(cfg, "h100", (32, 32), 1) == pytest.approx(256 / one(256))
-    two = roofline.sub_batches(cfg, "h100", (32, 32), 2)
-    assert 256 / one(256) < two <= 256 / one(128)
-    assert pred[f"{roofline.BEST}/sub2"][1] == pytest.approx(256 / two)
+    beats a sub-batch's chain (on the sub-batch tiles), the SM time of all of them, or their
+    launches one at a time. The sub-batch tiles are the launchers' (fewer programs, about the
+    same latency). Timings under the switch are filed as .../subk, which `predict` models."""
+    cfg, size = pixelcnn.preset("cifar"), (32, 32)
+    dev = roofline.DEVICES["h100"]
+    pred = roofline.predict(cfg, "h100", "bf16", 256, size)
+    one = lambda b: roofline.predict(cfg, "h100", "bf16", b, size)[roofline.BEST][1]
+    assert roofline.sub_batches(cfg, "h100", size, 1) == pytest.approx(256 / one(256))
+    for k in roofline.SUB_BATCHES:
+        steps = roofline.grid(cfg, dev, "bf16", 256 // k, size, label=roofline.BEST,
+                              sub_batch=True)
+        chain = sum(s.count * s.seconds for s in steps)
+        launches = k * sum(s.count * s.launches for s in steps) * roofline.T_PDL
+        got = roofline.sub_batches(cfg, "h100", size, k)
+        assert 256 / one(256) < got <= min(256 / chain, 256 / launches)
+        assert pred[f"{roofline.BEST}/sub{k}"][1] == pytest.approx(256 / got)
+    plain, lane = (roofline.grid(cfg, dev, "bf16", 64, size, label=roofline.BEST, sub_batch=sub)
+                   for sub in (False, True))
+    for a, b in zip(plain, lane):       # half the programs or fewer, the latency within 10%
+        assert b.programs <= a.programs / 2        # (a prefetched tile's arithmetic doubles)
+        assert b.seconds == pytest.approx(a.seconds, rel=0.1)
+    assert roofline.sub_batches(cfg, "h100", size, 8) >= 2000      # the target, predicted
     assert roofline.variant("triton-grid", "bf16", {"PIXELCNN_GRID_GROUPS": "1",
                                                     "PIXELCNN_GRID_SUB_BATCHES": "2"}) == \
         "triton-grid/groups/sub2"

@@ -28,7 +28,8 @@ PIXELCNN_GRID_SUB_BATCHES=k (triton-grid, opt-in, not yet timed) splits the batc
 sub-batches, each with its own caches, lagging W / k pixels behind one another (`schedule`),
 each captured on a stream of its own in every graph: a sub-batch's row step, a wide GEMM, then
 runs beside the others' pixel steps, which are latency-bound and fill a third of the SMs at
-most (bench.roofline.sub_batches). Images are independent, so they are the same images.
+most (bench.roofline.sub_batches); each takes fewer, larger tiles than a batch of its size
+alone, leaving SMs to the others. Images are independent, so they are the same images.
 """
 from __future__ import annotations
 
@@ -86,11 +87,14 @@ def grid_launch(cache, x, persistent: bool = True) -> dict:
                 prefetch=prefetch, groups=groups_requested(), head=head_requested())
 
 
-def _grid_steps(cache, x):
-    """triton-grid's (row step, pixel step) for this cache, launched as grid_launch says."""
+def _grid_steps(cache, x, sub_batch: bool = False):
+    """triton-grid's (row step, pixel step) for this cache, launched as grid_launch says;
+    sub_batch: the cache's images are one of several sub-batches side by side, whose steps
+    take fewer, larger tiles (kernels/sampler_pixel_grid.tiles, sampler_row_gemm.tiles)."""
     from ..kernels.sampler_pixel_grid import sampler_pixel_grid
     from ..kernels.sampler_row_gemm import sampler_row_gemm
-    return sampler_row_gemm, functools.partial(sampler_pixel_grid, **grid_launch(cache, x))
+    return (functools.partial(sampler_row_gemm, sub_batch=sub_batch),
+            functools.partial(sampler_pixel_grid, **grid_launch(cache, x), sub_batch=sub_batch))
 
 
 def unavailable(model) -> str:
@@ -271,8 +275,9 @@ def sample_triton(job: Job, progress: bool = False, grid: bool = False) -> torch
     (in PIXELCNN_GRID_SUB_BATCHES=k sub-batches side by side: `schedule`)."""
     from ..kernels.grid import persistent_requested, sub_batches_requested
     check_device, launch_flags, sampler_row, sampler_pixel = _kernels()
-    steps = _grid_steps if grid else lambda cache, x: (sampler_row, sampler_pixel)
     k = sub_batches_requested() if grid else 1
+    steps = functools.partial(_grid_steps, sub_batch=k > 1) if grid else \
+        lambda cache, x: (sampler_row, sampler_pixel)
     if k > 1 and persistent_requested():
         raise ValueError("PIXELCNN_GRID_SUB_BATCHES > 1 takes triton-grid's launches per "
                          "phase: unset PIXELCNN_GRID_PERSISTENT (persistent grids side by "
