@@ -421,8 +421,9 @@ def grid(cfg, dev: Device, dtype: str, batch: int, size, t_sync: float = T_SYNC,
     programs = min(dev.sms, (L if left_phase or not fused else 2) * per)   # the widest
     # resident programs an SM, 65,536 registers / (registers x threads) by bench.compile: bf16
     # (4 warps) 168-183 registers in the designs timed so far -> 2, 124-138 since a program
-    # runs one tile (compile-20261126-leftfold) -> 3; float32 (8 warps, 96-250) -> 1
-    slots = dev.sms * (1 if dtype == "float32" else 2 if left_phase or not fused else SLOTS_BF16)
+    # runs one tile (compile-20261126-leftfold) -> 3; float32 (8 warps, 96-250) -> 1; with
+    # the weights prefetched, by shared memory -> SLOTS_PREFETCH
+    slots = dev.sms * pixel_slots(dtype, label)
 
     def blocks(kind, c):
         """Blocks of columns of the kind's own tiles: all, or (.../groups) colour group c's
@@ -889,9 +890,9 @@ def sub_batches(cfg, device: str, size, k: int, batch: int = 256,
     sampler_row_gemm.tiles: fewer, larger ones, at the same latency here), and the sub-batches
     share the SMs: a batch takes at least the sum of their SM time, each step's seconds times
     the share of the SMs' program slots its programs fill (at most all; the row step's 8-warp
-    tiles one an SM, the pixel phases' SLOTS_BF16). The latency-bound pixel phases fill a
-    third of the slots at most, so one sub-batch's row steps can run beside another's pixel
-    steps. And the GPU's front end starts one kernel at a time: a batch takes at least its
+    tiles one an SM, the pixel phases' pixel_slots: SLOTS_PREFETCH). The latency-bound pixel
+    phases fill half the slots at most, so one sub-batch's row steps can run beside another's
+    pixel steps. And the GPU's front end starts one kernel at a time: a batch takes at least its
     launches times T_PDL (assumed: the hop a dependent launch was measured to cost), which
     bounds k above 8. Images are independent: the same images."""
     dev = DEVICES[device]
@@ -901,7 +902,7 @@ def sub_batches(cfg, device: str, size, k: int, batch: int = 256,
     rows = row_slots(dev, row_tiles(batch // k * size[1], torch.bfloat16, cfg.channels,
                                     k > 1)[2])
     busy = sum(s.count * s.seconds * min(1.0, s.programs / (
-        rows if s.name == "row" else dev.sms * SLOTS_BF16)) for s in steps)
+        rows if s.name == "row" else dev.sms * pixel_slots("bf16", BEST))) for s in steps)
     launches = sum(s.count * s.launches for s in steps) * T_PDL
     return batch / max(chain, k * busy, k * launches)
 
@@ -1056,6 +1057,21 @@ def resident_lines(cfg, dev: Device, size, row_s: float, barrier: float | None =
 
 
 SLOTS_BF16 = 3      # programs an SM of today's bf16 phase kernel (124-138 registers, 4 warps)
+SLOTS_PREFETCH = 2  # ... with the weights prefetched (.../prefetch): 74-115 KB of shared memory
+                    # (bf16, cifar: compile-20261127-head36), two in an SM's 228 KB
+
+
+def pixel_slots(dtype: str, label: str) -> int:
+    """Programs an SM of a variant's pixel phase kernel (bf16 by registers, or shared memory
+    where the weights are prefetched; the designs before the fold, 168-183 registers: 2;
+    float32, 8 warps: 1)."""
+    persistent, _, _, fused, _, left_phase = grid_variant(label)
+    if dtype == "float32":
+        return 1
+    if left_phase or not fused:
+        return 2
+    prefetch = "prefetch" in label.split("/") and not persistent
+    return SLOTS_PREFETCH if prefetch else SLOTS_BF16
 
 
 def spread_floor(cfg, dev: Device, batch: int, size, hop: float, head: bool = False) -> float:
