@@ -172,3 +172,30 @@ def test_colour_groups_draw_naives_images(start, monkeypatch, record_property):
     model = model_for("triton-grid", name)
     out, _ = draw(model, name, "triton-grid", start)
     check_flips(out, reference(name, start), name, record_property)
+
+
+@pytest.mark.skipif(not (GPU or INTERPRETED), reason="triton-grid: CUDA or the interpreter")
+def test_sub_batch_tiles_draw_the_same_images(monkeypatch):
+    """bf16 in two sub-batches of 17 images (PIXELCNN_GRID_SUB_BATCHES=2): each sub-batch's
+    pixel steps take tiles of 32 images (sub_batch=True), one block partly masked; a batch of
+    34 alone takes three blocks of 16. An image's products are the same in either tile, so
+    the images are the same, bit for bit, with the best design's switches."""
+    from pixelcnn.kernels import sampler_pixel_grid as pixel_grid
+    tiles, seen = pixel_grid.tiles, set()
+
+    def spy(*args, **kw):
+        seen.add((args[0], tiles(*args, **kw)[0]))
+        return tiles(*args, **kw)
+    monkeypatch.setattr(pixel_grid, "tiles", spy)
+    for switch in ("GROUPS", "PREFETCH", "HEAD"):
+        monkeypatch.setenv(f"PIXELCNN_GRID_{switch}", "1")
+    model = make_model(dtype=torch.bfloat16, in_channels=3, channels=12, layers=2)
+    if GPU:
+        model = model.cuda()
+    u = torch.rand(34, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    out = {}
+    for k in (1, 2):
+        monkeypatch.setenv("PIXELCNN_GRID_SUB_BATCHES", str(k))
+        out[k] = pixelcnn.sample(model, 34, (2, 2), method="triton-grid", uniforms=u)
+    assert {(34, 16), (17, 32)} <= seen
+    assert torch.equal(out[1], out[2])
