@@ -309,10 +309,10 @@ def test_command_prints_the_model_and_the_targets(tmp_path, capsys):
     out = capsys.readouterr().out
     assert set(result) == {(d, b) for d in ("bf16", "float32") for b in (1, 256)}
     assert "predicted vs measured" in out and "H200" in out
-    assert out.count("target bf16") == 3 * 11 + 2  # as timed (a left phase), today, split, ahead,
-    # pdl, pdl with the weights prefetched, colour groups alone and with both, the head in
-    # one phase alone and with all three, persistent; the phase floor the best one needs,
-    # the best one in sub-batches
+    assert out.count("target bf16") == 3 * 11 + 2 + 3  # as timed (a left phase), today, split,
+    # ahead, pdl, pdl with the weights prefetched, colour groups alone and with both, the head
+    # in one phase alone and with all three, persistent; the phase floor the best one needs,
+    # the best one in sub-batches: a line for k = 1 .. 16, one for each k `predict` models
     assert out.count("holds while a cross-SM sync costs") == 3          # pdl, persistent
     assert out.count("bound, bf16 batch 256") == 11    # one product a phase: a launch or
     # nothing between phases; spread: a launch, PDL or nothing; spread, PDL or nothing, with
