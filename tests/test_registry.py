@@ -130,12 +130,13 @@ def test_sub_batches_are_refused_bad_values_and_persistent_grids(monkeypatch):
         pixelcnn.sample(model, 2, (2, 2), method="triton-grid")
 
 
-@pytest.mark.parametrize("sub_batches", [1, 3])
+@pytest.mark.parametrize("sub_batches,n", [(1, 4), (3, 4), (3, 1)])
 @torch.no_grad()
-def test_sub_batches_ask_for_the_sub_batch_tiles(monkeypatch, sub_batches):
+def test_sub_batches_ask_for_the_sub_batch_tiles(monkeypatch, sub_batches, n):
     """triton-grid's steps for each of k > 1 sub-batches are asked for the sub-batch tiles
-    (sub_batch=True: fewer, larger tiles, which leave SMs to the others), one batch's are not;
-    with the PyTorch steps standing in for the kernels, the images are cached's."""
+    (sub_batch=True: fewer, larger tiles, which leave SMs to the others), one batch's are not
+    (nor one image's, in one sub-batch whatever k); with the PyTorch steps standing in for the
+    kernels, the images are cached's."""
     asked = []
 
     def steps(cache, x, sub_batch=False):
@@ -144,10 +145,11 @@ def test_sub_batches_ask_for_the_sub_batch_tiles(monkeypatch, sub_batches):
     monkeypatch.setattr(triton, "_grid_steps", steps)
     monkeypatch.setenv("PIXELCNN_GRID_SUB_BATCHES", str(sub_batches))
     model = tiny()
-    u = torch.rand(4, 1, 2, 3, generator=torch.Generator().manual_seed(0))
-    got = pixelcnn.sample(model, 4, (2, 3), method="triton-grid", uniforms=u)
-    assert torch.equal(got, pixelcnn.sample(model, 4, (2, 3), method="cached", uniforms=u))
-    assert asked == ([(4, False)] if sub_batches == 1 else [(2, True), (1, True), (1, True)])
+    u = torch.rand(n, 1, 2, 3, generator=torch.Generator().manual_seed(0))
+    got = pixelcnn.sample(model, n, (2, 3), method="triton-grid", uniforms=u)
+    assert torch.equal(got, pixelcnn.sample(model, n, (2, 3), method="cached", uniforms=u))
+    assert asked == ([(n, False)] if sub_batches == 1 or n == 1 else
+                     [(2, True), (1, True), (1, True)])
 
 
 @pytest.mark.parametrize("height,width,lanes", [(4, 3, 1), (4, 3, 2), (3, 5, 3), (2, 1, 2)])

@@ -276,7 +276,7 @@ def sample_triton(job: Job, progress: bool = False, grid: bool = False) -> torch
     from ..kernels.grid import persistent_requested, sub_batches_requested
     check_device, launch_flags, sampler_row, sampler_pixel = _kernels()
     k = sub_batches_requested() if grid else 1
-    steps = functools.partial(_grid_steps, sub_batch=k > 1) if grid else \
+    steps = functools.partial(_grid_steps, sub_batch=min(k, job.shape[0]) > 1) if grid else \
         lambda cache, x: (sampler_row, sampler_pixel)
     if k > 1 and persistent_requested():
         raise ValueError("PIXELCNN_GRID_SUB_BATCHES > 1 takes triton-grid's launches per "
