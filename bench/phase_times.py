@@ -197,9 +197,36 @@ def times(model, batch: int, n: int) -> dict:
             max(1, n // L))                                    # and (Hopper) PDL, at each c
         for cc in range(C)}
     out["row_us"] = graphed(lambda: row.sampler_row_gemm(cache, x, i), max(1, n // 20))
+    if w.wv.dtype == torch.bfloat16 and batch >= 2 * LANES:
+        out["lane"] = lane_times(model, batch // LANES, n, hopper)
     out["layer_sweep"] = layer_sweep(grid, args, meta, L, batch, w, n)
     out["row_sweep"] = row_sweep(row, cache, x, i, n)
     return out
+
+
+LANES = 8     # bench.roofline's best sub-batch count (PIXELCNN_GRID_SUB_BATCHES=8)
+
+
+def lane_times(model, batch: int, n: int, hopper: bool) -> dict:
+    """One sub-batch of `batch` images on its sub-batch tiles (sub_batch=True): BEST's step at
+    each c (bench.roofline.BEST: colour groups, the head in out's phase, the weights
+    prefetched, PDL on Hopper) and the row step, in µs. Its chain, 31 row steps and 1,024
+    steps at each c, bounds LANES sub-batches side by side (bench.roofline.sub_batches)."""
+    from pixelcnn.kernels import sampler_pixel_grid as grid
+    from pixelcnn.kernels import sampler_row_gemm as row
+    from pixelcnn.packing import packed
+    C, L = model.config.in_channels, model.config.layers
+    cache = GatedCache(packed(model)).setup(batch, 32, 32)
+    x = torch.zeros(batch, C, 32, 32, dtype=torch.long, device=model.device)
+    u = torch.rand(batch, C, 32, 32, device=model.device)
+    i, j = 1, 2
+    row.sampler_row_gemm(cache, x, i, sub_batch=True)
+    return {"batch": batch,
+            "step_best_us": {str(c): graphed(lambda: grid.sampler_pixel_grid(
+                cache, x, u, 1.0, i, j, c, pdl=hopper, prefetch=True, groups=True, head=True,
+                sub_batch=True), max(1, n // L)) for c in range(C)},
+            "row_us": graphed(lambda: row.sampler_row_gemm(cache, x, i, sub_batch=True),
+                              max(1, n // 20))}
 
 
 # A layer phase's launch parameters to time beside the launcher's: what its ~0.08 us per
@@ -286,6 +313,10 @@ def report(r: dict, layers: int) -> str:
               f"  a 32x32x3 image: {(r['row_us'] * 32 + 1024 * (r['step_c0_us'] + 2 * r['step_us'])) / 1e6:.3f} s "
               f"predicted from these (32 row steps, 1,024 pixels of 3 sub-pixels)",
               "  layer 1's phase: " + swept(r["layer_sweep"]),
+              *([f"  one of {LANES} sub-batches ({r['lane']['batch']} images, its tiles): "
+                 f"the best design's step " + ", ".join(
+                     f"c = {cc} {us:.1f}" for cc, us in r["lane"]["step_best_us"].items())
+                 + f" µs, row step {r['lane']['row_us']:.1f} µs"] if "lane" in r else []),
               "  the row step: " + swept(r["row_sweep"])]
     return "\n".join(lines)
 

@@ -718,6 +718,33 @@ def measured_phase_floor(results: Path, device: str, preset: str, cfg, size) -> 
     return found
 
 
+def measured_lanes(results: Path, device: str, preset: str, size) -> dict:
+    """{(k, images a sub-batch): seconds of a sub-batch's chain} from bench.phase_times'
+    timing of one sub-batch alone on its tiles ("lane": BEST's step at each c and the row
+    step), newest run on the device: H - 1 row steps and H W steps at each c."""
+    found = {}
+    for data in chip_results(results, device):
+        if data.get("preset") != preset:
+            continue
+        for record in data.get("batches", []):
+            lane = record.get("lane")
+            if lane:
+                k = record["batch"] // lane["batch"]
+                found[k, lane["batch"]] = ((size[0] - 1) * lane["row_us"] + size[0] * size[1]
+                                           * sum(lane["step_best_us"].values())) * 1e-6
+    return found
+
+
+def measured_lane_line(cfg, device: str, size, k: int, images: int, chain_s: float) -> str:
+    """A sub-batch's chain as timed against the model's, and the bound it sets on k of them."""
+    model = sum(s.count * s.seconds for s in grid(cfg, DEVICES[device], "bf16", images, size,
+                                                  label=BEST, sub_batch=True))
+    return (f"measured, one of {k} sub-batches ({images} images, its tiles; bench.phase_times "
+            f"lane): a chain of {chain_s * 1e3:.1f} ms (modelled {model * 1e3:.1f}); at most "
+            f"{k * images / chain_s:,.0f} images/s in {k} sub-batches "
+            f"(modelled {sub_batches(cfg, device, size, k, k * images):,.0f}; target 2,000)")
+
+
 def measured_floor_line(cfg, device: str, size, batch: int, floor_s: float) -> str:
     """What BEST predicts at the phase floor its timed steps imply (measured_phase_floor)."""
     rate = lambda k: sub_batches(cfg, device, size, k, t_phase=max(floor_s, 0.0))
@@ -802,6 +829,9 @@ def main(argv=None) -> dict:
         for batch, floor_s in measured_phase_floor(results, args.device, args.preset, cfg,
                                                    size).items():
             print(measured_floor_line(cfg, args.device, size, batch, floor_s))
+        for (k, images), chain_s in measured_lanes(results, args.device, args.preset,
+                                                   size).items():
+            print(measured_lane_line(cfg, args.device, size, k, images, chain_s))
     return result
 
 

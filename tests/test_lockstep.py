@@ -99,6 +99,12 @@ def test_phase_times_cover_every_phase(monkeypatch):
     assert "the layers' weights prefetched 2.0, before PDL's wait nan" in text
     assert "PREFETCH=True 2.00 µs" in text
     assert "the row step: as launched 2.00 µs, num_stages=4 2.00 µs" in text
+    assert "lane" not in r                     # one of eight sub-batches: bf16 from 16 images
+    r["lane"] = pt.lane_times(tiny().to(torch.bfloat16), 2, 30, False)     # (here: 2)
+    assert r["lane"] == {"batch": 2, "step_best_us": {"0": 2.0, "1": 2.0, "2": 2.0},
+                         "row_us": 2.0}
+    assert "one of 8 sub-batches (2 images, its tiles): the best design's step c = 0 2.0, " \
+           "c = 1 2.0, c = 2 2.0 µs, row step 2.0 µs" in pt.report(r, L)
     assert pt.barrier_line({}).endswith("not timed (this Triton has no cooperative launch)")
     assert pt.barrier_line({"atomic, 2 programs": {"us": 1.5},
                             "load, 132 programs": {"error": "E: x"}}) == \

@@ -265,6 +265,28 @@ def test_measured_steps_imply_the_phase_floor(tmp_path, capsys):
            "sub-batches" in out
 
 
+def test_a_timed_sub_batch_bounds_the_sub_batches(tmp_path, capsys):
+    """bench.phase_times' timing of one of eight sub-batches alone ("lane": BEST's step at
+    each c and the row step, on its tiles) is a sub-batch's chain: steps made by the model
+    give the model's chain back, and the command prints the bound it sets."""
+    cfg, dev = pixelcnn.preset("cifar"), roofline.DEVICES["h100"]
+    steps = roofline.grid(cfg, dev, "bf16", 32, (32, 32), label=roofline.BEST, sub_batch=True)
+    lane = {"batch": 32, "row_us": steps[0].seconds * 1e6,
+            "step_best_us": {str(c): s.seconds * 1e6 for c, s in enumerate(steps[1:])}}
+    data = {"machine": {"device_name": "NVIDIA H100 80GB HBM3"}, "preset": "cifar",
+            "batches": [{"batch": 256, "lane": lane}]}
+    (tmp_path / "x-cuda-phase-times.json").write_text(json.dumps(data))
+    chain = sum(s.count * s.seconds for s in steps)
+    got = roofline.measured_lanes(tmp_path, "h100", "cifar", (32, 32))
+    assert got == {(8, 32): pytest.approx(chain)}
+    roofline.main(["--preset", "cifar", "--device", "h100", "--dtypes", "bf16", "--batches",
+                   "256", "--results", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert f"measured, one of 8 sub-batches (32 images, its tiles; bench.phase_times lane): a " \
+           f"chain of {chain * 1e3:.1f} ms (modelled {chain * 1e3:.1f}); at most " \
+           f"{256 / chain:,.0f} images/s in 8 sub-batches" in out
+
+
 def test_sub_batches_share_the_sms():
     """k sub-batches side by side (PIXELCNN_GRID_SUB_BATCHES=k): one is BEST's batch; two of
     128 on the cifar preset beat it (the row steps beside the other's pixel steps); none
