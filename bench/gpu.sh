@@ -7,10 +7,11 @@
 #
 #   bash bench/gpu.sh                 every step, under 20 minutes
 #   bash bench/gpu.sh --part 1|2|3    a third of them, under 10 minutes each (the device
-#                                     tool's limit for one command): 1 L2's broadcast and a
-#                                     grid barrier alone (first: a minute), bf16 sampling
-#                                     (the pipeline, barrier and K-tile candidates too) and
-#                                     the roofline,
+#                                     tool's limit for one command): 1 lockstep, the best
+#                                     design in eight sub-batches (the target) and its
+#                                     variants, phase times, L2's broadcast and a grid
+#                                     barrier alone, bf16 sampling (the pipeline, barrier and
+#                                     K-tile candidates too) and the roofline,
 #                                     2 float32, compile, kernels, cached,
 #                                     3 training
 #   bash bench/gpu.sh STEP...         these steps only
@@ -18,7 +19,7 @@
 #                                     tiny sizes, Triton's interpreter; files in
 #                                     runs/gpu-dry-run/<UTC time>/ instead of $OUT
 #
-# Steps, in order: chip lockstep phase-times grid-groups compile kernels sample-bf16
+# Steps, in order: lockstep grid-groups phase-times chip compile kernels sample-bf16
 # grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll
 # grid-bk128 sample-fp32 cached train-throughput roofline train-ship (data is built first when
 # a step needs it).
@@ -33,7 +34,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-ALL="chip lockstep phase-times grid-groups compile kernels sample-bf16 grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
+ALL="lockstep grid-groups phase-times chip compile kernels sample-bf16 grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached train-throughput roofline train-ship"
 SAMPLE_STEPS=" sample-bf16 grid-groups grid-prefetch gate-fp32 grid-split grid-ahead grid-stages grid-pdl grid-persistent grid-poll grid-bk128 sample-fp32 cached "
 DATA_STEPS="$SAMPLE_STEPS train-throughput train-ship "
 DRY=${DRY_RUN:-0}
@@ -51,7 +52,7 @@ while [ $# -gt 0 ]; do
 done
 case $PART in
   all) DEFAULT=$ALL; TAG=all; BUDGET=${BUDGET:-1170} ;;
-  1) DEFAULT="chip lockstep phase-times grid-groups sample-bf16 grid-prefetch grid-split grid-ahead gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
+  1) DEFAULT="lockstep grid-groups phase-times chip sample-bf16 grid-prefetch grid-split grid-ahead gate-fp32 grid-stages grid-pdl grid-persistent grid-poll grid-bk128 roofline"; TAG=part1; BUDGET=${BUDGET:-570} ;;
   2) DEFAULT="sample-fp32 compile kernels cached roofline"; TAG=part2; BUDGET=${BUDGET:-570} ;;
   3) DEFAULT="train-throughput train-ship"; TAG=part3; BUDGET=${BUDGET:-570} ;;
   *) usage "--part takes 1, 2 or 3, got $PART" ;;
