@@ -678,6 +678,14 @@ def chip_results(results: Path, device: str):
             yield data
 
 
+def phase_records(results: Path, device: str, preset: str):
+    """Every batch size's record of the bench.phase_times runs on the device for the preset's
+    model, oldest run first (so the newest wins where a caller keys them)."""
+    for data in chip_results(results, device):
+        if data.get("preset") == preset:
+            yield from data.get("batches", [])
+
+
 def measured_barrier(results: Path, device: str) -> float | None:
     """Seconds of the cheapest grid barrier alone (any poll) that bench.phase_times timed on
     the device among more than 2 programs (one an SM), or None."""
@@ -705,16 +713,13 @@ def measured_phase_floor(results: Path, device: str, preset: str, cfg, size) -> 
     from the newest run on the device: the model's pixel steps are linear in it, so the floor
     is where their sum meets the measured sum."""
     dev, found = DEVICES[device], {}
-    for data in chip_results(results, device):
-        if data.get("preset") != preset:
+    for record in phase_records(results, device, preset):
+        got = record.get("step_best_us")
+        if not got:
             continue
-        for record in data.get("batches", []):
-            got = record.get("step_best_us")
-            if not got:
-                continue
-            steps = lambda t: sum(s.seconds for s in grid(cfg, dev, "bf16", record["batch"],
-                                                          size, label=BEST, t_phase=t)[1:])
-            found[record["batch"]] = phase_floor_at(steps, sum(got.values()) * 1e-6)
+        steps = lambda t: sum(s.seconds for s in grid(cfg, dev, "bf16", record["batch"],
+                                                      size, label=BEST, t_phase=t)[1:])
+        found[record["batch"]] = phase_floor_at(steps, sum(got.values()) * 1e-6)
     return found
 
 
@@ -723,15 +728,12 @@ def measured_lanes(results: Path, device: str, preset: str, size) -> dict:
     timing of one sub-batch alone on its tiles ("lane": BEST's step at each c and the row
     step), newest run on the device: H - 1 row steps and H W steps at each c."""
     found = {}
-    for data in chip_results(results, device):
-        if data.get("preset") != preset:
-            continue
-        for record in data.get("batches", []):
-            lane = record.get("lane")
-            if lane:
-                k = record["batch"] // lane["batch"]
-                found[k, lane["batch"]] = ((size[0] - 1) * lane["row_us"] + size[0] * size[1]
-                                           * sum(lane["step_best_us"].values())) * 1e-6
+    for record in phase_records(results, device, preset):
+        lane = record.get("lane")
+        if lane:
+            k = record["batch"] // lane["batch"]
+            found[k, lane["batch"]] = ((size[0] - 1) * lane["row_us"] + size[0] * size[1]
+                                       * sum(lane["step_best_us"].values())) * 1e-6
     return found
 
 

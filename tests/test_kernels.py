@@ -207,6 +207,33 @@ def test_sub_batch_tiles_are_fewer_and_larger():
     assert row_gemm.tiles(1024, f32, 192, sub_batch=True) == (32, 16, 8)
 
 
+F36 = lambda fields: fields.get("embedding_dim") == 12      # the F36 map model
+CODES = lambda fields: fields.get("embedding_dim") == 4     # the codes model
+ON_MODELS = {   # step -> (the SAMPLER models whose lockstep case runs it, why only those)
+    "grid-whole-k": (lambda fields: fields["channels"] > 32,
+                     "one K tile either way below 33 channels: the c36 model tests it"),
+    "grid-wide-tiles": (CODES, "tiles wider than the model, partly masked: the codes model "
+                               "(bf16 tiles of 32 images on an RGB model: "
+                               "test_sampler_contract's sub-batch tiles)"),
+    "grid-split": (lambda fields: fields["in_channels"] == 1 and fields["kernel_size"] == 5,
+                   "the split tiles meet the same buffers: the k5 model tests it (the "
+                   "look-ahead's cases take its finishing tiles too, on the F36 map model)"),
+    "grid-ahead": (CODES, "the look-ahead meets the same buffers as the split: the codes model "
+                          "(the F36 map model takes it with colour groups)"),
+    "grid-groups-ahead": (F36, "colour groups with the look-ahead: the F36 map model (12 "
+                               "columns a group; one channel has one group, every column)"),
+    "grid-groups-prefetch": (F36, "colour groups with the weights prefetched: the F36 map "
+                                  "model (12 a group)"),
+    "grid-head": (F36, "the head in out's programs: the F36 map model (36 columns in 3 "
+                       "blocks)"),
+    "grid-groups-head": (F36, "the head in out's programs, with colour groups and the weights "
+                              "prefetched: the F36 map model"),
+    "grid-prefetch": (lambda fields: fields.get("num_classes") == 3,
+                      "the gate tiles' K in one tile: the class models (the F36 map model, "
+                      "three K tiles otherwise, takes it with colour groups and with the head)"),
+}
+
+
 def test_grid_k_tile_from_the_environment(monkeypatch):
     """PIXELCNN_GRID_BK sets triton-grid's K tile (to time one against another); anything but
     a power of two >= 16 is refused, saying what it must be. Unset: 32 in bf16, 16 in
@@ -394,30 +421,9 @@ def test_sampler_steps_match_reference(fields, size, steps, monkeypatch):
     form Triton's interpreter can run); a 3-layer model gives them residuals between layers
     (5 layers for the look-ahead, whose input half starts at layer 3)."""
     row_kernel, pixel_kernel, pixel_writes, tiles = STEPS[steps]
-    if steps == "grid-whole-k" and fields["channels"] <= 32:
-        pytest.skip("one K tile either way below 33 channels: the c36 model tests it")
-    if steps == "grid-wide-tiles" and fields.get("embedding_dim") != 4:
-        pytest.skip("tiles wider than the model, partly masked: the codes model (bf16 tiles of "
-                    "32 images on an RGB model: test_sampler_contract's sub-batch tiles)")
-    if steps == "grid-split" and not (fields["in_channels"] == 1 and fields["kernel_size"] == 5):
-        pytest.skip("the split tiles meet the same buffers: the k5 model tests it (the "
-                    "look-ahead's cases take its finishing tiles too, on the F36 map model)")
-    if steps == "grid-ahead" and fields.get("embedding_dim") != 4:
-        pytest.skip("the look-ahead meets the same buffers as the split: the codes model (the "
-                    "F36 map model takes it with colour groups)")
-    if steps == "grid-groups-ahead" and fields.get("embedding_dim") != 12:
-        pytest.skip("colour groups with the look-ahead: the F36 map model (12 columns a "
-                    "group; one channel has one group, every column)")
-    if steps == "grid-groups-prefetch" and fields.get("embedding_dim") != 12:
-        pytest.skip("colour groups with the weights prefetched: the F36 map model (12 a group)")
-    if steps == "grid-head" and fields.get("embedding_dim") != 12:
-        pytest.skip("the head in out's programs: the F36 map model (36 columns in 3 blocks)")
-    if steps == "grid-groups-head" and fields.get("embedding_dim") != 12:
-        pytest.skip("the head in out's programs, with colour groups and the weights "
-                    "prefetched: the F36 map model")
-    if steps == "grid-prefetch" and fields.get("num_classes") != 3:
-        pytest.skip("the gate tiles' K in one tile: the class models (the F36 map model, three "
-                    "K tiles otherwise, takes it with colour groups and with the head)")
+    runs_on, why = ON_MODELS.get(steps, (lambda fields: True, ""))
+    if not runs_on(fields):
+        pytest.skip(why)
     for (module, name), fn in tiles.items():
         monkeypatch.setattr(module, name, fn)
     layers = {"program": 2, "grid-ahead": 5, "grid-groups-ahead": 5}.get(steps, 3)
